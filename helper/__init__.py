@@ -1,0 +1,14 @@
+"""Helpers for the Intro to PyTorch course.
+
+One job per module:
+
+- ``helper.data``   where data lives, downloads, fake data for tests
+- ``helper.plots``  ``view_classify``, ``imshow``, ``show_batch``, ``plot_history``, ...
+- ``helper.train``  the course's one train/evaluate loop and device choice
+- ``helper.models`` small model builders and the pretrained network loader
+
+Import the module you need (``from helper.plots import view_classify``); importing
+``helper`` itself is cheap and pulls in nothing heavy.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,189 @@
+"""Plots used across the course.
+
+Every function here reads its inputs and never changes them: tensors are copied
+(``detach().cpu()``) before any reshape. Wrong shapes fail with a message that says
+what was expected.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+# ImageNet statistics, the usual ``Normalize`` for pretrained torchvision models.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _as_tensor(x, name: str) -> torch.Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(x)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} should be a torch.Tensor or numpy array, got {type(x).__name__}")
+    return x.detach().cpu().clone()
+
+
+def _image_hwc(img: torch.Tensor, name: str = "img") -> np.ndarray:
+    """(C, H, W), (H, W) or a flat square image -> (H, W) or (H, W, 3) numpy array."""
+    if img.dim() == 1:
+        side = int(round(img.numel() ** 0.5))
+        if side * side != img.numel():
+            raise ValueError(f"{name} is flat with {img.numel()} values, which is not a square image; "
+                             "pass (1, 28, 28), (28, 28) or 784 values")
+        return img.reshape(side, side).float().numpy()
+    if img.dim() == 4 and img.shape[0] == 1:
+        img = img[0]
+    if img.dim() == 2:
+        return img.float().numpy()
+    if img.dim() == 3 and img.shape[0] == 1:
+        return img[0].float().numpy()
+    if img.dim() == 3 and img.shape[0] == 3:
+        return img.permute(1, 2, 0).float().numpy()
+    raise ValueError(f"expected {name} of shape (1, H, W), (3, H, W), (H, W) or (H*W,), "
+                     f"got {tuple(img.shape)}; for a batch, pick one image with images[0]")
+
+
+def view_classify(img, probs, classes: Sequence[str] | None = None, title: str | None = None):
+    """Show an image next to a bar chart of its predicted class probabilities.
+
+    img:     one image, (1, 28, 28), (28, 28), (784,) or (3, H, W); a batch of one is fine
+    probs:   (K,) or (1, K) probabilities (softmax output, or ``exp`` of log-softmax)
+    classes: K class names; default ``0 .. K-1`` (MNIST digits). Use
+             ``helper.data.FASHION_CLASSES`` for Fashion-MNIST.
+    Returns the matplotlib figure.
+    """
+    img = _as_tensor(img, "img")
+    probs = _as_tensor(probs, "probs")
+    if probs.dim() == 2 and probs.shape[0] == 1:
+        probs = probs[0]
+    if probs.dim() != 1:
+        raise ValueError(f"expected probabilities of shape (K,) or (1, K) for ONE image, got "
+                         f"{tuple(probs.shape)}; pass ps[0] to show the first image of a batch")
+    k = probs.shape[0]
+    classes = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(classes) != k:
+        raise ValueError(f"got {k} probabilities but {len(classes)} class names")
+    if probs.min() < -1e-6 or abs(float(probs.sum()) - 1) > 1e-3:
+        raise ValueError("probs should be probabilities that sum to 1; if you have log-probabilities "
+                         "(LogSoftmax output) pass torch.exp(logps), if raw scores pass softmax(scores, dim=1)")
+    image = _image_hwc(img)
+
+    fig, (ax1, ax2) = plt.subplots(figsize=(6, 9 * max(k, 4) / 20 + 1), ncols=2)
+    ax1.imshow(image, cmap="gray" if image.ndim == 2 else None)
+    ax1.axis("off")
+    if title:
+        ax1.set_title(title)
+    ax2.barh(np.arange(k), probs.numpy())
+    ax2.set_aspect(0.1)
+    ax2.set_yticks(np.arange(k))
+    ax2.set_yticklabels(classes, size="small")
+    ax2.invert_yaxis()
+    ax2.set_title("Class probability")
+    ax2.set_xlim(0, 1.1)
+    fig.tight_layout()
+    return fig
+
+
+def denormalize(img: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo ``transforms.Normalize(mean, std)`` on a (C, H, W) tensor; returns a new tensor."""
+    img = _as_tensor(img, "img")
+    c = img.shape[0]
+    if len(mean) not in (1, c) or len(std) not in (1, c):
+        raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for an image with {c} channels")
+    m = torch.tensor(mean, dtype=img.dtype).view(-1, 1, 1)
+    s = torch.tensor(std, dtype=img.dtype).view(-1, 1, 1)
+    return img * s + m
+
+
+def imshow(image, ax=None, title: str | None = None, normalize: bool = True,
+           mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD):
+    """Show one image tensor.
+
+    image:     (3, H, W) RGB or (1, H, W) / (H, W) grey, as a DataLoader gives it
+    normalize: True when the tensor went through ``Normalize(mean, std)``; the
+               normalisation is undone for display (values are then clipped to [0, 1])
+    Returns the matplotlib axes.
+    """
+    image = _as_tensor(image, "image")
+    if image.dim() == 2:
+        image = image.unsqueeze(0)
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"expected one image of shape (3, H, W), (1, H, W) or (H, W), got "
+                         f"{tuple(image.shape)}; for a batch, pass images[0]")
+    if normalize:
+        if image.shape[0] == 1 and len(mean) == 3:
+            mean, std = mean[:1], std[:1]
+        image = denormalize(image, mean, std)
+    arr = np.clip(_image_hwc(image), 0, 1)
+    if ax is None:
+        _, ax = plt.subplots()
+    ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None)
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def show_batch(images, labels=None, classes: Sequence[str] | None = None, n: int = 8,
+               ncols: int = 8, normalize: bool = True, mean: Sequence[float] = IMAGENET_MEAN,
+               std: Sequence[float] = IMAGENET_STD):
+    """Show the first ``n`` images of a batch in a grid, titled with their labels.
+
+    images: (B, C, H, W) with C = 1 or 3
+    labels: (B,) class indices, optional; ``classes`` turns them into names
+    Returns the matplotlib figure.
+    """
+    images = _as_tensor(images, "images")
+    if images.dim() != 4:
+        raise ValueError(f"expected a batch of shape (B, C, H, W), got {tuple(images.shape)}")
+    n = min(n, images.shape[0])
+    if labels is not None:
+        labels = _as_tensor(labels, "labels")
+        if labels.shape[0] < n:
+            raise ValueError(f"got {images.shape[0]} images but only {labels.shape[0]} labels")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.8 * nrows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.axis("off")
+            continue
+        title = None
+        if labels is not None:
+            y = int(labels[i])
+            title = classes[y] if classes is not None else str(y)
+        imshow(images[i], ax=ax, title=title, normalize=normalize, mean=mean, std=std)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: Mapping[str, Sequence[float]], title: str | None = None):
+    """Draw training curves from a history dict (what ``helper.train.fit`` returns).
+
+    history: {"train_loss": [...], "test_loss": [...], "test_accuracy": [...], ...};
+             keys containing "loss" go on the left axes, "acc" on the right one.
+    Returns the matplotlib figure.
+    """
+    if not isinstance(history, Mapping) or not history:
+        raise ValueError("history should be a non-empty dict of lists, e.g. {'train_loss': [...]}")
+    losses = {k: v for k, v in history.items() if "loss" in k and len(v)}
+    accs = {k: v for k, v in history.items() if "acc" in k and len(v)}
+    if not losses and not accs:
+        raise ValueError(f"no key with 'loss' or 'acc' in history keys {list(history)}")
+    ncols = int(bool(losses)) + int(bool(accs))
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.5), squeeze=False)
+    for ax, curves, ylabel in zip(axes[0], [c for c in (losses, accs) if c],
+                                  [y for c, y in ((losses, "loss"), (accs, "accuracy")) if c]):
+        for name, values in curves.items():
+            ax.plot(range(1, len(values) + 1), list(values), marker="o", ms=3, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
