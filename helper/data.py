@@ -78,29 +78,28 @@ def is_download_failure(exc: BaseException) -> bool:
 
 def _ipython_handler(shell, etype, evalue, tb, tb_offset=None):
     """IPython custom-exception hook: a short fix-it message for download failures."""
-    if not is_download_failure(evalue):  # not ours: IPython's usual traceback
-        return shell.InteractiveTB.structured_traceback(etype, evalue, tb, tb_offset=tb_offset)
-    return [f"{etype.__name__}: " + OFFLINE_HINT.format(root=data_root())]
+    if is_download_failure(evalue):
+        shell._showtraceback(etype, evalue, [f"{etype.__name__}: " + OFFLINE_HINT.format(root=data_root())])
+    else:  # not ours: IPython's usual traceback
+        shell.showtraceback((etype, evalue, tb), tb_offset=tb_offset)
 
 
-def install_offline_hint() -> bool:
+def install_offline_hint() -> None:
     """Show one short fix-it message instead of a long traceback when a download fails.
 
     Call it once in a notebook (the setup cell does). The cell still fails, as it
-    should; only what the learner reads changes. Returns False outside IPython.
+    should; only what the learner reads changes. Does nothing outside IPython.
     """
     try:
         from IPython import get_ipython
     except ImportError:
-        return False
+        return
     shell = get_ipython()
     if shell is None:
-        return False
-    # IPython matches these by exact type: torchvision raises plain RuntimeError and
-    # URLError when a download fails; anything else keeps the usual traceback.
-    shell.set_custom_exc((RuntimeError, URLError, DataUnavailableError, ConnectionError),
-                         _ipython_handler)
-    return True
+        return
+    # torchvision raises RuntimeError or URLError when a download fails (and
+    # DataUnavailableError is a RuntimeError); any other error keeps its usual traceback.
+    shell.set_custom_exc((RuntimeError, URLError, ConnectionError), _ipython_handler)
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,51 @@
+# Intro to PyTorch — common tasks. Each target installs what it needs first.
+#
+#   make lab        JupyterLab on notebooks/ (what learners open)
+#   make test       the whole test suite (helper tests, grading, nbval on solutions/)
+#   make install    virtual environment in $(VENV) with requirements.txt and `helper`
+#   make release    regenerate notebooks/ from solutions/ (PART=03-training for one part)
+#   make data       download every data set the course uses (run once while online)
+#   make assets     redraw the diagrams in assets/ and re-embed them in the solutions
+#   make outputs    re-execute solutions (PART=...) and store their outputs
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Tools the venv provides (nbgrader runs `alembic`) come first on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+PART ?=
+STAMP := $(VENV)/.course-installed
+NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+.PHONY: lab test install release data assets outputs clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	touch $(STAMP)
+
+lab: install
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+
+test: install
+	$(PY) -m pytest $(NBVAL) tests solutions -v --durations=15
+
+release: install
+	$(PY) -m tools.nbtools release $(PART)
+
+data: install
+	$(PY) -m helper.data download
+
+assets: install
+	$(PY) assets/draw.py
+	$(PY) -m tools.nbtools stamp
+
+outputs: install
+	$(PY) -m tools.nbtools execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
+
+clean:
+	rm -rf gradebook.db submitted autograded feedback grades.csv .pytest_cache
+	find . -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,156 @@
+"""helper.data: one data root, fake data torchvision can read and a model can learn,
+and one short message when the data can't be had."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torchvision import datasets, transforms
+
+import helper.data as hd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fake_root(tmp_path_factory):
+    return hd.write_fake_data(tmp_path_factory.mktemp("fake"), seed=1)
+
+
+def test_data_root_follows_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA", str(tmp_path))
+    assert hd.data_root() == tmp_path
+    monkeypatch.delenv("COURSE_DATA")
+    assert hd.data_root() == Path("~/.pytorch").expanduser()
+
+
+def test_idx_round_trip_through_torchvision_reader(tmp_path):
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
+    labels = torch.tensor([3, 1, 4, 1, 5], dtype=torch.uint8)
+    hd.write_idx(tmp_path / "img", images.numpy())
+    hd.write_idx(tmp_path / "lbl", labels.numpy())
+    assert torch.equal(read_image_file(str(tmp_path / "img")), images)
+    assert torch.equal(read_label_file(str(tmp_path / "lbl")), labels.long())
+
+
+@pytest.mark.parametrize("cls", [datasets.MNIST, datasets.FashionMNIST])
+def test_fake_idx_data_loads_with_canonical_call(fake_root, cls):
+    # download=True must find the files and never touch the network.
+    train = cls(str(fake_root), download=True, train=True, transform=transforms.ToTensor())
+    test = cls(str(fake_root), download=True, train=False, transform=transforms.ToTensor())
+    assert (len(train), len(test)) == ((6000, 1000) if cls is datasets.MNIST else (1200, 300))
+    image, label = train[0]
+    assert image.shape == (1, 28, 28) and 0 <= label < 10
+    assert set(train.targets.tolist()) == set(range(10)), "every class appears"
+
+
+def test_fake_cats_and_dogs_layout(fake_root):
+    for split, n in (("train", 80), ("test", 30)):
+        folder = datasets.ImageFolder(str(fake_root / "Cat_Dog_data" / split))
+        assert folder.classes == ["cat", "dog"]
+        assert len(folder) == 2 * n
+        img, _ = folder[0]
+        assert img.mode == "RGB"
+    assert hd.cats_and_dogs(fake_root, download=False) == fake_root / "Cat_Dog_data"
+
+
+def _train_and_score(train, test, in_features, epochs, seed=0):
+    """A tiny MLP trained for a few seconds; returns test accuracy."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(in_features, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    loader = torch.utils.data.DataLoader(train, batch_size=64, shuffle=True)
+    for _ in range(epochs):
+        for x, y in loader:
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    x, y = next(iter(torch.utils.data.DataLoader(test, batch_size=len(test))))
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+@pytest.mark.parametrize("cls, epochs, floor", [(datasets.MNIST, 3, 0.6), (datasets.FashionMNIST, 5, 0.7)])
+def test_fake_idx_data_is_learnable(fake_root, cls, epochs, floor):
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
+    train = cls(str(fake_root), train=True, transform=tf)
+    test = cls(str(fake_root), train=False, transform=tf)
+    train = torch.utils.data.Subset(train, range(min(len(train), 3000)))  # a few seconds
+    acc = _train_and_score(train, test, 784, epochs)
+    assert acc > floor, f"{cls.__name__} fake data: test accuracy {acc:.2f} (chance is 0.10)"
+
+
+def test_fake_cats_and_dogs_are_learnable(fake_root):
+    tf = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
+    train = datasets.ImageFolder(str(fake_root / "Cat_Dog_data" / "train"), transform=tf)
+    test = datasets.ImageFolder(str(fake_root / "Cat_Dog_data" / "test"), transform=tf)
+    acc = _train_and_score(train, test, 3 * 16 * 16, epochs=10)
+    assert acc > 0.85, f"cats vs dogs fake data: test accuracy {acc:.2f} (chance is 0.50)"
+
+
+def test_fake_data_is_reproducible(tmp_path):
+    a = hd.write_fake_data(tmp_path / "a", seed=3, mnist=(20, 5), fashion=(20, 5), cats_dogs=(2, 1))
+    b = hd.write_fake_data(tmp_path / "b", seed=3, mnist=(20, 5), fashion=(20, 5), cats_dogs=(2, 1))
+    for f in sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()):
+        assert (a / f).read_bytes() == (b / f).read_bytes(), f
+
+
+def test_fake_cli_writes_data(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "helper.data", "fake", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    assert str(tmp_path) in out.stdout
+    assert (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
+
+
+# --- when the data is missing and the network is unreachable -------------------------
+
+NO_NETWORK = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+              "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+              "no_proxy": "", "NO_PROXY": ""}
+
+
+def test_download_cli_offline_gives_one_short_message(tmp_path):
+    env = {**os.environ, **NO_NETWORK, "COURSE_DATA": str(tmp_path / "empty")}
+    run = subprocess.run([sys.executable, "-m", "helper.data", "download"], capture_output=True,
+                         text=True, env=env, cwd=ROOT, timeout=120)
+    assert run.returncode == 1
+    assert "make data" in run.stderr and "COURSE_DATA" in run.stderr
+    assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) <= 4, run.stderr
+
+
+def test_cats_and_dogs_missing_without_download(tmp_path):
+    with pytest.raises(hd.DataUnavailableError, match="make data"):
+        hd.cats_and_dogs(tmp_path, download=False)
+
+
+def test_notebook_shows_short_hint_instead_of_traceback(tmp_path):
+    """In a real kernel: the canonical torchvision call, no data, no network."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import helper.data\nhelper.data.install_offline_hint()"),
+        nbformat.v4.new_code_cell("from torchvision import datasets\nfrom helper.data import DATA_ROOT\n"
+                                  "datasets.MNIST(DATA_ROOT, download=True, train=True)"),
+        nbformat.v4.new_code_cell("raise RuntimeError('an ordinary bug')"),
+    ])
+    env = {**os.environ, **NO_NETWORK, "COURSE_DATA": str(tmp_path / "empty")}
+    old = dict(os.environ)
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    [error] = [o for o in nb.cells[1].outputs if o.output_type == "error"]
+    text = "\n".join(error.traceback)
+    assert "make data" in text and "COURSE_DATA" in text
+    assert len(text.splitlines()) <= 4, text
+    [ordinary] = [o for o in nb.cells[2].outputs if o.output_type == "error"]
+    assert "an ordinary bug" in ordinary.evalue and len(ordinary.traceback) > 1
