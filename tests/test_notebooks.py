@@ -165,3 +165,15 @@ def test_solutions_are_stored_executed_and_warning_free(part):
                 assert "raises-exception" in cell.metadata.get("tags", [])
     counts = [c.execution_count for c in code_cells(nb) if c.execution_count is not None]
     assert counts == sorted(counts), f"{part} was not executed top to bottom"
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_figures_render_in_feedback_html(part):
+    """nbgrader's feedback is nbconvert HTML: every embedded figure must become an <img>."""
+    from nbconvert import HTMLExporter
+
+    nb = read(nbtools.part_notebook(part, release=True))
+    figures = [f for c in nb.cells if c.cell_type == "markdown" for f in nbtools.embedded_figures(c.source)]
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    rendered = re.findall(r'<img [^>]*src="data:image/png;base64,', html)
+    assert len(rendered) >= len(figures), f"{part}: {len(figures)} figures, {len(rendered)} rendered"
