@@ -1,0 +1,82 @@
+"""Command line: ``python -m instructor COMMAND`` (run in the course folder, or pass --course).
+
+    check                          is student code confined on this machine? (says so loudly)
+    autograde [--part P] [--jobs N] [--student S] [--timeout SEC]
+    feedback  [--part P]           HTML feedback per student, in feedback/
+    grades    [--out grades.csv]   nbgrader's CSV export
+    collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
+
+Exit status: 0 done; 1 autograde finished but flagged submissions need a look; 2 refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import grading, sandbox
+
+
+def _parts(value: str | None) -> list[str] | None:
+    return [p for p in (value or "").replace(",", " ").split() if p] or None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m instructor", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--course", type=Path, default=Path.cwd(), help="course folder (default: here)")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("check", help="report whether student code can be confined here")
+    p = sub.add_parser("autograde", help="autograde submitted/ into autograded/ and the gradebook")
+    p.add_argument("--part", help="one part, or several separated by spaces/commas (default: all released)")
+    p.add_argument("--student", help="only these students (spaces/commas)")
+    p.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    p.add_argument("--timeout", type=int, help="seconds per cell (default GRADING_TIMEOUT or nbgrader_config.py)")
+    p.add_argument("--notebook-timeout", type=int, help="seconds per notebook")
+    p.add_argument("--memory", help="address space per kernel, e.g. 6G")
+    p.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="default GRADING_SANDBOX or bwrap")
+    p = sub.add_parser("feedback", help="HTML feedback for every graded submission")
+    p.add_argument("--part")
+    p = sub.add_parser("grades", help="export the gradebook to CSV")
+    p.add_argument("--out", type=Path, default=Path("grades.csv"))
+    p = sub.add_parser("collect", help="collect downloaded submissions with nbgrader zip_collect")
+    p.add_argument("source", type=Path, help="folder of <student>_<part>.ipynb files and/or .zip archives")
+    p.add_argument("--part", required=True)
+    args = parser.parse_args(argv)
+
+    try:
+        if args.cmd == "check":
+            ok, message = sandbox.probe()
+            if ok:
+                print(f"OK: student code will run confined: {message}")
+                return 0
+            print("!" * 78)
+            print(f"!! NOT CONFINED: {message}")
+            print("!! `make autograde` refuses to grade; GRADING_SANDBOX=rlimits grades anyway with")
+            print("!! resource limits only (student code can then read solutions/ and the gradebook).")
+            print("!" * 78)
+            return 2
+        if args.cmd == "autograde":
+            settings = grading.Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
+                                                notebook_timeout=args.notebook_timeout,
+                                                memory=args.memory, sandbox_mode=args.sandbox)
+            results = grading.autograde(args.course, _parts(args.part), _parts(args.student), settings)
+            return 1 if any(r.status != "graded" for r in results) else 0
+        if args.cmd == "feedback":
+            grading.feedback(args.course, _parts(args.part))
+            print(f"feedback written under {Path(args.course).resolve() / 'feedback'}")
+        elif args.cmd == "grades":
+            out = args.out if args.out.is_absolute() else Path(args.course) / args.out
+            print(f"grades written to {grading.export_grades(args.course, out)}")
+        elif args.cmd == "collect":
+            grading.collect(args.course, args.source, args.part)
+            print(f"collected into {Path(args.course).resolve() / 'submitted'}")
+    except grading.GradingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

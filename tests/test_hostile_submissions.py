@@ -1,0 +1,251 @@
+"""Hostile submissions, all graded in ONE autograde run together with honest ones.
+
+Every case must end with the run completing, the case scored (with the ORIGINAL tests) or
+flagged, the gradebook intact and the honest students' scores what they were when graded alone.
+The "reference" student solved every other exercise; the tampering students start from the
+same answers, so "scored correctly" means "scored exactly like reference".
+
+Needs bubblewrap (`apt-get install -y bubblewrap`): skipped without it, except in CI
+(CI=true) or with GRADING_REQUIRE_SANDBOX=1, where its absence is a failure.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import socket
+import sqlite3
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import nbformat
+import pytest
+
+from instructor import grading, testing
+
+PART = "01-tensors"
+CELL_TIMEOUT = 15  # seconds per cell in this test; real grading keeps 600 (Part 8 trains)
+
+pytestmark = pytest.mark.skipif(not (testing.ROOT / "solutions" / PART).is_dir(), reason=f"{PART} not written yet")
+
+FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "not_json", "missing"}
+SCORED_LIKE_REFERENCE = {"tests_edited", "tests_deleted", "tests_markdown", "infinite_loop", "memory_hog",
+                         "huge_output", "wrong_kernelspec", "snoop"}
+
+SNOOP = '''
+import os, shutil, socket
+COURSE, PART, PORT = {course!r}, {part!r}, {port}
+
+def nonempty(text):
+    if not text:
+        raise LookupError("read nothing")
+    return text
+
+def attempt(name, action):
+    try:
+        result = action()
+    except Exception as exc:
+        print(f"ATTACK {{name}}: BLOCKED ({{type(exc).__name__}})")
+    else:
+        print(f"ATTACK {{name}}: DONE {{str(result)[:60]!r}}")
+
+attempt("read-solutions", lambda: nonempty(open(f"{{COURSE}}/solutions/{{PART}}/{{PART}}.ipynb").read()))
+attempt("read-solutions-relative", lambda: nonempty(open(f"../../../solutions/{{PART}}/{{PART}}.ipynb").read()))
+attempt("read-hidden-tests-in-graded-notebook", lambda: nonempty(open(f"{{PART}}.ipynb").read()))
+attempt("read-gradebook", lambda: nonempty(open(f"{{COURSE}}/gradebook.db", "rb").read()))
+attempt("write-gradebook", lambda: open(f"{{COURSE}}/gradebook.db", "wb").write(b"pwned"))
+attempt("delete-outside-own-folder", lambda: os.remove(f"{{COURSE}}/sentinel.txt"))
+attempt("delete-other-submission", lambda: shutil.rmtree(f"{{COURSE}}/submitted/good"))
+attempt("read-other-student", lambda: nonempty(open(f"{{COURSE}}/autograded/good/{{PART}}/{{PART}}.ipynb").read()))
+attempt("write-home", lambda: open("/root/.bashrc", "a").write("pwned"))
+attempt("network", lambda: socket.create_connection(("127.0.0.1", PORT), timeout=3))
+print("uid", os.getuid())
+'''
+
+
+class LoopbackServer:
+    """Counts TCP connections to 127.0.0.1:port while the grading runs."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+def outputs_text(course: Path, student: str) -> str:
+    path = course / "autograded" / student / PART / f"{PART}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", "") or out.get("evalue", "") or json.dumps(out.get("data", {})))
+            parts.append(out.get("ename", ""))
+    return "\n".join(parts)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    testing.require_sandbox()
+    course = testing.make_course(tmp_path_factory.mktemp("hostile"), [PART])
+    ids = testing.answer_ids(course, PART)
+    solved, target = ids[0::2], ids[1]  # hostile code goes in an unsolved answer with solved ones after it
+    ref = testing.student_notebook(course, PART, solved)
+    testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
+    testing.write_submission(course, "reference", PART, ref)
+    settings = grading.Settings.resolve(course, jobs=2, timeout=CELL_TIMEOUT, memory="6G")
+    log = []
+    baseline = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
+
+    def hostile(student, nb=None, text=None):
+        testing.write_submission(course, student, PART, nb, text)
+
+    edited = copy.deepcopy(ref)
+    for cell in testing.grade_cells(edited):
+        cell.source = '"""Check nothing"""\nassert True'
+    hostile("tests_edited", edited)
+    deleted = copy.deepcopy(ref)
+    deleted.cells = [c for c in deleted.cells if c not in testing.grade_cells(deleted)]
+    hostile("tests_deleted", deleted)
+    markdown = copy.deepcopy(ref)
+    for cell in testing.grade_cells(markdown):
+        cell.cell_type = "markdown"
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+    hostile("tests_markdown", markdown)
+    hostile("infinite_loop", testing.set_answer(ref, target, "while True:\n    pass"))
+    hostile("loop_ignores_interrupt", testing.set_answer(
+        ref, target, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"))
+    hostile("kernel_exit", testing.set_answer(ref, target, "import os\nos._exit(1)"))
+    hostile("memory_hog", testing.set_answer(
+        ref, target, "blocks = []\nwhile True:\n    blocks.append(bytearray(256 * 2**20))"))
+    hostile("huge_output", testing.set_answer(
+        ref, target, "import sys\nline = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(line + '\\n')"))
+    hostile("not_json", text='{"cells": [ this is not JSON')
+    missing = course / "submitted" / "missing" / PART
+    missing.mkdir(parents=True)
+    (missing / "my answers.txt").write_text("I forgot to upload the notebook")
+    wrong = copy.deepcopy(ref)
+    wrong.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "Evil", "language": "python"}
+    hostile("wrong_kernelspec", testing.insert_code(wrong, 2, "import os\nprint('uid', os.getuid())"))
+    server = LoopbackServer()
+    (course / "sentinel.txt").write_text("must survive")
+    hostile("snoop", testing.insert_code(ref, 2, SNOOP.format(course=str(course), part=PART, port=server.port)))
+
+    try:
+        results = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
+    finally:
+        server.close()
+    grading.feedback(course, [PART])
+    grades = grading.export_grades(course, course / "grades.csv")
+    with open(grades, newline="") as f:
+        exported = {row["student_id"]: row for row in csv.DictReader(f)}
+    yield SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported,
+                          server=server, log="\n".join(log))
+
+
+def test_every_submission_was_processed(run):
+    expected = {"good", "reference"} | FLAGGED | SCORED_LIKE_REFERENCE
+    assert set(run.results) == expected, run.log
+    assert set(run.exported) == expected
+
+
+def test_honest_scores_unchanged_by_hostile_neighbours(run):
+    for student in ("good", "reference"):
+        assert run.results[student].status == "graded", run.log
+        assert run.results[student].score == run.baseline[student].score, run.log
+    assert run.results["good"].score == run.results["good"].max_score > 0
+    assert 0 < run.results["reference"].score < run.results["reference"].max_score
+
+
+@pytest.mark.parametrize("student", sorted(SCORED_LIKE_REFERENCE))
+def test_hostile_case_scored_with_original_tests(run, student):
+    result = run.results[student]
+    assert result.status == "graded", f"{student}: {result.reason}\n{run.log}"
+    assert result.score == run.results["reference"].score, f"{student} scored {result.score}\n{run.log}"
+    assert float(run.exported[student]["score"]) == result.score
+
+
+@pytest.mark.parametrize("student", sorted(FLAGGED))
+def test_hostile_case_flagged(run, student):
+    from nbgrader.api import Gradebook
+
+    result = run.results[student]
+    assert result.status == "flagged" and result.reason, run.log
+    assert float(run.exported[student]["score"]) == 0
+    with Gradebook(f"sqlite:///{run.course / 'gradebook.db'}") as gb:
+        assert gb.find_submission_notebook(PART, PART, student).flagged
+        assert not gb.find_submission_notebook(PART, PART, "good").flagged
+
+
+def test_flag_reasons_say_what_happened(run):
+    reasons = {s: run.results[s].reason for s in FLAGGED}
+    assert "kernel died" in reasons["kernel_exit"]
+    assert "would not stop" in reasons["loop_ignores_interrupt"]
+    assert "JSON" in reasons["not_json"]
+    assert "no 01-tensors.ipynb" in reasons["missing"] and "my answers.txt" in reasons["missing"]
+
+
+def test_infinite_loop_stopped_by_the_cell_timeout(run):
+    assert "KeyboardInterrupt" in outputs_text(run.course, "infinite_loop") or \
+        "CellTimeoutError" in outputs_text(run.course, "infinite_loop")
+    assert run.results["infinite_loop"].seconds < 6 * CELL_TIMEOUT
+
+
+def test_memory_hog_hits_the_limit_and_the_kernel_survives(run):
+    assert "MemoryError" in outputs_text(run.course, "memory_hog")
+
+
+def test_huge_output_is_truncated_everywhere(run):
+    graded = run.course / "autograded" / "huge_output" / PART / f"{PART}.ipynb"
+    feedback = run.course / "feedback" / "huge_output" / PART / f"{PART}.html"
+    assert graded.stat().st_size < 3_000_000
+    assert feedback.exists() and feedback.stat().st_size < 5_000_000
+    assert "Output truncated" in outputs_text(run.course, "huge_output")
+
+
+def test_wrong_kernelspec_graded_in_the_sandbox_kernel(run):
+    assert "uid 65534" in outputs_text(run.course, "wrong_kernelspec")
+
+
+def test_snooping_student_is_confined(run):
+    text = outputs_text(run.course, "snoop")
+    attacks = [line for line in text.splitlines() if line.startswith("ATTACK")]
+    assert len(attacks) == 10, text[:3000]
+    assert all(": BLOCKED" in line for line in attacks), "\n".join(attacks)
+    assert "BEGIN HIDDEN TESTS" not in text
+    assert "uid 65534" in text
+    assert run.server.connections == 0
+    assert (run.course / "sentinel.txt").read_text() == "must survive"
+    assert (run.course / "submitted" / "good" / PART / f"{PART}.ipynb").exists()
+
+
+def test_gradebook_intact(run):
+    db = sqlite3.connect(run.course / "gradebook.db")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        students = {row[0] for row in db.execute("SELECT id FROM student")}
+    finally:
+        db.close()
+    assert students == set(run.results)
