@@ -7,16 +7,22 @@
 #   make data       download every data set the course uses (run once while online)
 #   make assets     redraw the diagrams in assets/ and re-embed them in the solutions
 #   make outputs    re-execute solutions (PART=...) and store their outputs
+#   make collect    downloaded submissions -> submitted/ (PART=... FROM=folder of files/zips)
+#   make autograde  grade submitted/ in a sandbox (PART=... for one part, JOBS=N in parallel)
+#   make feedback   HTML feedback per student in feedback/ (PART=... for one part)
+#   make grades     export every score to grades.csv
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tools the venv provides (nbgrader runs `alembic`) come first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 PART ?=
+JOBS ?= 1
+FROM ?= downloaded-submissions
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test install release data assets outputs clean
+.PHONY: lab test install release data assets outputs clean collect autograde feedback grades
 
 install: $(STAMP)
 
@@ -47,6 +53,18 @@ assets: install
 
 outputs: install
 	$(PY) -m tools.nbtools execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
+
+collect: install
+	$(PY) -m instructor collect $(FROM) --part $(PART)
+
+autograde: install
+	$(PY) -m instructor autograde $(if $(PART),--part $(PART)) --jobs $(JOBS)
+
+feedback: install
+	$(PY) -m instructor feedback $(if $(PART),--part $(PART))
+
+grades: install
+	$(PY) -m instructor grades --out grades.csv
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback grades.csv .pytest_cache
