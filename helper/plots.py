@@ -187,3 +187,80 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str | None = Non
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def _float_array(values, name: str) -> np.ndarray:
+    """A float64 numpy COPY of a tensor, array or (nested) list; the input stays as it was."""
+    if isinstance(values, (torch.Tensor, np.ndarray)):
+        return _as_tensor(values, name).double().numpy()
+    try:
+        return np.array(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} should hold numbers: a list of steps, each a list with one "
+                         "number per layer (every step the same length)") from exc
+
+
+def plot_grad_flow(grad_history, layer_names: Sequence[str] | None = None,
+                   title: str | None = None, ax=None):
+    """Draw how large each layer's gradient was at every training step, on a log scale.
+
+    grad_history: (T, L) gradient sizes for T training steps and L layers, first layer
+                  first: a list of T lists of L floats (what a ``grad_norms(model)`` called
+                  after each ``backward()`` gives), a numpy array or a tensor; or a dict
+                  {layer name: T values}. Values are >= 0 (norms or mean absolute values).
+    layer_names:  L names for the legend; default the dict's keys, else "layer 1" .. "layer L"
+    title:        optional title; ax: matplotlib axes to draw on (default: a new figure)
+    Returns the matplotlib figure.
+
+    A vanishing gradient shows as the first layer's line far below the last layer's: its
+    weights barely change, however long you train.
+    """
+    if isinstance(grad_history, Mapping):
+        if not grad_history:
+            raise ValueError("grad_history is an empty dict; expected {layer name: [one value per step]}")
+        columns = {str(k): _float_array(v, f"grad_history[{k!r}]") for k, v in grad_history.items()}
+        shapes = {k: c.shape for k, c in columns.items()}
+        if any(len(shape) != 1 for shape in shapes.values()) or len(set(shapes.values())) != 1:
+            raise ValueError(f"every layer in grad_history should have one value per step, got shapes {shapes}")
+        values = np.stack(list(columns.values()), axis=1)
+        if layer_names is None:
+            layer_names = list(columns)
+    else:
+        values = _float_array(grad_history, "grad_history")
+    if values.size == 0:
+        raise ValueError(f"grad_history is empty (shape {values.shape}): record one value per layer "
+                         "at every training step")
+    if values.ndim == 1:
+        raise ValueError(f"expected grad_history of shape (steps, layers), got 1-D with {values.shape[0]} "
+                         "values; record a list with one value per layer at every step")
+    if values.ndim != 2:
+        raise ValueError(f"expected grad_history of shape (steps, layers), got {values.shape}")
+    steps, layers = values.shape
+    if not np.isfinite(values).all():
+        raise ValueError("grad_history holds NaN or infinite values: the training diverged "
+                         "(try a smaller learning rate)")
+    if (values < 0).any():
+        raise ValueError("gradient sizes cannot be negative: record a norm (grad.norm()) or "
+                         "a mean absolute value (grad.abs().mean()), not the raw gradient")
+    names = [str(n) for n in layer_names] if layer_names is not None else \
+        [f"layer {i + 1}" for i in range(layers)]
+    if len(names) != layers:
+        raise ValueError(f"got {layers} layers in grad_history but {len(names)} layer names")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        fig = ax.figure
+    colors = plt.cm.viridis(np.linspace(0, 0.85, layers))
+    # Zeros (a layer with no gradient at all) have no logarithm: draw them at the bottom.
+    floor = values[values > 0].min() / 10 if (values > 0).any() else 1e-12
+    for i in range(layers):
+        ax.plot(np.arange(1, steps + 1), np.maximum(values[:, i], floor), color=colors[i], label=names[i])
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("gradient size")
+    ax.legend()
+    ax.grid(alpha=0.3, which="both")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
