@@ -105,16 +105,28 @@ class Settings:
                    threads=threads, sandbox=mode, data_dir=os.path.realpath(data))
 
 
-def configured_timeout(course: Path) -> int | None:
-    """``c.Execute.timeout`` from the course's nbgrader_config.py, if set."""
+def course_config(course: Path):
+    """The course's nbgrader_config.py as a traitlets Config (empty if it cannot be read)."""
+    from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
     try:
-        cfg = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+        return PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
     except Exception:  # noqa: BLE001 - a broken config is reported by nbgrader itself
-        return None
-    value = cfg.get("Execute", {}).get("timeout")
+        return Config()
+
+
+def configured_timeout(course: Path) -> int | None:
+    """``c.Execute.timeout`` from the course's nbgrader_config.py, if set."""
+    value = course_config(course).get("Execute", {}).get("timeout")
     return int(value) if isinstance(value, int) else None
+
+
+def db_url(course: Path) -> str:
+    """``c.CourseDirectory.db_url`` if the course sets one (a server database), else nbgrader's
+    default SQLite file in the course folder."""
+    value = course_config(course).get("CourseDirectory", {}).get("db_url")
+    return value if isinstance(value, str) and value else f"sqlite:///{course / 'gradebook.db'}"
 
 
 # ---------------------------------------------------------------------------
@@ -159,13 +171,14 @@ def gradebook(course: Path):
     with lock.held():
         # nbgrader calls `alembic` (from this venv) when it creates a new gradebook
         os.environ["PATH"] = nbgrader_env()["PATH"]
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        with Gradebook(db_url(course)) as gb:
             yield gb
 
 
 def released_parts(course: Path) -> list[str]:
     """Parts known to the gradebook, i.e. released with ``nbgrader generate_assignment``."""
-    if not (course / "gradebook.db").exists():
+    url = db_url(course)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return []
     with gradebook(course) as gb:
         return sorted(a.name for a in gb.assignments)

@@ -26,11 +26,14 @@ import pytest
 from instructor import grading, testing
 
 PART = "01-tensors"
-CELL_TIMEOUT = 15  # seconds per cell in this test; real grading keeps 600 (Part 8 trains)
+# Short limits for this test; real grading keeps 600 s per cell (Part 8 trains for minutes).
+CELL_TIMEOUT = 10       # seconds per cell
+NOTEBOOK_TIMEOUT = 90   # seconds per notebook
+CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below burn before their timeouts
 
 pytestmark = pytest.mark.skipif(not (testing.ROOT / "solutions" / PART).is_dir(), reason=f"{PART} not written yet")
 
-FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "not_json", "missing"}
+FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing"}
 SCORED_LIKE_REFERENCE = {"tests_edited", "tests_deleted", "tests_markdown", "infinite_loop", "memory_hog",
                          "huge_output", "wrong_kernelspec", "snoop"}
 
@@ -114,7 +117,8 @@ def run(tmp_path_factory):
     ref = testing.student_notebook(course, PART, solved)
     testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
     testing.write_submission(course, "reference", PART, ref)
-    settings = grading.Settings.resolve(course, jobs=2, timeout=CELL_TIMEOUT, memory="6G")
+    settings = grading.Settings.resolve(course, jobs=2, timeout=CELL_TIMEOUT, memory="6G",
+                                        notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS)
     log = []
     baseline = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
 
@@ -138,8 +142,19 @@ def run(tmp_path_factory):
     hostile("loop_ignores_interrupt", testing.set_answer(
         ref, target, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"))
     hostile("kernel_exit", testing.set_answer(ref, target, "import os\nos._exit(1)"))
+    spin = "import time\nstart = time.process_time()\nwhile time.process_time() - start < 5:\n    pass"
+    cpu_hog = ref
+    for _ in range(10):  # each cell within the cell timeout, together past the CPU limit
+        cpu_hog = testing.insert_code(cpu_hog, 2, spin)
+    hostile("cpu_hog", cpu_hog)
+    slow = ref
+    for _ in range(10):  # each cell within the cell timeout, together past the notebook limit
+        slow = testing.insert_code(slow, 2, "import time\ntime.sleep(9.5)")
+    hostile("slow_cells", slow)
+    # np.empty maps memory without touching it: the address-space limit trips at once, where
+    # touching gigabytes takes seconds per GiB on small VMs. RLIMIT_AS bounds both alike.
     hostile("memory_hog", testing.set_answer(
-        ref, target, "blocks = []\nwhile True:\n    blocks.append(bytearray(256 * 2**20))"))
+        ref, target, "import numpy as np\nblocks = []\nwhile True:\n    blocks.append(np.empty(2**27))"))
     hostile("huge_output", testing.set_answer(
         ref, target, "import sys\nline = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(line + '\\n')"))
     hostile("not_json", text='{"cells": [ this is not JSON')
@@ -203,6 +218,8 @@ def test_flag_reasons_say_what_happened(run):
     reasons = {s: run.results[s].reason for s in FLAGGED}
     assert "kernel died" in reasons["kernel_exit"]
     assert "would not stop" in reasons["loop_ignores_interrupt"]
+    assert "kernel died" in reasons["cpu_hog"]
+    assert f"notebook time limit ({NOTEBOOK_TIMEOUT} s)" in reasons["slow_cells"]
     assert "JSON" in reasons["not_json"]
     assert "no 01-tensors.ipynb" in reasons["missing"] and "my answers.txt" in reasons["missing"]
 
@@ -249,3 +266,31 @@ def test_gradebook_intact(run):
     finally:
         db.close()
     assert students == set(run.results)
+
+
+def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path):
+    """No bubblewrap: refuse by default, grade with limits only when told to, loudly."""
+    from instructor import sandbox
+
+    monkeypatch.setattr(sandbox, "probe", lambda: (False, "bwrap is not installed"))
+    settings = grading.Settings.resolve(tmp_path, sandbox_mode="bwrap")
+    with pytest.raises(grading.GradingError, match="Grading refused.*GRADING_SANDBOX=rlimits"):
+        grading.require_sandbox(settings)
+    said = []
+    settings = grading.Settings.resolve(tmp_path, sandbox_mode="rlimits")
+    assert "NONE" in grading.require_sandbox(settings, said.append)
+    assert "WARNING: grading WITHOUT a sandbox" in said[0]
+
+
+def test_kernel_refuses_to_start_outside_a_student_folder(tmp_path):
+    """The launcher only runs student code in a folder under autograded/."""
+    import subprocess
+    import sys
+
+    from instructor import sandbox
+
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"allowed_parent": str(tmp_path / "autograded"), "mode": "bwrap"}))
+    proc = subprocess.run([sys.executable, sandbox.__file__, "launch", "--config", str(config), "-f", "x.json"],
+                          cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "refusing to start a grading kernel" in proc.stderr
