@@ -16,6 +16,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Tools the venv provides (nbgrader runs `alembic`) come first on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
+# Kernels started from this checkout import ITS helper package, whichever checkout the
+# (possibly shared, cached) venv was last installed from.
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PART ?=
 JOBS ?= 1
 FROM ?= downloaded-submissions

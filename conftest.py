@@ -22,8 +22,9 @@ _NBVAL: dict[str, Counter] = defaultdict(Counter)
 def pytest_configure(config):
     global _FAKE_DIR
     # Kernels started by nbval and nbgrader inherit this environment.
+    # (MPLBACKEND is left alone: kernels must keep their inline backend, or nbval finds
+    # the stored figures missing. Plain test processes have no display and use Agg.)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
     if not os.environ.get("COURSE_DATA"):
         from helper.data import write_fake_data
 

@@ -195,6 +195,7 @@ def execute(path: Path, timeout: int = 900) -> None:
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # no timestamps: they churn every diff
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+                            store_widget_state=False,  # progress-bar state: 100s of KB, no use
                             resources={"metadata": {"path": str(path.parent)}})
     client.execute()
     nbformat.write(nb, path)
