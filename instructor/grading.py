@@ -303,6 +303,12 @@ def _run_job(job: Job, course: Path, settings: Settings, run_dir: Path, jupyter_
     log_path.parent.mkdir(parents=True, exist_ok=True)
     result = Result(job.student, job.part, "flagged", log=str(log_path.relative_to(course)))
     notebook = course / "submitted" / job.student / job.part / f"{job.part}.ipynb"
+    if re.search(r"[*?\[\]]|^[-.]", job.student):
+        # nbgrader globs with the student id: "*" would grade everybody's folder as this one
+        result.reason = "the folder name is not a usable student id (glob characters or leading - or .)"
+        log_path.write_text(result.reason + "\n")
+        result.seconds = time.monotonic() - start
+        return result
     if not notebook.exists():
         found = sorted(p.name for p in notebook.parent.iterdir())
         result.reason = f"no {notebook.name} in the submission (found: {', '.join(found) or 'nothing'})"
@@ -313,7 +319,7 @@ def _run_job(job: Job, course: Path, settings: Settings, run_dir: Path, jupyter_
 
     job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=run_dir))
     args = [
-        job.part, "--student", job.student, "--force", "--create",
+        job.part, f"--student={job.student}", "--force", "--create",
         "--log-level=INFO",
         "--Execute.kernel_name=" + sandbox.KERNEL_NAME,
         f"--Execute.timeout={settings.cell_timeout}",
@@ -388,6 +394,9 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
         raise GradingError(f"part {unknown[0]!r} was never released (make release PART={unknown[0]}); "
                            f"released parts: {', '.join(known)}")
     jobs = find_jobs(course, parts, students)
+    if not jobs:
+        say(f"nothing to grade: no submitted/<student>/<part>/ folder for {', '.join(parts)}")
+        return []
     say(require_sandbox(settings, say))
     say(f"grading {len(jobs)} submission(s) of {', '.join(parts)} with {settings.jobs} job(s); "
         f"limits per kernel: cell {settings.cell_timeout} s, notebook {settings.notebook_timeout} s, "
