@@ -294,3 +294,11 @@ def test_kernel_refuses_to_start_outside_a_student_folder(tmp_path):
     proc = subprocess.run([sys.executable, sandbox.__file__, "launch", "--config", str(config), "-f", "x.json"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0 and "refusing to start a grading kernel" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["*", "a?", "[ab]", "-rf", ".hidden"])
+def test_folder_names_nbgrader_would_glob_are_flagged_not_graded(tmp_path, name):
+    """nbgrader globs with the student id: "*" must not grade everybody's folder as one."""
+    settings = grading.Settings.resolve(tmp_path)
+    result = grading._run_job(grading.Job(name, PART), tmp_path, settings, tmp_path, tmp_path)
+    assert result.status == "flagged" and "not a usable student id" in result.reason
