@@ -559,7 +559,7 @@ def draw_transfer_learning() -> Figure:
     mid = (bx + bx_end) / 2
     ax.text(mid, cy + 4.15, "pretrained backbone", ha="center", va="center", fontsize=LABEL,
             fontweight="bold", color=INK)
-    ax.text(mid, cy + 3.45, "ImageNet features (e.g. ResNet-18)", ha="center", va="center",
+    ax.text(mid, cy + 3.45, "ImageNet features (EfficientNet-Lite0)", ha="center", va="center",
             fontsize=SMALL, color=GREY)
     _padlock(ax, (bx_end - 0.3, cy + 1.9), size=0.8)
     ax.text(mid, cy - 3.5, "frozen: requires_grad = False", ha="center", va="center",
@@ -571,12 +571,12 @@ def draw_transfer_learning() -> Figure:
     for i in range(7):
         ax.add_patch(Rectangle((fx - 0.25, cy + 1.75 - i * 0.5), 0.5, 0.5,
                                facecolor=GREY_LIGHT, edgecolor=GREY, lw=1.0, zorder=3))
-    ax.text(fx, cy - 2.2, "512\nfeatures", ha="center", va="top", fontsize=SMALL)
+    ax.text(fx, cy - 2.2, "1280\nfeatures", ha="center", va="top", fontsize=SMALL)
 
     # new head
-    hx = fx + 3.6
-    _arrow(ax, (fx + 0.45, cy), (hx - 1.85, cy), color=GREEN)
-    _box(ax, (hx, cy), 3.6, 1.4, "nn.Linear(512, 2)", edge=GREEN, face=GREEN_LIGHT,
+    hx = fx + 3.8
+    _arrow(ax, (fx + 0.45, cy), (hx - 2.15, cy), color=GREEN)
+    _box(ax, (hx, cy), 4.2, 1.4, "nn.Linear(1280, 2)", edge=GREEN, face=GREEN_LIGHT,
          size=SMALL)
     ax.text(hx, cy + 1.5, "new head", ha="center", va="center", fontsize=LABEL,
             fontweight="bold", color=GREEN)
@@ -584,9 +584,9 @@ def draw_transfer_learning() -> Figure:
             fontsize=SMALL, color=GREEN, family="DejaVu Sans Mono")
 
     # two classes
-    ox = hx + 3.6
+    ox = hx + 3.8
     for dy, name, p in [(0.9, "cat", 0.92), (-0.9, "dog", 0.08)]:
-        _arrow(ax, (hx + 1.85, cy + dy * 0.3), (ox - 0.6, cy + dy), color=GREEN, lw=1.4)
+        _arrow(ax, (hx + 2.15, cy + dy * 0.3), (ox - 0.6, cy + dy), color=GREEN, lw=1.4)
         _node(ax, (ox, cy + dy), "", r=0.5, edge=GREEN, face="white")
         ax.text(ox, cy + dy, name, ha="center", va="center", fontsize=SMALL)
         ax.text(ox + 0.75, cy + dy, f"{p:.2f}", ha="left", va="center", fontsize=SMALL,
