@@ -17,6 +17,7 @@ from pathlib import Path
 
 _FAKE_DIR: Path | None = None
 _NBVAL: dict[str, Counter] = defaultdict(Counter)
+_NBVAL_SECONDS: dict[str, float] = defaultdict(float)
 
 
 def pytest_configure(config):
@@ -60,6 +61,13 @@ def pytest_collection_modifyitems(session, config, items):
         _NBVAL[Path(str(item.fspath)).name][kind] += 1
 
 
+def pytest_runtest_logreport(report):
+    """Wall time per notebook: the sum of its cells' setup, run and teardown (kernel start included)."""
+    path, _, rest = report.nodeid.partition("::")
+    if path.endswith(".ipynb"):
+        _NBVAL_SECONDS[Path(path).name] += report.duration
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _NBVAL:
         return
@@ -70,6 +78,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         c = _NBVAL[name]
         total.update(c)
         tr.write_line(f"{name:40} compared {c['compared']:3}  ignored {c['ignored']:3}  "
-                      f"raises {c['raises']:2}  skipped {c['skipped']:2}")
+                      f"raises {c['raises']:2}  skipped {c['skipped']:2}  {_NBVAL_SECONDS[name]:6.1f} s")
     tr.write_line(f"{'all notebooks':40} compared {total['compared']:3}  ignored {total['ignored']:3}  "
-                  f"raises {total['raises']:2}  skipped {total['skipped']:2}")
+                  f"raises {total['raises']:2}  skipped {total['skipped']:2}  "
+                  f"{sum(_NBVAL_SECONDS.values()):6.1f} s")
