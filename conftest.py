@@ -26,6 +26,8 @@ def pytest_configure(config):
     # (MPLBACKEND is left alone: kernels must keep their inline backend, or nbval finds
     # the stored figures missing. Plain test processes have no display and use Agg.)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # Progress bars redraw at most once a second: fewer kernel messages on a busy machine.
+    os.environ.setdefault("TQDM_MININTERVAL", "1")
     if not os.environ.get("COURSE_DATA"):
         from helper.data import write_fake_data
 
@@ -49,6 +51,9 @@ def pytest_collection_modifyitems(session, config, items):
     for item in items:
         if type(item).__name__ != "IPyNbCell":
             continue
+        # nbval waits only 5 s for a finished cell's queued output messages; on a loaded
+        # 2-core machine a cell with progress bars can take longer to deliver them.
+        item.output_timeout = 60
         options = item.options
         if options.get("skip"):
             kind = "skipped"
