@@ -70,5 +70,5 @@ grades: install
 	$(PY) -m instructor grades --out grades.csv
 
 clean:
-	rm -rf gradebook.db submitted autograded feedback grades.csv .pytest_cache
+	rm -rf gradebook.db submitted autograded feedback grades.csv downloaded .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +
