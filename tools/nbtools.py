@@ -235,11 +235,11 @@ def release(parts: list[str]) -> None:
 
 
 def run_nbgrader(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
-    """Run nbgrader from this environment (it calls `alembic` from PATH for a new gradebook)."""
-    env = dict(kwargs.pop("env", os.environ))
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env,
-                          check=kwargs.pop("check", True), **kwargs)
+    """nbgrader from this environment (the instructor tooling's runner); fails loudly by default."""
+    from instructor.grading import run_nbgrader as run
+
+    kwargs.setdefault("check", True)
+    return run(args, Path(cwd), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
