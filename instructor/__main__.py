@@ -1,12 +1,13 @@
 """Command line: ``python -m instructor COMMAND`` (run in the course folder, or pass --course).
 
     check                          is student code confined on this machine? (says so loudly)
-    autograde [--part P] [--jobs N] [--student S] [--timeout SEC]
+    autograde [--part P] [--jobs N | --cluster tcp://HOST:8786] [--student S] [--force]
     feedback  [--part P]           HTML feedback per student, in feedback/
     grades    [--out grades.csv]   nbgrader's CSV export
     collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
 
-Exit status: 0 done; 1 autograde finished but flagged submissions need a look; 2 refused.
+Exit status: 0 done; 1 autograde finished but submissions need a look (flagged, tampered or
+for review), or collect rejected uploads; 2 refused.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import grading, sandbox
+from . import grading, limits, sandbox
 
 
 def _parts(value: str | None) -> list[str] | None:
@@ -31,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("autograde", help="autograde submitted/ into autograded/ and the gradebook")
     p.add_argument("--part", help="one part, or several separated by spaces/commas (default: all released)")
     p.add_argument("--student", help="only these students (spaces/commas)")
-    p.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes (submissions graded in parallel)")
+    p.add_argument("--cluster", help="address of a running Dask scheduler, e.g. tcp://HOST:8786 (default: local)")
+    p.add_argument("--force", action="store_true", help="grade again what was graded before, unchanged")
+    p.add_argument("--processes", type=int, help="processes and threads per submission (default 512)")
     p.add_argument("--timeout", type=int, help="seconds per cell (default GRADING_TIMEOUT or nbgrader_config.py)")
     p.add_argument("--notebook-timeout", type=int, help="seconds per notebook")
     p.add_argument("--memory", help="address space per kernel, e.g. 6G")
@@ -50,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
             ok, message = sandbox.probe()
             if ok:
                 print(f"OK: student code will run confined: {message}")
+                cg_ok, cg_message = limits.available()
+                print(("OK: per-submission memory and process limits: " if cg_ok else
+                       "WARNING: no per-submission limits (per-process only): ") + cg_message)
                 return 0
             print("!" * 78)
             print(f"!! NOT CONFINED: {message}")
@@ -60,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "autograde":
             settings = grading.Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
                                                 notebook_timeout=args.notebook_timeout,
-                                                memory=args.memory, sandbox_mode=args.sandbox)
-            results = grading.autograde(args.course, _parts(args.part), _parts(args.student), settings)
-            return 1 if any(r.status != "graded" for r in results) else 0
+                                                memory=args.memory, sandbox_mode=args.sandbox,
+                                                processes=args.processes)
+            results = grading.autograde(args.course, _parts(args.part), _parts(args.student), settings,
+                                        cluster=args.cluster, force=args.force)
+            return 1 if any(r.status != "graded" or r.review for r in results) else 0
         if args.cmd == "feedback":
             grading.feedback(args.course, _parts(args.part))
             print(f"feedback written under {Path(args.course).resolve() / 'feedback'}")
@@ -70,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             out = args.out if args.out.is_absolute() else Path(args.course) / args.out
             print(f"grades written to {grading.export_grades(args.course, out)}")
         elif args.cmd == "collect":
-            grading.collect(args.course, args.source, args.part)
+            outcome = grading.collect(args.course, args.source, args.part)
             print(f"collected into {Path(args.course).resolve() / 'submitted'}")
+            return 1 if outcome["rejected"] else 0
     except grading.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,26 +22,24 @@ Limits, from the environment or the command line (command line wins):
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import sandbox
-from .worker import GradebookLock
+from . import limits, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]  # the course repository: helper/ lives here
 LOG_DIR = ".logs"                 # under autograded/: one log per job (hidden from nbgrader's globs)
 REPORT = "grading-report.csv"     # under autograded/: the outcome of every job graded so far
+JOURNAL = ".journal.jsonl"        # under autograded/: one line per outcome, appended as it comes
 
 
 class GradingError(RuntimeError):
@@ -81,14 +79,15 @@ class Settings:
     memory_bytes: int = 8 * 2**30
     cpu_seconds: int = 3600
     threads: int = 1
+    processes: int = 512        # processes and threads of one submission, all together
     sandbox: str = "bwrap"
     data_dir: str | None = None
-    extra_env: dict = field(default_factory=dict)
 
     @classmethod
     def resolve(cls, course: Path, jobs: int = 1, timeout: int | None = None,
                 notebook_timeout: int | None = None, memory: str | None = None,
-                cpu: int | None = None, sandbox_mode: str | None = None) -> "Settings":
+                cpu: int | None = None, sandbox_mode: str | None = None,
+                processes: int | None = None) -> "Settings":
         env = os.environ
         jobs = max(1, int(jobs))
         cell = int(timeout or env.get("GRADING_TIMEOUT") or configured_timeout(course) or 600)
@@ -99,10 +98,18 @@ class Settings:
         mode = (sandbox_mode or env.get("GRADING_SANDBOX") or "bwrap").lower()
         if mode not in ("bwrap", "rlimits"):
             raise GradingError(f"GRADING_SANDBOX must be 'bwrap' or 'rlimits', not {mode!r}")
-        data = env.get("COURSE_DATA") or os.path.expanduser("~/.pytorch")
+        from helper.data import data_root
+
         return cls(jobs=jobs, cell_timeout=cell, notebook_timeout=whole, memory_bytes=mem_bytes,
                    cpu_seconds=int(cpu or env.get("GRADING_CPU") or whole * threads),
-                   threads=threads, sandbox=mode, data_dir=os.path.realpath(data))
+                   threads=threads, processes=int(processes or env.get("GRADING_PROCESSES") or 512),
+                   sandbox=mode, data_dir=os.path.realpath(data_root()))
+
+    def task_limits(self) -> dict:
+        """What a grading task needs to confine one submission (plain data: it travels to workers)."""
+        return {"cell_timeout": self.cell_timeout, "notebook_timeout": self.notebook_timeout,
+                "memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
+                "threads": self.threads, "processes": self.processes, "sandbox": self.sandbox}
 
 
 def course_config(course: Path):
@@ -156,23 +163,15 @@ def run_nbgrader(args: list[str], course: Path, **kwargs) -> subprocess.Complete
                           env=nbgrader_env(kwargs.pop("env", None)), **kwargs)
 
 
-def lock_path(course: Path) -> Path:
-    path = course / "autograded"
-    path.mkdir(exist_ok=True)
-    return path / ".gradebook.lock"
-
-
 @contextmanager
 def gradebook(course: Path):
-    """nbgrader's Gradebook for the course, opened under the same lock the grading jobs use."""
+    """nbgrader's Gradebook for the course. Only the grading coordinator writes it."""
     from nbgrader.api import Gradebook
 
-    lock = GradebookLock(str(lock_path(course)))
-    with lock.held():
-        # nbgrader calls `alembic` (from this venv) when it creates a new gradebook
-        os.environ["PATH"] = nbgrader_env()["PATH"]
-        with Gradebook(db_url(course)) as gb:
-            yield gb
+    # nbgrader calls `alembic` (from this venv) when it creates a new gradebook
+    os.environ["PATH"] = nbgrader_env()["PATH"]
+    with Gradebook(db_url(course)) as gb:
+        yield gb
 
 
 def released_parts(course: Path) -> list[str]:
@@ -210,62 +209,15 @@ def find_jobs(course: Path, parts: list[str], students: list[str] | None = None)
 # Autograding
 # ---------------------------------------------------------------------------
 
-@dataclass
-class Result:
-    student: str
-    part: str
-    status: str                 # "graded" or "flagged"
-    score: float = 0.0
-    max_score: float = 0.0
-    reason: str = ""
-    seconds: float = 0.0
-    log: str = ""
-
-
-def sandbox_config(course: Path, settings: Settings) -> dict:
-    """What ``instructor/sandbox.py launch`` needs to start one confined kernel."""
-    helper = course / "helper" if (course / "helper").is_dir() else ROOT / "helper"
-    binds = [[p, p] for p in sandbox.python_paths()]
-    if helper.is_dir():
-        binds.append([str(helper.resolve()), "/opt/course/helper"])
-    env = {
-        "PYTHONPATH": "/opt/course",
-        "MPLBACKEND": "Agg",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "NBGRADER_EXECUTION": "autograde",
-        "LANG": "C.UTF-8",
-        **{f"{name}_NUM_THREADS": str(settings.threads) for name in ("OMP", "MKL", "OPENBLAS")},
-    }
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks: keep as set
-        if os.environ.get(name):
-            env[name] = os.environ[name]
-    if settings.data_dir and os.path.isdir(settings.data_dir):
-        binds.append([settings.data_dir, settings.data_dir])
-        env["COURSE_DATA"] = settings.data_dir
-    env.update(settings.extra_env)
-    return {
-        "mode": settings.sandbox,
-        "bwrap": sandbox.bwrap_path(),
-        "python": sandbox.kernel_python(),
-        "allowed_parent": str((course / "autograded").resolve()),
-        "masked": [str(course.resolve())],
-        "ro_binds": binds,
-        "env": env,
-        "limits": {
-            "memory_bytes": settings.memory_bytes,
-            "cpu_seconds": settings.cpu_seconds,
-            "file_bytes": 1 * 2**30,
-            "open_files": 4096,
-            "tmp_bytes": 512 * 2**20,
-        },
-    }
-
-
 def require_sandbox(settings: Settings, say=print) -> str:
     """Check bubblewrap; refuse (GradingError) or warn loudly. Returns the status line."""
     ok, message = sandbox.probe()
     if ok:
-        return f"sandbox: bubblewrap ({message})"
+        cg_ok, cg_message = limits.available()
+        per_submission = (f"per-submission limits: {cg_message}" if cg_ok else
+                          f"per-submission limits UNAVAILABLE ({cg_message}): memory is limited per process, "
+                          "processes per user (see README, 'Grading safety')")
+        return f"sandbox: bubblewrap ({message}); {per_submission}"
     if settings.sandbox == "rlimits":
         banner = "!" * 78
         say(f"{banner}\n!! WARNING: grading WITHOUT a sandbox: {message}\n"
@@ -279,110 +231,163 @@ def require_sandbox(settings: Settings, say=print) -> str:
         "GRADING_SANDBOX=rlimits (see the README, 'Grading safety').")
 
 
-def _diagnose(log: str) -> str:
-    """A one-line reason from a failed nbgrader job's log."""
-    checks = [
-        (r"DeadKernelError|Kernel died", "the kernel died (it crashed, exited, or hit the memory/CPU limit)"),
-        (r"Timeout waiting for IOPub|CellTimeoutError", "a cell kept running after the timeout and would not stop"),
-        (r"NotJSONError|Notebook does not appear to be JSON|JSONDecodeError|Unreadable Notebook",
-         "the notebook is not valid JSON / not a notebook"),
-        (r"ValidationError|NotebookValidationError", "the notebook does not pass nbformat validation"),
-        (r"No notebooks were matched|No notebooks found", "no notebook with the expected name"),
-        (r"NoSuchKernel", "the grading kernel could not be found"),
-    ]
-    for pattern, reason in checks:
-        if re.search(pattern, log):
-            return reason
-    errors = [line for line in log.splitlines() if "ERROR" in line or "Error" in line]
-    return errors[-1].strip()[:200] if errors else "nbgrader failed (see the log)"
+@dataclass
+class Result:
+    student: str
+    part: str
+    status: str                 # "graded", "flagged" (not gradable, or a limit hit) or "tampered"
+    score: float = 0.0
+    max_score: float = 0.0
+    reason: str = ""
+    review: str = ""            # static-scan findings: graded, but an instructor should look
+    seconds: float = 0.0
+    log: str = ""
+    sha256: str = ""
+    host: str = ""
 
 
-def _run_job(job: Job, course: Path, settings: Settings, run_dir: Path, jupyter_dir: Path) -> Result:
-    start = time.monotonic()
-    log_path = course / "autograded" / LOG_DIR / job.part / f"{job.student}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    result = Result(job.student, job.part, "flagged", log=str(log_path.relative_to(course)))
-    notebook = course / "submitted" / job.student / job.part / f"{job.part}.ipynb"
-    if re.search(r"[*?\[\]]|^[-.]", job.student):
+REPORT_FIELDS = ["student", "part", "status", "score", "max_score", "seconds", "reason", "review",
+                 "log", "sha256", "host"]
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def submission_bytes(course: Path, job: Job) -> bytes:
+    """The submitted notebook, read as a regular file (a link or FIFO is refused, never followed)."""
+    from .tasks import read_regular_file
+
+    return read_regular_file(course / "submitted" / job.student / job.part / f"{job.part}.ipynb")
+
+
+def _timestamp(course: Path, job: Job) -> str | None:
+    path = course / "submitted" / job.student / job.part / "timestamp.txt"
+    try:
+        from .tasks import read_regular_file
+
+        return read_regular_file(path, 200).decode("utf-8", "replace").strip() or None
+    except OSError:
+        return None
+
+
+def _precheck(course: Path, job: Job) -> str | None:
+    """Why ``job`` cannot be sent to a worker at all, or None."""
+    if re.search(r"[*?\[\]/\\]|^[-.]", job.student) or not job.student.isprintable():
         # nbgrader globs with the student id: "*" would grade everybody's folder as this one
-        result.reason = "the folder name is not a usable student id (glob characters or leading - or .)"
-        log_path.write_text(result.reason + "\n")
-        result.seconds = time.monotonic() - start
-        return result
-    if not notebook.exists():
-        found = sorted(p.name for p in notebook.parent.iterdir())
-        result.reason = f"no {notebook.name} in the submission (found: {', '.join(found) or 'nothing'})"
-        log_path.write_text(result.reason + "\n")
-        _record(course, job, result, missing=True)
-        result.seconds = time.monotonic() - start
-        return result
-
-    job_dir = Path(tempfile.mkdtemp(prefix="job-", dir=run_dir))
-    args = [
-        job.part, f"--student={job.student}", "--force", "--create",
-        "--log-level=INFO",
-        "--Execute.kernel_name=" + sandbox.KERNEL_NAME,
-        f"--Execute.timeout={settings.cell_timeout}",
-        "--Execute.interrupt_on_timeout=True",
-        "--KernelManager.transport=ipc",
-        f"--KernelManager.ip={job_dir / 'kernel'}",
-        "--OverwriteCells.add_missing_cells=True",
-    ]
-    env = nbgrader_env({
-        "JUPYTER_PATH": os.pathsep.join(p for p in (str(jupyter_dir), os.environ.get("JUPYTER_PATH")) if p),
-        "JUPYTER_RUNTIME_DIR": str(job_dir),
-        "TMPDIR": str(job_dir),  # jupyter_client writes kernel connection files here
-    })
-    cmd = [sys.executable, "-m", "instructor.worker", str(lock_path(course)), "--", *args]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
-        try:
-            rc = proc.wait(timeout=settings.notebook_timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # bwrap's --die-with-parent takes the kernel down
-            rc, timed_out = proc.wait(), True
-    shutil.rmtree(job_dir, ignore_errors=True)
-    text = log_path.read_text(errors="replace")
-    autograded = course / "autograded" / job.student / job.part / notebook.name
-    if timed_out:
-        result.reason = f"stopped after the notebook time limit ({settings.notebook_timeout} s)"
-        shutil.rmtree(autograded.parent, ignore_errors=True)  # as nbgrader does on failure
-    elif rc != 0 or "There was an error processing assignment" in text or not autograded.exists():
-        result.reason = _diagnose(text)
-    else:
-        result.status, result.reason = "graded", ""
-    _record(course, job, result)
-    result.seconds = time.monotonic() - start
-    return result
+        return "the folder name is not a usable student id (glob characters or leading - or .)"
+    path = course / "submitted" / job.student / job.part / f"{job.part}.ipynb"
+    if not os.path.lexists(path):
+        found = sorted(p.name for p in path.parent.iterdir())
+        return f"no {path.name} in the submission (found: {', '.join(found) or 'nothing'})"
+    return None
 
 
-def _record(course: Path, job: Job, result: Result, missing: bool = False) -> None:
-    """Store the outcome in the gradebook: scores for graded work, the flag for the rest."""
+def journal_path(course: Path) -> Path:
+    return course / "autograded" / JOURNAL
+
+
+def read_journal(course: Path) -> dict[tuple[str, str], dict]:
+    """Every outcome recorded so far (the last one per student and part)."""
+    rows: dict[tuple[str, str], dict] = {}
+    path = journal_path(course)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            rows[(row["student"], row["part"])] = row
+    return rows
+
+
+def _append_journal(course: Path, result: Result) -> None:
+    path = journal_path(course)
+    row = {k: getattr(result, k) for k in REPORT_FIELDS}
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def record(course: Path, outcome: dict, sha256: str, timestamp: str | None) -> Result:
+    """Store one task's outcome: the graded notebook under autograded/, its log, and the
+    gradebook (scores computed by nbgrader's own SaveAutoGrades from the graded notebook; a
+    flagged or tampered submission scores 0 until an instructor looks)."""
+    import nbformat
     from nbgrader.api import MissingEntry
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from sqlalchemy.exc import SAWarning
+
+    student, part = outcome["student"], outcome["part"]
+    result = Result(student, part, outcome["status"], reason=_one_line(outcome.get("reason", "")),
+                    review=_one_line("; ".join(outcome.get("review") or []), 1000),
+                    seconds=outcome.get("seconds", 0.0), sha256=sha256, host=outcome.get("host", ""))
+    log_path = course / "autograded" / LOG_DIR / part / f"{student}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text((outcome.get("log") or "") + (f"\n{result.reason}\n" if result.reason else ""))
+    result.log = str(log_path.relative_to(course))
+    folder = course / "autograded" / student / part
+    if folder.is_symlink() or folder.exists():
+        shutil.rmtree(folder) if not folder.is_symlink() else folder.unlink()
+    graded = None
+    if outcome.get("notebook"):
+        graded = nbformat.reads(outcome["notebook"], as_version=4)
+        folder.mkdir(parents=True)
+        nbformat.write(graded, folder / f"{part}.ipynb")
 
     with gradebook(course) as gb, warnings.catch_warnings():
         # nbgrader's update_or_create_submission trips SQLAlchemy's autoflush warnings
         warnings.simplefilter("ignore", SAWarning)
-        gb.update_or_create_student(job.student)
+        gb.update_or_create_student(student)
+        extra = {"timestamp": timestamp} if timestamp else {}
         try:
-            submission = gb.find_submission(job.part, job.student)
+            submission = gb.find_submission(part, student)
+            if extra:
+                submission = gb.update_or_create_submission(part, student, **extra)
         except MissingEntry:
-            submission = gb.update_or_create_submission(job.part, job.student)
+            submission = gb.update_or_create_submission(part, student, **extra)
+        if graded is not None:
+            resources = {"nbgrader": {"db_url": db_url(course), "assignment": part, "notebook": part,
+                                      "student": student}}
+            SaveAutoGrades().preprocess(graded, resources)
+            AssignLatePenalties().preprocess(graded, resources)
+            gb.db.expire_all()
+            submission = gb.find_submission(part, student)
         for nb in submission.notebooks:
-            nb.flagged = result.status != "graded"
-            if missing:  # as nbgrader scores a missing notebook: zero, nothing to grade by hand
-                for grade in nb.grades:
+            nb.flagged = result.status != "graded" or bool(result.review)
+            if result.status != "graded" or graded is None:
+                for grade in nb.grades:  # as nbgrader scores a missing notebook: zero
                     grade.auto_score, grade.needs_manual_grade = 0, False
         gb.db.commit()
         result.score, result.max_score = submission.score, submission.max_score
+    _append_journal(course, result)
+    return result
+
+
+def _client(cluster: str | None, settings: Settings):
+    """A Dask client: to the scheduler at ``cluster``, or to a local cluster of ``jobs`` worker
+    processes (one submission at a time each) that stops with the client."""
+    from distributed import Client, LocalCluster
+
+    os.environ.update({k: nbgrader_env()[k] for k in ("PATH", "PYTHONPATH")})
+    if cluster:
+        return Client(cluster, timeout="30s"), None
+    local = LocalCluster(n_workers=settings.jobs, threads_per_worker=1, processes=True,
+                         dashboard_address=None, worker_dashboard_address=None,
+                         silence_logs=40, host="127.0.0.1")
+    return Client(local), local
 
 
 def autograde(course: Path, parts: list[str] | None = None, students: list[str] | None = None,
-              settings: Settings | None = None, say=print) -> list[Result]:
-    """Autograde every submission of ``parts`` (default: all released parts)."""
+              settings: Settings | None = None, say=print, cluster: str | None = None,
+              force: bool = False) -> list[Result]:
+    """Autograde every submission of ``parts`` (default: all released parts), each as one task on
+    a Dask cluster (local by default, ``cluster`` = scheduler address otherwise). What was graded
+    before (same notebook bytes) is not graded again unless ``force``."""
+    import secrets
+
     course = check_course(course)
     settings = settings or Settings.resolve(course)
     known = released_parts(course)
@@ -397,54 +402,134 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
     if not jobs:
         say(f"nothing to grade: no submitted/<student>/<part>/ folder for {', '.join(parts)}")
         return []
+    (course / "autograded").mkdir(exist_ok=True)
     say(require_sandbox(settings, say))
-    say(f"grading {len(jobs)} submission(s) of {', '.join(parts)} with {settings.jobs} job(s); "
-        f"limits per kernel: cell {settings.cell_timeout} s, notebook {settings.notebook_timeout} s, "
-        f"memory {settings.memory_bytes / 2**30:.1f} GiB, CPU {settings.cpu_seconds} s, "
-        f"{settings.threads} thread(s)")
-    run_dir = Path(tempfile.mkdtemp(prefix="grading-"))
+    done = {} if force else read_journal(course)
+    results: list[Result] = []
+    todo = []
+    for job in jobs:
+        why = _precheck(course, job)
+        if why:
+            outcome = {"student": job.student, "part": job.part, "status": "flagged", "reason": why}
+            if why.startswith("the folder name"):
+                results.append(Result(job.student, job.part, "flagged", reason=why))
+                _append_journal(course, results[-1])
+            else:
+                results.append(record(course, outcome, "", None))
+            continue
+        try:
+            data = submission_bytes(course, job)
+        except OSError as exc:
+            outcome = {"student": job.student, "part": job.part, "status": "flagged",
+                       "reason": f"the submitted notebook cannot be read safely: {exc}"}
+            results.append(record(course, outcome, "", None))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        previous = done.get((job.student, job.part))
+        if previous and previous.get("sha256") == digest:
+            continue  # graded before, unchanged since
+        todo.append((job, digest))
+    skipped = len(jobs) - len(todo) - len(results)
+    if skipped:
+        say(f"{skipped} submission(s) graded before and unchanged: not graded again (--force to regrade)")
+    if not todo:
+        write_report(course)
+        return results
+    say(f"grading {len(todo)} submission(s) of {', '.join(parts)} on "
+        f"{'the cluster at ' + cluster if cluster else f'{settings.jobs} local worker(s)'}; "
+        f"limits per submission: cell {settings.cell_timeout} s, notebook {settings.notebook_timeout} s, "
+        f"memory {settings.memory_bytes / 2**30:.1f} GiB, {settings.processes} processes, "
+        f"CPU {settings.cpu_seconds} s, {settings.threads} thread(s)")
+    from distributed import as_completed
+
+    sources = {part: (course / "solutions" / part / f"{part}.ipynb").read_bytes() for part in parts}
+    secret = secrets.token_hex(16)
+    masked = [str(course)]
+    client, local = _client(cluster, settings)
     try:
-        jupyter_dir = run_dir / "jupyter"
-        sandbox.write_kernelspec(jupyter_dir, sandbox_config(course, settings))
-        with ThreadPoolExecutor(max_workers=settings.jobs) as pool:
-            futures = [pool.submit(_run_job, job, course, settings, run_dir, jupyter_dir) for job in jobs]
-            results = []
-            for future in futures:
-                result = future.result()
-                results.append(result)
-                mark = "ok " if result.status == "graded" else "!! "
-                say(f"{mark}{result.student:>16} / {result.part:<24} {result.score:5g} / "
-                    f"{result.max_score:<5g} {result.seconds:6.1f} s  {result.reason}")
+        workers = max(1, len(client.scheduler_info().get("workers", {})) or settings.jobs)
+        window = 2 * workers  # submissions in flight: memory stays flat for a class of 10,000
+        pending = iter(todo)
+        meta: dict[str, tuple[Job, str, str | None]] = {}
+
+        def submit_next(queue) -> bool:
+            try:
+                job, digest = next(pending)
+            except StopIteration:
+                return False
+            timestamp = _timestamp(course, job)
+            spec = {"student": job.student, "part": job.part, "notebook": submission_bytes(course, job),
+                    "source": sources[job.part], "timestamp": timestamp, "limits": settings.task_limits(),
+                    "data_dir": settings.data_dir, "secret": secret, "masked": masked}
+            future = client.submit(_grade_task, spec, key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}",
+                                   pure=False)
+            meta[future.key] = (job, digest, timestamp)
+            queue.add(future)
+            return True
+
+        queue = as_completed([])
+        for _ in range(window):
+            if not submit_next(queue):
+                break
+        bar = _progress(len(todo))
+        for future in queue:
+            job, digest, timestamp = meta.pop(future.key)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. the task's workers kept dying
+                outcome = {"student": job.student, "part": job.part, "status": "flagged",
+                           "reason": f"the grading task failed: {type(exc).__name__}: {_one_line(exc, 200)}"}
+            result = record(course, outcome, digest, timestamp)
+            results.append(result)
+            bar.update(1)
+            mark = "ok " if result.status == "graded" else "!! "
+            say(f"{mark}{result.student:>16} / {result.part:<24} {result.score:5g} / "
+                f"{result.max_score:<5g} {result.seconds:6.1f} s  {result.reason}"
+                + (f"  [review: {result.review}]" if result.review else ""))
+            submit_next(queue)
+        bar.close()
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    write_report(course, results)
-    flagged = [r for r in results if r.status != "graded"]
-    if flagged:
+        client.close()
+        if local is not None:
+            local.close()
+    write_report(course)
+    bad = [r for r in results if r.status != "graded" or r.review]
+    if bad:
         say("!" * 78)
-        say(f"!! {len(flagged)} submission(s) could not be graded automatically. They are flagged in")
-        say("!! the gradebook and score 0 until you look at them (logs under autograded/.logs/):")
-        for r in flagged:
-            say(f"!!   {r.student} / {r.part}: {r.reason}")
+        say(f"!! {len(bad)} submission(s) need a look. Flagged or tampered ones score 0 until you")
+        say("!! look at them; 'review' ones keep their score (logs under autograded/.logs/):")
+        for r in bad:
+            what = r.status if r.status != "graded" else "review"
+            say(f"!!   {r.student} / {r.part}: {what}: {r.reason or r.review}")
         say("!" * 78)
     return results
 
 
-def write_report(course: Path, results: list[Result]) -> Path:
-    """Merge ``results`` into autograded/grading-report.csv (one row per student and part)."""
+def _grade_task(spec: dict) -> dict:
+    from . import tasks
+
+    return tasks.grade(spec)
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="grading", unit="submission", mininterval=1.0, disable=total < 2)
+
+
+def write_report(course: Path) -> Path:
+    """autograded/grading-report.csv: the latest outcome of every student and part (from the journal)."""
     path = course / "autograded" / REPORT
-    rows = {}
-    if path.exists():
-        with open(path, newline="") as f:
-            rows = {(r["student"], r["part"]): r for r in csv.DictReader(f)}
-    for r in results:
-        rows[(r.student, r.part)] = {"student": r.student, "part": r.part, "status": r.status,
-                                     "score": r.score, "max_score": r.max_score,
-                                     "seconds": f"{r.seconds:.1f}", "reason": r.reason, "log": r.log}
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["student", "part", "status", "score", "max_score",
-                                               "seconds", "reason", "log"])
+    rows = read_journal(course)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=REPORT_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows[k] for k in sorted(rows))
+        for key in sorted(rows):
+            row = dict(rows[key])
+            row["seconds"] = f"{float(row.get('seconds') or 0):.1f}"
+            writer.writerow(row)
+    os.replace(tmp, path)
     return path
 
 
@@ -452,18 +537,44 @@ def write_report(course: Path, results: list[Result]) -> Path:
 # Feedback, grades, collection
 # ---------------------------------------------------------------------------
 
+FEEDBACK_PREPROCESSORS = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "instructor.preprocessors.FeedbackWithoutHiddenTests",
+]
+
+
 def feedback(course: Path, parts: list[str] | None = None) -> None:
-    """nbgrader generate_feedback: feedback/<student>/<part>/<part>.html for graded work."""
+    """nbgrader generate_feedback: feedback/<student>/<part>/<part>.html for graded work, without
+    hidden tests (nbgrader_config.py sets the same pipeline for formgrader)."""
     course = check_course(course)
+    pipeline = "[" + ",".join(repr(p) for p in FEEDBACK_PREPROCESSORS) + "]"
     for part in parts or released_parts(course):
-        run_nbgrader(["generate_feedback", part, "--force", "--log-level=WARN"], course, check=True)
+        run_nbgrader(["generate_feedback", part, "--force", "--log-level=WARN",
+                      f"--GenerateFeedback.preprocessors={pipeline}"], course, check=True)
 
 
 def export_grades(course: Path, out: Path) -> Path:
-    """nbgrader export: one CSV row per student and part."""
+    """nbgrader export (one CSV row per student and part) plus what grading said of each row:
+    ``status`` (graded, flagged, tampered, or missing when nothing was graded), ``reason`` and
+    ``review``, so a flagged 0 never reads like an earned 0."""
     course = check_course(course)
     out = Path(out).resolve()
     run_nbgrader(["export", f"--to={out}", "--log-level=WARN"], course, check=True)
+    outcomes = read_journal(course)
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:
+        outcome = outcomes.get((row.get("student_id", ""), row.get("assignment", "")), {})
+        row["status"] = outcome.get("status") or ("missing" if not row.get("timestamp") else "graded")
+        row["reason"] = outcome.get("reason", "")
+        row["review"] = outcome.get("review", "")
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields + ["status", "reason", "review"])
+        writer.writeheader()
+        writer.writerows(rows)
     return out
 
 
@@ -473,15 +584,116 @@ def collect_regexp(part: str) -> str:
             + re.escape(part) + r")\.ipynb$")
 
 
-def collect(course: Path, source: Path, part: str) -> None:
-    """nbgrader zip_collect: files and .zip archives in ``source`` -> submitted/<student>/<part>/."""
+@dataclass
+class CollectLimits:
+    """Bounds checked BEFORE anything of an uploaded archive is written."""
+
+    members: int = 200              # entries in one archive
+    member_bytes: int = 64 * 2**20  # one notebook, expanded
+    total_bytes: int = 256 * 2**20  # one archive, expanded (what it declares and what it holds)
+    ratio: int = 200                # expanded / compressed size of one member (zip bombs)
+
+
+def _archive_notebooks(path: Path, pattern: re.Pattern, lim: CollectLimits) -> list[tuple[str, bytes]]:
+    """The notebooks in one .zip that match ``pattern``: [(student, bytes)]. Raises ValueError with
+    a one-line reason for anything hostile or broken; nothing is extracted to disk."""
+    import stat as stat_
+    import zipfile
+    import zlib
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ValueError(f"not a readable zip archive ({_one_line(exc, 80)})") from None
+    with archive:
+        infos = archive.infolist()
+        if len(infos) > lim.members:
+            raise ValueError(f"{len(infos)} entries (limit {lim.members})")
+        declared = 0
+        for info in infos:
+            name = info.filename
+            mode = info.external_attr >> 16
+            if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+                raise ValueError(f"absolute path in the archive: {name!r}")
+            if ".." in re.split(r"[/\\]", name):
+                raise ValueError(f"path leaving the folder (..) in the archive: {name!r}")
+            if stat_.S_ISLNK(mode):
+                raise ValueError(f"symbolic link in the archive: {name!r}")
+            if info.flag_bits & 0x1:
+                raise ValueError(f"encrypted entry in the archive: {name!r}")
+            if info.file_size > lim.member_bytes:
+                raise ValueError(f"{name!r} expands to {info.file_size:,} bytes (limit {lim.member_bytes:,})")
+            if info.compress_size and info.file_size / info.compress_size > lim.ratio:
+                raise ValueError(f"{name!r} is compressed {info.file_size // info.compress_size}:1 (a zip bomb?)")
+            declared += info.file_size
+        if declared > lim.total_bytes:
+            raise ValueError(f"expands to {declared:,} bytes (limit {lim.total_bytes:,})")
+        found = []
+        for info in infos:
+            m = pattern.match(info.filename)
+            if info.is_dir() or not m:
+                continue
+            with archive.open(info) as member:  # read at most the declared size + 1: never trust it
+                try:
+                    data = member.read(min(info.file_size, lim.member_bytes) + 1)
+                except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                    raise ValueError(f"{info.filename!r} is corrupt ({_one_line(exc, 80)})") from None
+            if len(data) > info.file_size:
+                raise ValueError(f"{info.filename!r} holds more than it declares")
+            found.append((m["student_id"], data))
+        return found
+
+
+def collect(course: Path, source: Path, part: str, say=print) -> dict:
+    """Downloaded files and .zip archives in ``source`` -> submitted/<student>/<part>/<part>.ipynb.
+
+    Each upload on its own: a bad one (hostile or broken archive, link, oversized file) is reported
+    with a one-line reason and skipped; everyone else is collected. Archives are checked (entry
+    count, sizes, compression ratio, traversal, absolute and link entries) before anything of
+    them is read, and nothing is extracted to disk but the notebooks themselves.
+    Returns {"collected": [(student, file)], "rejected": [(file, reason)]}."""
+    from .tasks import read_regular_file
+
     course = check_course(course)
     source = Path(source).resolve()
     if not source.is_dir():
         raise GradingError(f"{source} is not a folder of downloaded submissions")
-    archive = course / "downloaded" / part / "archive"
-    if archive.exists():
-        shutil.rmtree(archive)
-    shutil.copytree(source, archive)
-    run_nbgrader(["zip_collect", part, "--force", "--log-level=WARN",
-                  f"--FileNameCollectorPlugin.named_regexp={collect_regexp(part)}"], course, check=True)
+    pattern = re.compile(collect_regexp(part))
+    lim = CollectLimits()
+    collected: list[tuple[str, str]] = []
+    rejected: list[tuple[str, str]] = []
+    notebooks: dict[str, tuple[str, bytes]] = {}
+    for path in sorted(source.iterdir()):
+        name = path.name
+        try:
+            if path.is_symlink() or not path.is_file():
+                raise ValueError("not a regular file (link, folder or device)")
+            if name.endswith(".zip"):
+                found = _archive_notebooks(path, pattern, lim)
+                if not found:
+                    raise ValueError(f"no notebook named <student>_{part}.ipynb inside")
+                for student, data in found:
+                    notebooks[student] = (name, data)
+            elif pattern.match(name):
+                m = pattern.match(name)
+                notebooks[m["student_id"]] = (name, read_regular_file(path, lim.member_bytes))
+            else:
+                continue  # another part's file, or not a submission
+        except (ValueError, OSError) as exc:
+            rejected.append((name, _one_line(exc, 200)))
+    for student, (name, data) in sorted(notebooks.items()):
+        if re.search(r"^[-.]", student):
+            rejected.append((name, f"unusable student id {student!r}"))
+            continue
+        folder = course / "submitted" / student / part
+        if folder.is_symlink():
+            folder.unlink()
+        elif folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        (folder / f"{part}.ipynb").write_bytes(data)
+        collected.append((student, name))
+    say(f"collected {len(collected)} submission(s) of {part}; rejected {len(rejected)} upload(s)")
+    for name, reason in rejected:
+        say(f"!! rejected {name}: {reason}")
+    return {"collected": collected, "rejected": rejected}

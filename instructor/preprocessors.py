@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from nbgrader.preprocessors import LimitOutput
-from traitlets import Integer
+import json
+
+from nbgrader.preprocessors import LimitOutput, NbGraderPreprocessor
+from traitlets import Integer, Unicode
 
 
 class LimitOutputSize(LimitOutput):
@@ -39,3 +41,69 @@ class LimitOutputSize(LimitOutput):
             elif output.output_type == "error":
                 output.evalue = self._cut(output.evalue)
         return cell, resources
+
+
+def _is_graded_test(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {}) or {}
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+class HarmlessStderr(NbGraderPreprocessor):
+    """nbgrader scores a graded cell 0 when it printed anything on stderr. A correct answer that
+    shows a progress bar or a warning must not lose its points: stderr becomes ordinary output.
+    A failed test still fails: its error output is untouched."""
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        if cell.cell_type == "code":
+            for output in cell.outputs:
+                if output.output_type == "stream" and output.name == "stderr":
+                    output.name = "stdout"
+        return cell, resources
+
+
+class InsertCanaries(NbGraderPreprocessor):
+    """Hidden cells that check, after student code ran, that the kernel still behaves: see
+    :func:`instructor.integrity.insert_canaries`. They are removed again by :class:`CheckCanaries`."""
+
+    secret = Unicode("", help="per-run secret the canaries are derived from").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from . import integrity
+
+        return integrity.insert_canaries(nb, self.secret), resources
+
+
+class CheckCanaries(NbGraderPreprocessor):
+    """Reads the canaries' outputs, removes the canary cells and writes the verdict (JSON) to
+    ``verdict_path``: ``{"reason": null}`` or a one-line reason the kernel was tampered with."""
+
+    secret = Unicode("", help="the secret InsertCanaries used").tag(config=True)
+    verdict_path = Unicode("", help="where the verdict is written").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from . import integrity
+
+        reason, nb = integrity.check_canaries(nb, self.secret)
+        if self.verdict_path:
+            with open(self.verdict_path, "w") as f:
+                json.dump({"reason": reason}, f)
+        return nb, resources
+
+
+class FeedbackWithoutHiddenTests(NbGraderPreprocessor):
+    """For feedback: hidden tests removed from the test cells (nbgrader's ClearHiddenTests), and a
+    failed test's traceback cut to its last line (``AssertionError: <message>``), since IPython's
+    traceback quotes the lines around the failing assert, hidden ones included."""
+
+    def preprocess(self, nb, resources):
+        from nbgrader.preprocessors import ClearHiddenTests
+
+        nb, resources = ClearHiddenTests(enforce_metadata=False).preprocess(nb, resources)
+        for cell in nb.cells:
+            if not _is_graded_test(cell):
+                continue
+            for output in cell.outputs:
+                if output.output_type == "error":
+                    message = f"{output.ename}: {output.evalue}" if output.evalue else output.ename
+                    output.traceback = [message]
+        return nb, resources

@@ -166,6 +166,33 @@ def set_limits(limits: dict) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _user_processes(uid: int) -> int:
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                pass
+    return count
+
+
+def confine_submission(config: dict) -> None:
+    """Limits for everything the submission starts, together: join its control group (memory and
+    process count, see :mod:`instructor.limits`) or, without one, cap this user's processes."""
+    group = config.get("cgroup")
+    if group:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import limits  # noqa: PLC0415 - standard-library-only sibling, imported by path
+
+        limits.Group(group).join()
+        return
+    nproc = config.get("limits", {}).get("processes")
+    if nproc and os.getuid() != 0:  # root ignores RLIMIT_NPROC
+        cap = _user_processes(os.getuid()) + int(nproc)
+        resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
+
+
 def bwrap_argv(config: dict, cwd: str, shared: list[str], kernel_argv: list[str]) -> list[str]:
     """The full bwrap command line that runs ``kernel_argv`` confined to ``cwd``."""
     limits = config.get("limits", {})
@@ -187,12 +214,11 @@ def bwrap_argv(config: dict, cwd: str, shared: list[str], kernel_argv: list[str]
         args += ["--ro-bind", src, dest]
     for path in shared:  # the connection file and the kernel's ipc sockets
         args += ["--bind", path, path]
-    args += ["--bind", cwd, cwd]
-    # The notebook being graded holds the hidden tests (nbgrader restored them before running
-    # it): the kernel sees an empty file in its place.
-    for entry in sorted(os.listdir(cwd)):
-        if entry.endswith(".ipynb"):
-            args += ["--ro-bind", "/dev/null", os.path.join(cwd, entry)]
+    # The kernel's working folder is a fresh, size-limited tmpfs at the path of the student's
+    # folder: what student code writes there (files, links, FIFOs, thousands of files) lives and
+    # dies with the sandbox and never reaches a disk that a process outside it walks. The graded
+    # notebook itself (which holds the hidden tests) is not in it.
+    args += ["--size", tmp_size, "--perms", "0777", "--tmpfs", cwd]
     env = dict(config.get("env", {}))
     env.update({"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
                 "PATH": os.pathsep.join([os.path.dirname(kernel_argv[0]), "/usr/bin", "/bin"])})
@@ -226,12 +252,19 @@ def launch(argv: list[str]) -> None:
                  f"student code only runs in a student's folder under {allowed}")
     kernel_argv = [config["python"], "-m", "ipykernel_launcher", *rest]
     set_limits(config.get("limits", {}))
+    confine_submission(config)
+    if config.get("pidfile"):  # the grading task kills this process when the notebook runs out of time
+        Path(config["pidfile"]).write_text(str(os.getpid()))
     if config["mode"] == "bwrap":
         info = json.loads(Path(connection_file).read_text())
         if info.get("transport") != "ipc" or not os.path.isabs(info.get("ip", "")):
             sys.exit("sandbox: the grading kernel has no network; it needs "
                      "KernelManager.transport='ipc' with an absolute KernelManager.ip")
-        shared = sorted({os.path.dirname(connection_file), os.path.dirname(info["ip"])})
+        shared = sorted({os.path.dirname(connection_file), os.path.dirname(os.path.realpath(info["ip"]))})
+        kernel_dir = os.path.realpath(config.get("kernel_dir") or "/nonexistent")
+        if any(path != kernel_dir for path in shared):
+            sys.exit(f"sandbox: the kernel's connection file and sockets must be in {kernel_dir}, "
+                     f"not {', '.join(shared)}: that folder is shared with the sandbox")
         os.execv(config.get("bwrap") or bwrap_path(), bwrap_argv(config, cwd, shared, kernel_argv))
     # mode "rlimits": the operator accepted running without a sandbox (see README).
     sys.stderr.write("sandbox: WARNING: no bubblewrap sandbox, resource limits only\n")

@@ -1,0 +1,182 @@
+"""Limits for a whole submission (every process it starts), not just one process.
+
+A grading kernel can fork: resource limits (``setrlimit``) bound each process on its own, so four
+processes under an 8 GiB address-space limit can still take 32 GiB together, and ``RLIMIT_NPROC``
+is not enforced for root. A control group bounds them all at once:
+
+- ``pids``: processes and threads of the submission together (a fork loop stops at the limit);
+- ``memory``: resident memory of the submission together (the kernel's out-of-memory killer picks
+  a process of THIS submission when it goes over, never an honest neighbour or the grader).
+
+Both cgroup v2 (one unified hierarchy, ``memory.max``/``pids.max``) and v1 (one hierarchy per
+controller, ``memory.limit_in_bytes``/``pids.max``) are handled. Creating groups needs write access
+to the hierarchy: root, or a delegated subtree (systemd's ``Delegate=yes``). Where that is missing,
+:func:`available` says why and grading falls back to per-process limits plus a process count per
+user (see the README, "Grading safety").
+
+This file imports only the standard library: :mod:`instructor.sandbox` uses it in the kernel's
+launcher.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+GROUP_NAME = "course-grading"
+
+
+def _own_paths() -> dict[str, str]:
+    """controller name ('' for v2) -> this process's cgroup path, from /proc/self/cgroup."""
+    paths: dict[str, str] = {}
+    try:
+        text = Path("/proc/self/cgroup").read_text()
+    except OSError:
+        return paths
+    for line in text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        for name in controllers.split(",") if controllers else [""]:
+            paths[name] = path
+    return paths
+
+
+def _v2_base() -> Path | None:
+    unified = CGROUP_ROOT / "unified" if (CGROUP_ROOT / "unified" / "cgroup.controllers").exists() else CGROUP_ROOT
+    controllers = unified / "cgroup.controllers"
+    if not controllers.exists():
+        return None
+    wanted = {"memory", "pids"}
+    if not wanted <= set(controllers.read_text().split()):
+        return None
+    return unified / _own_paths().get("", "/").lstrip("/")
+
+
+def _v1_bases() -> dict[str, Path] | None:
+    own = _own_paths()
+    bases = {}
+    for name in ("memory", "pids"):
+        mount = CGROUP_ROOT / name
+        if not (mount / "cgroup.procs").exists() or name not in own:
+            return None
+        bases[name] = mount / own[name].lstrip("/")
+    return bases
+
+
+@dataclass
+class Group:
+    """One submission's control group(s). ``dirs``: controller -> folder ('' for v2)."""
+
+    dirs: dict[str, str]
+
+    @property
+    def version(self) -> int:
+        return 2 if "" in self.dirs else 1
+
+    def join(self, pid: int | None = None) -> None:
+        """Move ``pid`` (default: this process) into the group; children inherit it."""
+        for folder in set(self.dirs.values()):
+            Path(folder, "cgroup.procs").write_text(str(pid or os.getpid()))
+
+    def events(self) -> dict[str, int]:
+        """How often each limit was hit: {'pids': refused forks, 'oom_kill': processes killed}."""
+        out = {"pids": 0, "oom_kill": 0}
+        pids_dir = Path(self.dirs.get("", self.dirs.get("pids", "")))
+        mem_dir = Path(self.dirs.get("", self.dirs.get("memory", "")))
+        out["pids"] = _read_key(pids_dir / "pids.events", "max")
+        if self.version == 2:
+            out["oom_kill"] = _read_key(mem_dir / "memory.events", "oom_kill")
+        else:
+            out["oom_kill"] = _read_key(mem_dir / "memory.oom_control", "oom_kill")
+        return out
+
+    def processes(self) -> list[int]:
+        pids: set[int] = set()
+        for folder in set(self.dirs.values()):
+            try:
+                pids.update(int(p) for p in Path(folder, "cgroup.procs").read_text().split())
+            except OSError:
+                pass
+        return sorted(pids)
+
+    def destroy(self) -> None:
+        """Kill whatever is left in the group and remove it."""
+        for _ in range(50):
+            left = self.processes()
+            if not left:
+                break
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+        for folder in set(self.dirs.values()):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+
+
+def _read_key(path: Path, key: str) -> int:
+    try:
+        m = re.search(rf"^{key} (\d+)$", path.read_text(), re.MULTILINE)
+    except OSError:
+        return 0
+    return int(m[1]) if m else 0
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+def create(memory_bytes: int, max_pids: int, name: str | None = None) -> Group:
+    """A new group with these limits. Raises OSError when cgroups cannot be written here."""
+    name = name or f"job-{uuid.uuid4().hex[:12]}"
+    base = _v2_base()
+    if base is not None and os.access(base, os.W_OK):
+        parent = base / GROUP_NAME
+        parent.mkdir(exist_ok=True)
+        # v2: a group's controllers must be enabled in its parent's subtree_control
+        _write(parent / "cgroup.subtree_control", "+memory +pids")
+        folder = parent / name
+        folder.mkdir()
+        _write(folder / "memory.max", str(memory_bytes))
+        if (folder / "memory.swap.max").exists():
+            _write(folder / "memory.swap.max", "0")
+        _write(folder / "pids.max", str(max_pids))
+        return Group({"": str(folder)})
+    bases = _v1_bases()
+    if bases is None:
+        raise OSError("no cgroup hierarchy with the memory and pids controllers is mounted")
+    dirs = {}
+    try:
+        for controller, b in bases.items():
+            folder = b / GROUP_NAME / name
+            folder.mkdir(parents=True)
+            dirs[controller] = str(folder)
+        _write(Path(dirs["memory"]) / "memory.limit_in_bytes", str(memory_bytes))
+        memsw = Path(dirs["memory"]) / "memory.memsw.limit_in_bytes"
+        if memsw.exists():
+            _write(memsw, str(memory_bytes))
+        _write(Path(dirs["pids"]) / "pids.max", str(max_pids))
+    except OSError:
+        Group(dirs).destroy()
+        raise
+    return Group(dirs)
+
+
+def available() -> tuple[bool, str]:
+    """Can this process create per-submission groups? (ok, one-line explanation)."""
+    try:
+        group = create(256 * 2**20, 16, name=f"probe-{os.getpid()}")
+    except OSError as exc:
+        return False, f"cgroups not writable here ({exc.strerror or exc})"
+    version = group.version
+    group.destroy()
+    return True, f"cgroup v{version} memory and pids controllers"
