@@ -45,17 +45,17 @@ test: install
 	$(PY) -m pytest $(NBVAL) tests solutions -v --durations=15
 
 release: install
-	$(PY) -m tools.nbtools release $(PART)
+	$(PY) -m instructor release $(PART)
 
 data: install
 	$(PY) -m helper.data download
 
 assets: install
 	$(PY) assets/draw.py
-	$(PY) -m tools.nbtools stamp
+	$(PY) -m instructor stamp
 
 outputs: install
-	$(PY) -m tools.nbtools execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
+	$(PY) -m instructor execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
 
 collect: install
 	$(PY) -m instructor collect $(FROM) --part $(PART)
