@@ -5,8 +5,8 @@ code exercise, and a partly solved one lands in between."""
 import nbformat
 import pytest
 
-from instructor.testing import answer_ids, make_course, submit, write_submission
 from instructor import grading, notebooks
+from instructor.testing import answer_ids, make_course, submit, write_submission
 
 PARTS = notebooks.existing_parts()
 
