@@ -26,6 +26,7 @@ def _parts(value: str | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m instructor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course folder (default: here)")
