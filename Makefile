@@ -1,8 +1,9 @@
 # Intro to PyTorch — common tasks. Each target installs what it needs first.
 #
 #   make lab        JupyterLab on notebooks/ (what learners open)
-#   make test       the whole test suite (helper tests, grading, nbval on solutions/)
-#   make install    virtual environment in $(VENV) with requirements.txt and `helper`
+#   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/)
+#   make lint       ruff: lint and import order (configured in pyproject.toml)
+#   make install    virtual environment in $(VENV): `helper` and pyproject.toml's [course,test] extras
 #   make release    regenerate notebooks/ from solutions/ (PART=03-training for one part)
 #   make data       download every data set the course uses (run once while online)
 #   make assets     redraw the diagrams in assets/ and re-embed them in the solutions
@@ -25,15 +26,15 @@ FROM ?= downloaded-submissions
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test install release data assets outputs clean collect autograde feedback grades
+.PHONY: lab test lint install release data assets outputs clean collect autograde feedback grades
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# pyproject.toml is the one list of dependencies.
+$(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements.txt
-	$(PY) -m pip install --no-deps -e .
+	$(PY) -m pip install -e '.[course,test]'
 	touch $(STAMP)
 
 # Opens the first notebook; the file browser shows notebooks/ (learners' copies only).
@@ -41,21 +42,24 @@ LAB_ARGS ?=
 lab: install
 	cd notebooks && $(abspath $(VENV))/bin/jupyter lab --LabApp.default_url=/lab/tree/01-tensors/01-tensors.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
-test: install
+lint: install
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest $(NBVAL) tests solutions -v --durations=15
 
 release: install
-	$(PY) -m tools.nbtools release $(PART)
+	$(PY) -m instructor release $(PART)
 
 data: install
 	$(PY) -m helper.data download
 
 assets: install
 	$(PY) assets/draw.py
-	$(PY) -m tools.nbtools stamp
+	$(PY) -m instructor stamp
 
 outputs: install
-	$(PY) -m tools.nbtools execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
+	$(PY) -m instructor execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
 
 collect: install
 	$(PY) -m instructor collect $(FROM) --part $(PART)

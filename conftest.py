@@ -1,19 +1,33 @@
 """Test-session setup shared by `pytest tests/` and `pytest --nbval solutions/`.
 
 - Data: when COURSE_DATA is set (CI points it at real samples) the suite uses it;
-  otherwise it generates small fake data sets into a temporary folder and points
-  COURSE_DATA there, before any notebook kernel starts.
+  otherwise COURSE_DATA points at a temporary folder (before any kernel starts) where
+  each fake data set (``tests/fakedata.py``) is built once, just before the first test
+  that needs it: a notebook that loads it, a test file that names it, or a test that
+  grades notebooks of parts that load it. ``@pytest.mark.course_data("MNIST", ...)``
+  says so explicitly. Tests of the fake data itself use the ``fake_data`` fixture.
 - nbval bookkeeping: prints how many notebook cells had their outputs compared and
   how many were run with their output ignored.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
+
+from tests import fakedata
+
+ROOT = Path(__file__).resolve().parent
+PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
+# Test files that grade notebooks (of the parts they name, or of every part).
+_GRADES_NOTEBOOKS = ("make_course", "autograde")
 
 _FAKE_DIR: Path | None = None
 _NBVAL: dict[str, Counter] = defaultdict(Counter)
@@ -21,6 +35,7 @@ _NBVAL_SECONDS: dict[str, float] = defaultdict(float)
 
 
 def pytest_configure(config):
+    """Point COURSE_DATA at real or (lazily built) fake data before any kernel starts."""
     global _FAKE_DIR
     # Kernels started by nbval and nbgrader inherit this environment.
     # (MPLBACKEND is left alone: kernels must keep their inline backend, or nbval finds
@@ -29,25 +44,70 @@ def pytest_configure(config):
     # Progress bars redraw at most once a second: fewer kernel messages on a busy machine.
     os.environ.setdefault("TQDM_MININTERVAL", "1")
     if not os.environ.get("COURSE_DATA"):
-        from helper.data import write_fake_data
-
         _FAKE_DIR = Path(tempfile.mkdtemp(prefix="course-fake-data-"))
-        write_fake_data(_FAKE_DIR)
         os.environ["COURSE_DATA"] = str(_FAKE_DIR)
     config.course_data = os.environ["COURSE_DATA"]
+    config.addinivalue_line("markers", "course_data(*names): the fake data sets a test needs "
+                            f"({', '.join(fakedata.DATASETS)}) when COURSE_DATA is not set")
 
 
 def pytest_unconfigure(config):
+    """Remove the fake data folder."""
     if _FAKE_DIR is not None:
         shutil.rmtree(_FAKE_DIR, ignore_errors=True)
 
 
 def pytest_report_header(config):
-    kind = "fake data (generated)" if _FAKE_DIR is not None else "COURSE_DATA"
+    """Say which data the run uses."""
+    kind = "fake data, built when first needed" if _FAKE_DIR is not None else "COURSE_DATA"
     return f"course data: {os.environ.get('COURSE_DATA')} [{kind}]"
 
 
+@functools.cache
+def _source(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def _data_needed(item) -> set[str]:
+    """The fake data sets ``item`` needs (see the module docstring)."""
+    path = Path(str(item.fspath))
+    marker = item.get_closest_marker("course_data")
+    if marker is not None:
+        return set(marker.args)
+    if path.suffix == ".ipynb":
+        return fakedata.needed_by(_source(path))
+    text = _source(path)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    needed = fakedata.needed_by(text)
+    if not any(word in text for word in _GRADES_NOTEBOOKS):
+        return needed
+    parts = {p for p in PARTS if p in text or p in map(str, params.values())} or set(PARTS)
+    for part in parts:
+        needed |= fakedata.needed_by(_source(ROOT / "solutions" / part / f"{part}.ipynb"))
+    return needed
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Build the fake data sets this test needs (each once per run) before its fixtures run."""
+    if _FAKE_DIR is not None:
+        for name in sorted(_data_needed(item)):
+            fakedata.ensure(_FAKE_DIR, name)
+
+
+@pytest.fixture(scope="session")
+def fake_data(tmp_path_factory) -> Callable[[str], Path]:
+    """``fake_data(name)``: a folder holding fake data set ``name``, built once per run.
+
+    The run's own fake folder when COURSE_DATA is not set, else a temporary one: tests of
+    the fake data need it even when the course runs on real data.
+    """
+    root = _FAKE_DIR or tmp_path_factory.mktemp("fake-data")
+    return lambda name: fakedata.ensure(root, name)
+
+
 def pytest_collection_modifyitems(session, config, items):
+    """Give nbval cells time to deliver output; count how nbval treats each cell."""
     for item in items:
         if type(item).__name__ != "IPyNbCell":
             continue
@@ -55,9 +115,7 @@ def pytest_collection_modifyitems(session, config, items):
         # 2-core machine a cell with progress bars can take longer to deliver them.
         item.output_timeout = 60
         options = item.options
-        if options.get("skip"):
-            kind = "skipped"
-        elif options.get("check_exception"):
+        if options.get("check_exception"):
             kind = "raises"
         elif options.get("check"):
             kind = "compared"
@@ -74,6 +132,7 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Per notebook: cells compared, ignored and failing on purpose, and wall time."""
     if not _NBVAL:
         return
     tr = terminalreporter
@@ -83,7 +142,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         c = _NBVAL[name]
         total.update(c)
         tr.write_line(f"{name:40} compared {c['compared']:3}  ignored {c['ignored']:3}  "
-                      f"raises {c['raises']:2}  skipped {c['skipped']:2}  {_NBVAL_SECONDS[name]:6.1f} s")
+                      f"raises {c['raises']:2}  {_NBVAL_SECONDS[name]:6.1f} s")
     tr.write_line(f"{'all notebooks':40} compared {total['compared']:3}  ignored {total['ignored']:3}  "
-                  f"raises {total['raises']:2}  skipped {total['skipped']:2}  "
-                  f"{sum(_NBVAL_SECONDS.values()):6.1f} s")
+                  f"raises {total['raises']:2}  {sum(_NBVAL_SECONDS.values()):6.1f} s")

@@ -2,11 +2,12 @@
 
 One job per module:
 
-- ``helper.data``   where data lives, downloads, fake data for tests
-- ``helper.plots``  ``view_classify``, ``imshow``, ``show_batch``, ``plot_history``, ...
-- ``helper.train``  the course's one train/evaluate loop and device choice
-- ``helper.models`` small model builders and the pretrained network loader
-- ``helper.metrics`` predictions, confusion matrix, precision and recall per class
+- ``helper.data``       the data root, downloads, the offline hint, a toy spiral data set
+- ``helper.plots``      ``view_classify``, ``imshow``, ``show_batch``, ``plot_history``, ...
+- ``helper.train``      the course's one train/evaluate loop and device choice
+- ``helper.metrics``    predictions and the confusion matrix
+- ``helper.models``     the course's small network, ``Network``
+- ``helper.pretrained`` the pretrained EfficientNet-Lite0 loader
 
 Import the module you need (``from helper.plots import view_classify``); importing
 ``helper`` itself is cheap and pulls in nothing heavy.

@@ -1,4 +1,4 @@
-"""Where the course's data lives, how to fetch it, and small fake copies for tests.
+"""Where the course's data lives and how to fetch it; a small synthetic data set (spirals).
 
 One data root for everything: ``$COURSE_DATA`` when set, else ``~/.pytorch``.
 Under it torchvision's own layouts::
@@ -15,7 +15,9 @@ Notebooks keep torchvision's canonical calls::
 Command line::
 
     python -m helper.data download          # everything a learner needs, with progress bars
-    python -m helper.data fake DIR          # small learnable fake data in the same formats
+    python -m helper.data where             # the data root in use
+
+(The tests' fake copies of these data sets live in ``tests/fakedata.py``.)
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import struct
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # torch is imported where it is used: `import helper.data` st
 ENV_VAR = "COURSE_DATA"
 DEFAULT_ROOT = Path("~/.pytorch").expanduser()
 
-MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -75,9 +75,7 @@ def is_download_failure(exc: BaseException) -> bool:
         return True
     if isinstance(exc, RuntimeError) and str(exc).startswith("Error downloading"):
         return True
-    if isinstance(exc, OSError) and isinstance(getattr(exc, "reason", None), OSError):
-        return True
-    return False
+    return isinstance(exc, OSError) and isinstance(getattr(exc, "reason", None), OSError)
 
 
 def _ipython_handler(shell, etype, evalue, tb, tb_offset=None):
@@ -192,132 +190,6 @@ def download_all(root: Path | str | None = None) -> None:
 
 
 # ---------------------------------------------------------------------------
-# Fake data in torchvision's on-disk formats (for tests)
-# ---------------------------------------------------------------------------
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array in the IDX format that MNIST's raw files use."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    magic = 0x0800 | array.ndim  # 0x08: unsigned byte
-    with open(path, "wb") as f:
-        f.write(struct.pack(">I", magic))
-        f.write(struct.pack(f">{array.ndim}I", *array.shape))
-        f.write(array.tobytes())
-
-
-def _font(size: int):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has only the bitmap font
-        return ImageFont.load_default()
-
-
-def _fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Digits drawn with a font at random size, offset, angle and stroke, plus noise."""
-    from PIL import Image, ImageDraw
-
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = np.zeros((n, 28, 28), np.uint8)
-    fonts = {s: _font(s) for s in (18, 20, 22)}
-    for i, y in enumerate(labels):
-        canvas = Image.new("L", (40, 40), 0)
-        draw = ImageDraw.Draw(canvas)
-        font = fonts[int(rng.choice(list(fonts)))]
-        dx, dy = rng.integers(-2, 3, 2)
-        draw.text((20 + dx, 20 + dy), str(y), fill=255, font=font, anchor="mm",
-                  stroke_width=int(rng.integers(1, 3)), stroke_fill=255)
-        canvas = canvas.rotate(float(rng.uniform(-10, 10)), resample=Image.BILINEAR)
-        img = np.asarray(canvas.crop((6, 6, 34, 34)), np.float32)
-        img += rng.normal(0, 8, img.shape)
-        images[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return images, labels
-
-
-def _fake_fashion(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Crude silhouettes, one per Fashion-MNIST class, jittered in size and place."""
-    from PIL import Image, ImageDraw
-
-    shapes = {  # polygons on a 28x28 grid, roughly the garment's outline
-        0: [(6, 6), (22, 6), (26, 11), (21, 13), (20, 24), (8, 24), (7, 13), (2, 11)],
-        1: [(9, 3), (19, 3), (20, 25), (16, 25), (14, 10), (12, 25), (8, 25)],
-        2: [(7, 5), (21, 5), (26, 24), (22, 24), (20, 14), (20, 25), (8, 25), (8, 14), (6, 24), (2, 24)],
-        3: [(11, 3), (17, 3), (19, 12), (23, 25), (5, 25), (9, 12)],
-        4: [(6, 4), (22, 4), (25, 25), (21, 25), (20, 16), (20, 26), (8, 26), (8, 16), (7, 25), (3, 25)],
-        5: [(3, 17), (25, 15), (25, 20), (3, 21)],
-        6: [(7, 5), (14, 8), (21, 5), (25, 14), (20, 14), (20, 25), (8, 25), (8, 14), (3, 14)],
-        7: [(3, 14), (14, 13), (25, 17), (25, 21), (3, 21)],
-        8: [(4, 10), (24, 10), (24, 24), (4, 24)],
-        9: [(9, 4), (17, 4), (18, 15), (25, 19), (25, 24), (7, 24)],
-    }
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    images = np.zeros((n, 28, 28), np.uint8)
-    for i, y in enumerate(labels):
-        s = rng.uniform(0.8, 1.1)
-        dx, dy = rng.uniform(-2, 2, 2)
-        pts = [(14 + (x - 14) * s + dx, 14 + (v - 14) * s + dy) for x, v in shapes[int(y)]]
-        canvas = Image.new("L", (28, 28), 0)
-        draw = ImageDraw.Draw(canvas)
-        draw.polygon(pts, fill=int(rng.integers(120, 256)))
-        if y == 8:  # a bag has a handle
-            draw.arc((9 + dx, 3 + dy, 19 + dx, 15 + dy), 180, 360, fill=200, width=2)
-        img = np.asarray(canvas, np.float32) + rng.normal(0, 10, (28, 28))
-        images[i] = np.clip(img, 0, 255).astype(np.uint8)
-    return images, labels
-
-
-def _fake_pet(label: int, rng: np.random.Generator):
-    """A 'cat' is a warm image with big round blobs, a 'dog' a cool one with stripes."""
-    from PIL import Image, ImageDraw
-
-    w, h = (int(v) for v in rng.integers(96, 200, 2))
-    base = (200, 120, 60) if label == 0 else (60, 110, 190)
-    jitter = rng.integers(-30, 31, 3)
-    img = Image.new("RGB", (w, h), tuple(int(np.clip(b + j, 0, 255)) for b, j in zip(base, jitter)))
-    draw = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(3, 7))):
-        x, y = rng.integers(0, w), rng.integers(0, h)
-        r = int(rng.integers(10, 30))
-        shade = tuple(int(v) for v in rng.integers(0, 256, 3))
-        if label == 0:
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=shade)
-        else:
-            draw.rectangle((0, y, w, y + r // 3), fill=shade)
-    arr = np.asarray(img, np.float32) + rng.normal(0, 8, (h, w, 3))
-    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
-
-
-def write_fake_data(root: Path | str, seed: int = 0, mnist: tuple[int, int] = (6000, 1000),
-                    fashion: tuple[int, int] = (1200, 300),
-                    cats_dogs: tuple[int, int] = (80, 30)) -> Path:
-    """Write small, learnable fake data sets under ``root`` in torchvision's layouts.
-
-    - ``root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` (drawn digits)
-    - ``root/FashionMNIST/raw/...`` (one silhouette per class)
-    - ``root/Cat_Dog_data/{train,test}/{cat,dog}/*.jpg``
-
-    ``mnist`` and ``fashion`` are (train, test) image counts; ``cats_dogs`` is
-    (train, test) images per class. Returns ``root``.
-    """
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for name, make, sizes in (("MNIST", _fake_digits, mnist), ("FashionMNIST", _fake_fashion, fashion)):
-        raw = root / name / "raw"
-        raw.mkdir(parents=True, exist_ok=True)
-        for prefix, n in zip(("train", "t10k"), sizes):
-            images, labels = make(n, rng)
-            write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-            write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    for split, n in zip(("train", "test"), cats_dogs):
-        for label, name in enumerate(CAT_DOG_CLASSES):
-            folder = root / "Cat_Dog_data" / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                _fake_pet(label, rng).save(folder / f"{name}.{i}.jpg", quality=90)
-    return root
-
-
-# ---------------------------------------------------------------------------
 # A small synthetic data set: interleaved spirals (Part 3; Part 7's custom Dataset)
 # ---------------------------------------------------------------------------
 
@@ -358,13 +230,11 @@ def make_spiral(n_per_class: int, n_classes: int = 3, noise: float = 0.2,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m helper.data download|where``; returns the exit status (1: data unavailable)."""
     parser = argparse.ArgumentParser(prog="python -m helper.data", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     dl = sub.add_parser("download", help="fetch every data set the course uses")
     dl.add_argument("--root", help=f"data root (default: ${ENV_VAR} or {DEFAULT_ROOT})")
-    fake = sub.add_parser("fake", help="write small learnable fake data sets")
-    fake.add_argument("dir")
-    fake.add_argument("--seed", type=int, default=0)
     sub.add_parser("where", help="print the data root in use")
     args = parser.parse_args(argv)
     if args.command == "download":
@@ -373,8 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         except DataUnavailableError as exc:
             print(exc, file=sys.stderr)
             return 1
-    elif args.command == "fake":
-        print(write_fake_data(args.dir, seed=args.seed))
     else:
         print(data_root())
     return 0

@@ -5,6 +5,9 @@
     feedback  [--part P]           HTML feedback per student, in feedback/
     grades    [--out grades.csv]   nbgrader's CSV export
     collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
+    release   [PART]               stamp the solutions, then nbgrader generate_assignment
+    stamp     [NB ...]             Colab setup cell + embedded figures, in place
+    execute   NB [...]             re-run solution notebooks and store their outputs
 
 Exit status: 0 done; 1 autograde finished but submissions need a look (flagged, tampered or
 for review), or collect rejected uploads; 2 refused.
@@ -16,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import grading, limits, sandbox
+from . import grading, limits, notebooks, sandbox
 
 
 def _parts(value: str | None) -> list[str] | None:
@@ -24,6 +27,7 @@ def _parts(value: str | None) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command (see the module docstring); returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m instructor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course folder (default: here)")
@@ -47,7 +51,30 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("collect", help="collect downloaded submissions with nbgrader zip_collect")
     p.add_argument("source", type=Path, help="folder of <student>_<part>.ipynb files and/or .zip archives")
     p.add_argument("--part", required=True)
+    p = sub.add_parser("release", help="stamp the solutions, then generate the student notebooks")
+    p.add_argument("part", nargs="?", default="", help="one part (default: every part)")
+    p = sub.add_parser("stamp", help="update setup cells and embedded figures in place")
+    p.add_argument("notebooks", nargs="*", type=Path, help="default: every solution notebook")
+    p = sub.add_parser("execute", help="re-run solution notebooks and store their outputs")
+    p.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args(argv)
+
+    if args.cmd == "release":
+        known = [name for name, _ in notebooks.PARTS]
+        if args.part and args.part not in known:
+            parser.error(f"unknown part {args.part!r}; parts are: {', '.join(known)}")
+        notebooks.release(args.course, [args.part] if args.part else None)
+        return 0
+    if args.cmd == "stamp":
+        for path in args.notebooks or [notebooks.part_notebook(p) for p in notebooks.existing_parts()]:
+            print(f"{path}: {'updated' if notebooks.stamp_file(path) else 'up to date'}")
+        return 0
+    if args.cmd == "execute":
+        for path in args.notebooks:
+            notebooks.stamp_file(path)
+            notebooks.execute(path)
+            print(f"executed {path}")
+        return 0
 
     try:
         if args.cmd == "check":

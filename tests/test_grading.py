@@ -5,10 +5,10 @@ code exercise, and a partly solved one lands in between."""
 import nbformat
 import pytest
 
+from instructor import grading, notebooks
 from instructor.testing import answer_ids, make_course, submit, write_submission
-from tools import nbtools
 
-PARTS = nbtools.existing_parts()
+PARTS = notebooks.existing_parts()
 
 
 @pytest.fixture(scope="module", params=PARTS)
@@ -27,7 +27,7 @@ def graded(request, tmp_path_factory):
     codes = [c for c in solution.cells if c.cell_type == "code"]
     i = next(i for i, c in enumerate(codes) if c.metadata.get("nbgrader", {}).get("grade_id") == first)
     solved_test = codes[i + 1].metadata["nbgrader"]["grade_id"]
-    run = nbtools.run_nbgrader(["autograde", part, "--create", "--log-level=ERROR"], cwd=course,
+    run = grading.run_nbgrader(["autograde", part, "--create", "--log-level=ERROR"], course,
                                capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

@@ -1,5 +1,5 @@
-"""helper.data: one data root, fake data torchvision can read and a model can learn,
-and one short message when the data can't be had."""
+"""helper.data: one data root and one short message when the data can't be had;
+the tests' fake data (tests/fakedata.py): files torchvision reads that a model can learn."""
 
 import os
 import subprocess
@@ -12,13 +12,11 @@ from torch import nn
 from torchvision import datasets, transforms
 
 import helper.data as hd
+from tests import fakedata
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def fake_root(tmp_path_factory):
-    return hd.write_fake_data(tmp_path_factory.mktemp("fake"), seed=1)
+# The course's data is not read here; the fake data tests ask the `fake_data` fixture.
+pytestmark = pytest.mark.course_data()
 
 
 def test_data_root_follows_env(monkeypatch, tmp_path):
@@ -33,15 +31,16 @@ def test_idx_round_trip_through_torchvision_reader(tmp_path):
 
     images = torch.randint(0, 256, (5, 28, 28), dtype=torch.uint8)
     labels = torch.tensor([3, 1, 4, 1, 5], dtype=torch.uint8)
-    hd.write_idx(tmp_path / "img", images.numpy())
-    hd.write_idx(tmp_path / "lbl", labels.numpy())
+    fakedata.write_idx(tmp_path / "img", images.numpy())
+    fakedata.write_idx(tmp_path / "lbl", labels.numpy())
     assert torch.equal(read_image_file(str(tmp_path / "img")), images)
     assert torch.equal(read_label_file(str(tmp_path / "lbl")), labels.long())
 
 
 @pytest.mark.parametrize("cls", [datasets.MNIST, datasets.FashionMNIST])
-def test_fake_idx_data_loads_with_canonical_call(fake_root, cls):
+def test_fake_idx_data_loads_with_canonical_call(fake_data, cls):
     # download=True must find the files and never touch the network.
+    fake_root = fake_data(cls.__name__)
     train = cls(str(fake_root), download=True, train=True, transform=transforms.ToTensor())
     test = cls(str(fake_root), download=True, train=False, transform=transforms.ToTensor())
     assert (len(train), len(test)) == ((6000, 1000) if cls is datasets.MNIST else (1200, 300))
@@ -50,7 +49,8 @@ def test_fake_idx_data_loads_with_canonical_call(fake_root, cls):
     assert set(train.targets.tolist()) == set(range(10)), "every class appears"
 
 
-def test_fake_cats_and_dogs_layout(fake_root):
+def test_fake_cats_and_dogs_layout(fake_data):
+    fake_root = fake_data("Cat_Dog_data")
     for split, n in (("train", 80), ("test", 30)):
         folder = datasets.ImageFolder(str(fake_root / "Cat_Dog_data" / split))
         assert folder.classes == ["cat", "dog"]
@@ -77,7 +77,8 @@ def _train_and_score(train, test, in_features, epochs, seed=0):
 
 
 @pytest.mark.parametrize("cls, epochs, floor", [(datasets.MNIST, 3, 0.6), (datasets.FashionMNIST, 5, 0.7)])
-def test_fake_idx_data_is_learnable(fake_root, cls, epochs, floor):
+def test_fake_idx_data_is_learnable(fake_data, cls, epochs, floor):
+    fake_root = fake_data(cls.__name__)
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,), (0.5,))])
     train = cls(str(fake_root), train=True, transform=tf)
     test = cls(str(fake_root), train=False, transform=tf)
@@ -86,7 +87,8 @@ def test_fake_idx_data_is_learnable(fake_root, cls, epochs, floor):
     assert acc > floor, f"{cls.__name__} fake data: test accuracy {acc:.2f} (chance is 0.10)"
 
 
-def test_fake_cats_and_dogs_are_learnable(fake_root):
+def test_fake_cats_and_dogs_are_learnable(fake_data):
+    fake_root = fake_data("Cat_Dog_data")
     tf = transforms.Compose([transforms.Resize((16, 16)), transforms.ToTensor()])
     train = datasets.ImageFolder(str(fake_root / "Cat_Dog_data" / "train"), transform=tf)
     test = datasets.ImageFolder(str(fake_root / "Cat_Dog_data" / "test"), transform=tf)
@@ -95,17 +97,29 @@ def test_fake_cats_and_dogs_are_learnable(fake_root):
 
 
 def test_fake_data_is_reproducible(tmp_path):
-    a = hd.write_fake_data(tmp_path / "a", seed=3, mnist=(20, 5), fashion=(20, 5), cats_dogs=(2, 1))
-    b = hd.write_fake_data(tmp_path / "b", seed=3, mnist=(20, 5), fashion=(20, 5), cats_dogs=(2, 1))
+    sizes = {"MNIST": (20, 5), "FashionMNIST": (20, 5), "Cat_Dog_data": (2, 1)}
+    a = fakedata.write_fake_data(tmp_path / "a", seed=3, **sizes)
+    b = fakedata.write_fake_data(tmp_path / "b", seed=3, **sizes)
     for f in sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file()):
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
 
 
-def test_fake_cli_writes_data(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "helper.data", "fake", str(tmp_path)],
-                         capture_output=True, text=True, check=True, cwd=ROOT)
-    assert str(tmp_path) in out.stdout
-    assert (tmp_path / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").exists()
+def test_fake_data_sets_are_built_one_at_a_time(tmp_path):
+    fakedata.ensure(tmp_path, "FashionMNIST", sizes=(10, 5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FashionMNIST"]
+    before = (tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").stat().st_mtime_ns
+    fakedata.ensure(tmp_path, "FashionMNIST", sizes=(10, 5))
+    after = (tmp_path / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte").stat().st_mtime_ns
+    assert before == after, "a data set that is already there is not written again"
+    with pytest.raises(ValueError, match="unknown data set"):
+        fakedata.ensure(tmp_path, "CIFAR10")
+
+
+def test_needed_by_finds_the_data_sets_a_notebook_loads():
+    assert fakedata.needed_by("datasets.MNIST(DATA_ROOT, download=True)") == {"MNIST"}
+    assert fakedata.needed_by("datasets.FashionMNIST(DATA_ROOT)\n# Fashion-MNIST") == {"FashionMNIST"}
+    assert fakedata.needed_by("data_dir = cats_and_dogs()") == {"Cat_Dog_data"}
+    assert fakedata.needed_by("Tensors: no data set here") == set()
 
 
 # --- when the data is missing and the network is unreachable -------------------------

@@ -1,0 +1,191 @@
+"""Small, learnable fake data sets in torchvision's on-disk formats, for the tests.
+
+Each data set is built on its own, once per folder, only when something asks for it::
+
+    ensure(root, "MNIST")          # root/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte
+    ensure(root, "FashionMNIST")   # root/FashionMNIST/raw/... (one silhouette per class)
+    ensure(root, "Cat_Dog_data")   # root/Cat_Dog_data/{train,test}/{cat,dog}/*.jpg
+
+``needed_by(text)`` says which of them a notebook or test file loads. Command line (all of them)::
+
+    python -m tests.fakedata DIR [--seed N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from helper.data import CAT_DOG_CLASSES
+
+# (train, test) images; for Cat_Dog_data, images per class.
+SIZES: dict[str, tuple[int, int]] = {"MNIST": (6000, 1000), "FashionMNIST": (1200, 300), "Cat_Dog_data": (80, 30)}
+DATASETS = tuple(SIZES)
+# What loads each data set in a notebook or test: torchvision's call, or the course's helper.
+_LOADS = {
+    "MNIST": re.compile(r"\bMNIST\("),
+    "FashionMNIST": re.compile(r"\bFashionMNIST\("),
+    "Cat_Dog_data": re.compile(r"\bcats_and_dogs\(\)|\bCat_Dog_data\b"),
+}
+
+
+def needed_by(text: str) -> set[str]:
+    """The names of the data sets (``DATASETS``) that ``text`` (a notebook's or test's source) loads."""
+    return {name for name, pattern in _LOADS.items() if pattern.search(text)}
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array of any shape, e.g. images (N, 28, 28) or labels (N,), in the IDX
+    format that MNIST's raw files use."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = 0x0800 | array.ndim  # 0x08: unsigned byte
+    with open(path, "wb") as f:
+        f.write(struct.pack(">I", magic))
+        f.write(struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.tobytes())
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the bitmap font
+        return ImageFont.load_default()
+
+
+def _fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Digits drawn with a font at random size, offset, angle and stroke, plus noise."""
+    from PIL import Image, ImageDraw
+
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = np.zeros((n, 28, 28), np.uint8)
+    fonts = {s: _font(s) for s in (18, 20, 22)}
+    for i, y in enumerate(labels):
+        canvas = Image.new("L", (40, 40), 0)
+        draw = ImageDraw.Draw(canvas)
+        font = fonts[int(rng.choice(list(fonts)))]
+        dx, dy = rng.integers(-2, 3, 2)
+        draw.text((20 + dx, 20 + dy), str(y), fill=255, font=font, anchor="mm",
+                  stroke_width=int(rng.integers(1, 3)), stroke_fill=255)
+        canvas = canvas.rotate(float(rng.uniform(-10, 10)), resample=Image.BILINEAR)
+        img = np.asarray(canvas.crop((6, 6, 34, 34)), np.float32)
+        img += rng.normal(0, 8, img.shape)
+        images[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def _fake_fashion(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Crude silhouettes, one per Fashion-MNIST class, jittered in size and place."""
+    from PIL import Image, ImageDraw
+
+    shapes = {  # polygons on a 28x28 grid, roughly the garment's outline
+        0: [(6, 6), (22, 6), (26, 11), (21, 13), (20, 24), (8, 24), (7, 13), (2, 11)],
+        1: [(9, 3), (19, 3), (20, 25), (16, 25), (14, 10), (12, 25), (8, 25)],
+        2: [(7, 5), (21, 5), (26, 24), (22, 24), (20, 14), (20, 25), (8, 25), (8, 14), (6, 24), (2, 24)],
+        3: [(11, 3), (17, 3), (19, 12), (23, 25), (5, 25), (9, 12)],
+        4: [(6, 4), (22, 4), (25, 25), (21, 25), (20, 16), (20, 26), (8, 26), (8, 16), (7, 25), (3, 25)],
+        5: [(3, 17), (25, 15), (25, 20), (3, 21)],
+        6: [(7, 5), (14, 8), (21, 5), (25, 14), (20, 14), (20, 25), (8, 25), (8, 14), (3, 14)],
+        7: [(3, 14), (14, 13), (25, 17), (25, 21), (3, 21)],
+        8: [(4, 10), (24, 10), (24, 24), (4, 24)],
+        9: [(9, 4), (17, 4), (18, 15), (25, 19), (25, 24), (7, 24)],
+    }
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = np.zeros((n, 28, 28), np.uint8)
+    for i, y in enumerate(labels):
+        s = rng.uniform(0.8, 1.1)
+        dx, dy = rng.uniform(-2, 2, 2)
+        pts = [(14 + (x - 14) * s + dx, 14 + (v - 14) * s + dy) for x, v in shapes[int(y)]]
+        canvas = Image.new("L", (28, 28), 0)
+        draw = ImageDraw.Draw(canvas)
+        draw.polygon(pts, fill=int(rng.integers(120, 256)))
+        if y == 8:  # a bag has a handle
+            draw.arc((9 + dx, 3 + dy, 19 + dx, 15 + dy), 180, 360, fill=200, width=2)
+        img = np.asarray(canvas, np.float32) + rng.normal(0, 10, (28, 28))
+        images[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return images, labels
+
+
+def _fake_pet(label: int, rng: np.random.Generator):
+    """A 'cat' is a warm image with big round blobs, a 'dog' a cool one with stripes."""
+    from PIL import Image, ImageDraw
+
+    w, h = (int(v) for v in rng.integers(96, 200, 2))
+    base = (200, 120, 60) if label == 0 else (60, 110, 190)
+    jitter = rng.integers(-30, 31, 3)
+    img = Image.new("RGB", (w, h), tuple(int(np.clip(b + j, 0, 255)) for b, j in zip(base, jitter, strict=True)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(int(rng.integers(3, 7))):
+        x, y = rng.integers(0, w), rng.integers(0, h)
+        r = int(rng.integers(10, 30))
+        shade = tuple(int(v) for v in rng.integers(0, 256, 3))
+        if label == 0:
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=shade)
+        else:
+            draw.rectangle((0, y, w, y + r // 3), fill=shade)
+    arr = np.asarray(img, np.float32) + rng.normal(0, 8, (h, w, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def _write(folder: Path, name: str, sizes: tuple[int, int], rng: np.random.Generator) -> None:
+    """Data set ``name`` into ``folder`` (which stands for ``root/name``)."""
+    if name == "Cat_Dog_data":
+        for split, n in zip(("train", "test"), sizes, strict=True):
+            for label, cls in enumerate(CAT_DOG_CLASSES):
+                (folder / split / cls).mkdir(parents=True)
+                for i in range(n):
+                    _fake_pet(label, rng).save(folder / split / cls / f"{cls}.{i}.jpg", quality=90)
+        return
+    make = _fake_digits if name == "MNIST" else _fake_fashion
+    (folder / "raw").mkdir(parents=True)
+    for prefix, n in zip(("train", "t10k"), sizes, strict=True):
+        images, labels = make(n, rng)
+        write_idx(folder / "raw" / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(folder / "raw" / f"{prefix}-labels-idx1-ubyte", labels)
+
+
+def ensure(root: Path | str, name: str, seed: int = 0, sizes: tuple[int, int] | None = None) -> Path:
+    """Build fake data set ``name`` (one of ``DATASETS``) under ``root`` unless it is there.
+
+    ``sizes``: (train, test) image counts (per class for ``Cat_Dog_data``), default ``SIZES``.
+    The same seed gives the same files; each data set has its own random stream, so building
+    one never changes another. The folder appears whole or not at all. Returns ``root``.
+    """
+    if name not in SIZES:
+        raise ValueError(f"unknown data set {name!r}; fake data sets are {', '.join(DATASETS)}")
+    root = Path(root)
+    target = root / name
+    if not target.exists():
+        partial = root / f".{name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        _write(partial, name, sizes or SIZES[name], np.random.default_rng([seed, DATASETS.index(name)]))
+        partial.rename(target)
+    return root
+
+
+def write_fake_data(root: Path | str, seed: int = 0, **sizes: tuple[int, int]) -> Path:
+    """Every fake data set under ``root`` (see ``ensure``); ``sizes`` by data set name,
+    e.g. ``MNIST=(20, 5)``. Returns ``root``."""
+    for name in DATASETS:
+        ensure(root, name, seed, sizes.get(name))
+    return Path(root)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.fakedata DIR [--seed N]``: write every fake data set into DIR."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakedata", description=__doc__.split("\n")[0])
+    parser.add_argument("dir", type=Path)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(write_fake_data(args.dir, seed=args.seed))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
