@@ -325,11 +325,10 @@ def _stop(procs: list[subprocess.Popen], grace: float = 5) -> None:
 
 def dask_env(extra: dict | None = None) -> dict:
     """Environment for scheduler and workers: this venv first on PATH, the repository on
-    PYTHONPATH (workers import ``instructor``), no dashboards or config from the home folder."""
+    PYTHONPATH (workers import ``instructor``)."""
     env = dict(os.environ)
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env["DASK_CONFIG"] = ""  # ignore ~/.config/dask: the same cluster on every machine
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     env.update(extra or {})
     return env

@@ -59,7 +59,7 @@ def test_server_runs_unprivileged_on_localhost(postgres_server, postgres_url):
 
 
 def test_gradebook_creates_its_tables(postgres_db_factory, venv_on_path):
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, InvalidEntry
     from sqlalchemy import create_engine, inspect
 
     url = postgres_db_factory()
@@ -69,6 +69,10 @@ def test_gradebook_creates_its_tables(postgres_db_factory, venv_on_path):
     with Gradebook(url, course_id="intro-pytorch") as gb:  # a second session reads what the first wrote
         assert [s.id for s in gb.students] == ["alice"], "the student written by one session should be read by the next"
         assert [a.name for a in gb.assignments] == ["week-1"]
+        # Unlike SQLite, PostgreSQL enforces nbgrader's column sizes: ids of at most 128 characters.
+        with pytest.raises(InvalidEntry, match="too long"):
+            gb.add_student("x" * 129)
+        gb.add_student("bob")  # the session is usable after the refusal
     engine = create_engine(url)
     try:
         tables = set(inspect(engine).get_table_names())
