@@ -40,9 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -172,7 +172,8 @@ class PostgresServer:
 
     def pg_ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         return subprocess.run([*_as_account(self.account), str(self.bindir / "pg_ctl"), "-D", str(self.data),
-                               *args], env=self._env(), capture_output=True, text=True, timeout=timeout)
+                               *args], env=self._env(), capture_output=True, text=True, timeout=timeout,
+                              check=False)
 
     def _env(self) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
@@ -215,7 +216,7 @@ def start_postgres(base: str | None = None, timeout: int = 30) -> Iterator[Postg
         init = subprocess.run(
             [*_as_account(account), str(bindir / "initdb"), "-D", str(server.data), "--auth=trust",
              f"--username={PG_USER}", "--encoding=UTF8", "--locale=C", "--no-sync"],
-            env=server._env(), capture_output=True, text=True, timeout=120)
+            env=server._env(), capture_output=True, text=True, timeout=120, check=False)
         if init.returncode != 0:
             raise RuntimeError(f"initdb failed:\n{init.stdout[-2000:]}\n{init.stderr[-2000:]}")
         with open(server.data / "postgresql.conf", "a") as conf:
@@ -351,7 +352,8 @@ def start_dask_cluster(n_workers: int = 2, *, memory_limit: str = WORKER_MEMORY,
         with open(folder / f"{name}.log", "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_" + args[0], *args[1:]],
                                     cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                                    stdin=subprocess.DEVNULL,
+                                    preexec_fn=_die_with_parent)  # noqa: PLW1509 - only setsid and prctl
         procs.append(proc)
         return proc
 

@@ -119,7 +119,8 @@ def test_release_and_export_with_a_postgresql_gradebook(postgres_db_factory, tmp
         notebook = gb.find_notebook(PART, PART)
         points = sum(cell.max_score for cell in notebook.grade_cells)
         assert notebook.grade_cells, "the release should record the graded cells in PostgreSQL"
-    rows = list(csv.DictReader(open(course / "grades.csv")))
+    with open(course / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
     assert [(r["assignment"], r["student_id"]) for r in rows] == [(PART, "alice")], rows
     assert float(rows[0]["max_score"]) == points, "export should read the points from PostgreSQL"
     assert float(rows[0]["raw_score"]) == 0, "a student who submitted nothing scores 0"
