@@ -21,6 +21,11 @@ pytest fixtures (import them into a test module, or list this module in ``pytest
     postgres_db_factory   function  callable(name=None) -> URL of a new database, dropped after the test
     dask_cluster          function  DaskCluster with two workers, stopped after the test
 
+Processes started here get SIGKILL when the thread that started them ends (PR_SET_PDEATHSIG):
+start a cluster from the main thread, or from a thread that outlives it. Workers whose
+scheduler is gone stop by themselves after 30 s (``--death-timeout``). PostgreSQL is a daemon:
+only ``stop_postgres`` (run on exit) stops it.
+
 A missing PostgreSQL is a skip with a one-line reason, except in CI (CI=true) or with
 REQUIRE_SERVICES=1, where it is a failure. Dask comes with the venv and is always required.
 """
@@ -359,7 +364,9 @@ def start_dask_cluster(n_workers: int = 2, *, memory_limit: str = WORKER_MEMORY,
 
     scheduler_file = folder / "scheduler.json"
     try:
-        scheduler = spawn("scheduler", ["scheduler", "--host", LOCALHOST, "--port", "0", "--no-dashboard",
+        # --no-dashboard leaves a small HTTP server (health, metrics) on 0.0.0.0: bind it to localhost
+        local_http = ["--no-dashboard", "--dashboard-address", f"{LOCALHOST}:0"]
+        scheduler = spawn("scheduler", ["scheduler", "--host", LOCALHOST, "--port", "0", *local_http,
                                         "--scheduler-file", str(scheduler_file)])
         deadline = time.monotonic() + timeout
         address = None
@@ -375,7 +382,7 @@ def start_dask_cluster(n_workers: int = 2, *, memory_limit: str = WORKER_MEMORY,
 
         names = [f"worker-{i}" for i in range(n_workers)]
         workers = [spawn(name, ["worker", address, "--name", name, "--host", LOCALHOST, "--nworkers", "1",
-                                "--nthreads", "1", "--no-dashboard", "--memory-limit", memory_limit,
+                                "--nthreads", "1", *local_http, "--memory-limit", memory_limit,
                                 "--local-directory", str(folder / name),
                                 # an orphaned worker (scheduler gone) shuts itself down
                                 "--death-timeout", "30", *worker_args])

@@ -147,10 +147,25 @@ def marked_task(i: int, folder: str) -> str:
     return name
 
 
+def listening_addresses(procs) -> set[str]:
+    """IP addresses that ``procs`` and their descendants accept connections on."""
+    import psutil
+
+    found = set()
+    for proc in procs:
+        p = psutil.Process(proc.pid)
+        for q in (p, *p.children(recursive=True)):
+            connections = q.net_connections if hasattr(q, "net_connections") else q.connections
+            found |= {c.laddr.ip for c in connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    return found
+
+
 def test_tasks_run_on_both_workers(dask_cluster):
     with dask_cluster.client() as client:
         names = client.gather(client.map(worker_name, range(8), pure=False))
         paths = client.run(lambda: __import__("instructor").__file__)
+    listening = listening_addresses([dask_cluster.scheduler, *dask_cluster.workers])
+    assert listening == {"127.0.0.1"}, f"the cluster should listen on 127.0.0.1 only, not {listening}"
     assert set(names) == {"worker-0", "worker-1"}, f"both workers should take tasks, got {names}"
     assert len(paths) == 2, paths
     for path in paths.values():
