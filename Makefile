@@ -9,7 +9,8 @@
 #   make assets     redraw the diagrams in assets/ and re-embed them in the solutions
 #   make outputs    re-execute solutions (PART=...) and store their outputs
 #   make collect    downloaded submissions -> submitted/ (PART=... FROM=folder of files/zips)
-#   make autograde  grade submitted/ in a sandbox (PART=... for one part, JOBS=N in parallel)
+#   make autograde  grade submitted/ in a sandbox (PART=... for one part, JOBS=N local workers,
+#                   CLUSTER=tcp://HOST:8786 a running Dask scheduler; FORCE=1 regrades everything)
 #   make feedback   HTML feedback per student in feedback/ (PART=... for one part)
 #   make grades     export every score to grades.csv
 
@@ -22,6 +23,8 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PART ?=
 JOBS ?= 1
+CLUSTER ?=
+FORCE ?=
 FROM ?= downloaded-submissions
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
@@ -65,7 +68,7 @@ collect: install
 	$(PY) -m instructor collect $(FROM) --part $(PART)
 
 autograde: install
-	$(PY) -m instructor autograde $(if $(PART),--part $(PART)) --jobs $(JOBS)
+	$(PY) -m instructor autograde $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)
 
 feedback: install
 	$(PY) -m instructor feedback $(if $(PART),--part $(PART))

@@ -24,6 +24,8 @@ import pytest
 
 from tests import fakedata
 
+pytest_plugins = ["tests.services"]
+
 ROOT = Path(__file__).resolve().parent
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
 # Test files that grade notebooks (of the parts they name, or of every part).

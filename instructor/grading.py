@@ -240,14 +240,15 @@ class Result:
     max_score: float = 0.0
     reason: str = ""
     review: str = ""            # static-scan findings: graded, but an instructor should look
-    seconds: float = 0.0
+    seconds: float = 0.0        # the whole task, on its worker
+    cell_seconds: float = 0.0   # of which the kernel ran cells; the rest is overhead
     log: str = ""
     sha256: str = ""
     host: str = ""
 
 
-REPORT_FIELDS = ["student", "part", "status", "score", "max_score", "seconds", "reason", "review",
-                 "log", "sha256", "host"]
+REPORT_FIELDS = ["student", "part", "status", "score", "max_score", "seconds", "cell_seconds", "reason",
+                 "review", "log", "sha256", "host"]
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -272,7 +273,7 @@ def _timestamp(course: Path, job: Job) -> str | None:
         return None
 
 
-def _precheck(course: Path, job: Job) -> str | None:
+def check_submission(course: Path, job: Job) -> str | None:
     """Why ``job`` cannot be sent to a worker at all, or None."""
     if re.search(r"[*?\[\]/\\]|^[-.]", job.student) or not job.student.isprintable():
         # nbgrader globs with the student id: "*" would grade everybody's folder as this one
@@ -323,7 +324,8 @@ def record(course: Path, outcome: dict, sha256: str, timestamp: str | None) -> R
     student, part = outcome["student"], outcome["part"]
     result = Result(student, part, outcome["status"], reason=_one_line(outcome.get("reason", "")),
                     review=_one_line("; ".join(outcome.get("review") or []), 1000),
-                    seconds=outcome.get("seconds", 0.0), sha256=sha256, host=outcome.get("host", ""))
+                    seconds=outcome.get("seconds", 0.0), cell_seconds=outcome.get("execute_seconds", 0.0),
+                    sha256=sha256, host=outcome.get("host", ""))
     log_path = course / "autograded" / LOG_DIR / part / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text((outcome.get("log") or "") + (f"\n{result.reason}\n" if result.reason else ""))
@@ -408,7 +410,7 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
     results: list[Result] = []
     todo = []
     for job in jobs:
-        why = _precheck(course, job)
+        why = check_submission(course, job)
         if why:
             outcome = {"student": job.student, "part": job.part, "status": "flagged", "reason": why}
             if why.startswith("the folder name"):
@@ -527,7 +529,8 @@ def write_report(course: Path) -> Path:
         writer.writeheader()
         for key in sorted(rows):
             row = dict(rows[key])
-            row["seconds"] = f"{float(row.get('seconds') or 0):.1f}"
+            for key in ("seconds", "cell_seconds"):
+                row[key] = f"{float(row.get(key) or 0):.2f}"
             writer.writerow(row)
     os.replace(tmp, path)
     return path
@@ -633,11 +636,11 @@ def _archive_notebooks(path: Path, pattern: re.Pattern, lim: CollectLimits) -> l
             m = pattern.match(info.filename)
             if info.is_dir() or not m:
                 continue
-            with archive.open(info) as member:  # read at most the declared size + 1: never trust it
-                try:
+            try:
+                with archive.open(info) as member:  # read at most the declared size + 1: never trust it
                     data = member.read(min(info.file_size, lim.member_bytes) + 1)
-                except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-                    raise ValueError(f"{info.filename!r} is corrupt ({_one_line(exc, 80)})") from None
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                raise ValueError(f"{info.filename!r} is corrupt ({_one_line(exc, 80)})") from None
             if len(data) > info.file_size:
                 raise ValueError(f"{info.filename!r} holds more than it declares")
             found.append((m["student_id"], data))

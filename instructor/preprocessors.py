@@ -83,11 +83,29 @@ class CheckCanaries(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         from . import integrity
 
+        executed = _execution_seconds(nb)
         reason, nb = integrity.check_canaries(nb, self.secret)
         if self.verdict_path:
             with open(self.verdict_path, "w") as f:
-                json.dump({"reason": reason}, f)
+                json.dump({"reason": reason, "execute_seconds": executed}, f)
         return nb, resources
+
+
+def _execution_seconds(nb) -> float:
+    """Seconds the kernel spent running cells (nbclient's per-cell timing), canaries included."""
+    from datetime import datetime
+
+    total = 0.0
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if start and end:
+            try:
+                total += (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                          - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+            except ValueError:
+                pass
+    return total
 
 
 class FeedbackWithoutHiddenTests(NbGraderPreprocessor):

@@ -216,7 +216,7 @@ def grade(spec: dict) -> dict:
     if tools not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
     out = {"student": student, "part": part, "status": "flagged", "reason": "", "notebook": None,
-           "review": [], "log": "", "seconds": 0.0, "host": os.uname().nodename}
+           "review": [], "log": "", "seconds": 0.0, "execute_seconds": 0.0, "host": os.uname().nodename}
     try:
         submitted = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - any unreadable upload is the student's, not ours
@@ -226,7 +226,7 @@ def grade(spec: dict) -> dict:
     source_nb = nbformat.reads(spec["source"].decode("utf-8"), as_version=4)
     locked = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells
               if c.metadata.get("nbgrader", {}).get("locked")}
-    out["review"] = [f.line() for f in integrity.scan_notebook(submitted, locked)]
+    out["review"] = [str(f) for f in integrity.scan_notebook(submitted, locked) if not f.note]
 
     cache = Path(tempfile.gettempdir()) / f"course-grading-{os.getuid()}" / f"worker-{os.getpid()}"
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -252,11 +252,12 @@ def grade(spec: dict) -> dict:
         shutil.copy(template, course / "gradebook.db")
 
         lim = spec["limits"]
-        if lim.get("cgroups", True):
-            try:
-                group = limits.create(lim["memory_bytes"], lim["processes"])
-            except OSError:
-                group = None
+        try:
+            group = limits.create(lim["memory_bytes"], lim["processes"])
+            log.info("per-submission limits: %s", group.dirs)
+        except OSError as exc:
+            group = None
+            log.warning("per-submission limits unavailable (%s): limits are per process", exc)
         jupyter_dir = scratch / "jupyter"
         sandbox.write_kernelspec(jupyter_dir, _sandbox_config(spec, scratch, group))
         kernel_dir = scratch / "kernel"
@@ -301,6 +302,7 @@ def grade(spec: dict) -> dict:
         verdict = {}
         if (scratch / "canaries.json").exists():
             verdict = json.loads((scratch / "canaries.json").read_text())
+            out["execute_seconds"] = float(verdict.get("execute_seconds") or 0.0)
         limit_hits = []
         if events["oom_kill"]:
             limit_hits.append(f"hit the memory limit of {lim['memory_bytes'] / 2**30:.1f} GiB for the whole "
@@ -350,8 +352,10 @@ def diagnose(log: str) -> str:
         (r"NotJSONError|Notebook does not appear to be JSON|JSONDecodeError|Unreadable Notebook",
          "the notebook is not valid JSON / not a notebook"),
         (r"ValidationError|NotebookValidationError", "the notebook does not pass nbformat validation"),
-        (r"[Cc]ell (?:'|\")?(?P<cell>[\w.-]+)(?:'|\")? (?:has|changed|is)[^\n]*(?:grade|point|type|locked)",
-         "the metadata of a graded cell was changed (cell {cell})"),
+        (r"MissingEntry: No such grade cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
+         "cell {cell} claims to be a graded test but is not one in the release (its nbgrader metadata was edited)"),
+        (r"MissingEntry: No such (?:source|solution) cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
+         "cell {cell} claims to be an nbgrader cell but is not one in the release (its metadata was edited)"),
         (r"MetadataValidationError|[Cc]ell metadata|Notebook .* metadata", "the notebook's nbgrader metadata was changed"),
         (r"No notebooks were matched|No notebooks found", "no notebook with the expected name"),
         (r"NoSuchKernel", "the grading kernel could not be found"),

@@ -8,29 +8,14 @@ made from a part's solution (all, some or none of the exercises solved), and tam
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 from pathlib import Path
 
 import nbformat
 
-from . import grading, sandbox
+from . import grading, notebooks
 
 ROOT = grading.ROOT
-
-
-def require_sandbox() -> None:
-    """Skip, or fail in CI (CI=true) or when GRADING_REQUIRE_SANDBOX=1, if bwrap cannot run."""
-    import pytest
-
-    ok, message = sandbox.probe()
-    if ok:
-        return
-    text = (f"the grading sandbox is unavailable: {message}. "
-            "Install it with `apt-get install -y bubblewrap`.")
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get("GRADING_REQUIRE_SANDBOX") == "1":
-        pytest.fail(text + " (required: CI or GRADING_REQUIRE_SANDBOX=1)", pytrace=False)
-    pytest.skip(text)
 
 
 def make_course(folder: Path, parts: list[str]) -> Path:
@@ -39,13 +24,20 @@ def make_course(folder: Path, parts: list[str]) -> Path:
     shutil.copy(ROOT / "nbgrader_config.py", folder)
     for part in parts:
         shutil.copytree(ROOT / "solutions" / part, folder / "solutions" / part)
-        grading.run_nbgrader(["generate_assignment", part, "--force", "--log-level=ERROR"], folder,
-                             check=True, capture_output=True)
+    notebooks.release(folder, parts)
     return folder
 
 
 def _meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {}) or {}
+
+
+def solved_test_id(course: Path, part: str, answer_id: str) -> str:
+    """The grade id of the test cell that checks answer ``answer_id`` (the next graded cell)."""
+    nb = nbformat.read(course / "solutions" / part / f"{part}.ipynb", as_version=4)
+    cells = [c for c in nb.cells if _meta(c).get("grade") or _meta(c).get("solution")]
+    i = next(i for i, c in enumerate(cells) if _meta(c).get("grade_id") == answer_id)
+    return next(_meta(c)["grade_id"] for c in cells[i + 1:] if _meta(c).get("grade") and not _meta(c).get("solution"))
 
 
 def answer_ids(course: Path, part: str) -> list[str]:
@@ -70,6 +62,7 @@ def student_notebook(course: Path, part: str, solved: str | list[str] = "none") 
 
 
 def write_submission(course: Path, student: str, part: str, nb=None, text: str | None = None) -> Path:
+    """submitted/<student>/<part>/<part>.ipynb holding ``nb`` (or the raw ``text``)."""
     folder = course / "submitted" / student / part
     if folder.exists():
         shutil.rmtree(folder)
@@ -83,10 +76,12 @@ def write_submission(course: Path, student: str, part: str, nb=None, text: str |
 
 
 def submit(course: Path, student: str, part: str, solved: str | list[str] = "none") -> Path:
+    """Submit the released notebook with the answers in ``solved`` filled in (see student_notebook)."""
     return write_submission(course, student, part, student_notebook(course, part, solved))
 
 
 def grade_cells(nb) -> list:
+    """The test cells of ``nb`` (graded, not answers)."""
     return [c for c in nb.cells if _meta(c).get("grade") and not _meta(c).get("solution")]
 
 

@@ -1,60 +1,82 @@
-"""The grading round trip through nbgrader's real commands, for every part:
-the solution scores full marks, the untouched student notebook scores 0 on every
-code exercise, and a partly solved one lands in between."""
+"""The grading round trip through the course's pipeline for every part: the solution scores
+full marks, the untouched student notebook scores 0 on every code exercise, a partly solved
+one lands in between, and feedback shows no hidden test."""
+
+import csv
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
-from instructor import grading, notebooks
-from instructor.testing import answer_ids, make_course, submit, write_submission
-
-PARTS = notebooks.existing_parts()
+from tests.conftest import PARTS
 
 
-@pytest.fixture(scope="module", params=PARTS)
-def graded(request, tmp_path_factory):
-    """A course folder with three submissions of one part, autograded with nbgrader's own
-    command; yields (part, gradebook, grade id of the test of the one solved exercise)."""
-    from nbgrader.api import Gradebook
-
-    part = request.param
-    course = make_course(tmp_path_factory.mktemp(f"grade-{part}"), [part])
-    solution = nbformat.read(course / "solutions" / part / f"{part}.ipynb", as_version=4)
-    write_submission(course, "full", part, solution)  # the instructor's own notebook
-    submit(course, "empty", part, solved="none")
-    first = answer_ids(course, part)[0]
-    submit(course, "partial", part, solved=[first])
-    codes = [c for c in solution.cells if c.cell_type == "code"]
-    i = next(i for i, c in enumerate(codes) if c.metadata.get("nbgrader", {}).get("grade_id") == first)
-    solved_test = codes[i + 1].metadata["nbgrader"]["grade_id"]
-    run = grading.run_nbgrader(["autograde", part, "--create", "--log-level=ERROR"], course,
-                               capture_output=True, text=True, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
+def _scores(course, part, student):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        yield part, gb, solved_test
+        sub = gb.find_submission_notebook(part, part, student)
+        return {g.name: (g.score, g.max_score) for g in sub.grades}, sub.score, sub.max_score, sub.flagged
 
 
-def _scores(gb, part, student):
-    sub = gb.find_submission_notebook(part, part, student)
-    return {g.name: (g.score, g.max_score) for g in sub.grades}, sub
+@pytest.mark.parametrize("part", PARTS)
+def test_solution_scores_full_marks(graded_class, part):
+    scores, score, top, flagged = _scores(graded_class.course, part, "full")
+    assert scores and all(s == m for s, m in scores.values()), f"{scores}\n{graded_class.log}"
+    assert score == top > 0 and not flagged
 
 
-def test_solution_scores_full_marks(graded):
-    part, gb, _ = graded
-    scores, sub = _scores(gb, part, "full")
-    assert scores and all(score == top for score, top in scores.values()), scores
-    assert sub.score == sub.max_score > 0
+@pytest.mark.parametrize("part", PARTS)
+def test_untouched_student_notebook_scores_zero(graded_class, part):
+    scores, score, _, flagged = _scores(graded_class.course, part, "empty")
+    assert all(s == 0 for s, _ in scores.values()), scores
+    assert score == 0 and not flagged, "an untouched notebook is an honest 0, not a flag"
 
 
-def test_untouched_student_notebook_scores_zero(graded):
-    part, gb, _ = graded
-    scores, sub = _scores(gb, part, "empty")
-    assert all(score == 0 for score, _ in scores.values()), scores
-    assert sub.score == 0
-
-
-def test_partly_solved_scores_in_between(graded):
-    part, gb, solved = graded
-    scores, sub = _scores(gb, part, "partial")
-    assert 0 < sub.score < sub.max_score
+@pytest.mark.parametrize("part", PARTS)
+def test_partly_solved_scores_in_between(graded_class, part):
+    scores, score, top, _ = _scores(graded_class.course, part, "partial")
+    solved = graded_class.solved[part]
+    assert 0 < score < top
     assert scores[solved][0] == scores[solved][1], f"the solved exercise ({solved}) should score full marks: {scores}"
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_feedback_shows_no_hidden_test(graded_class, part):
+    """Hidden tests stay hidden: not in the source, not in a traceback, for any student."""
+    source = nbformat.read(graded_class.course / "solutions" / part / f"{part}.ipynb", as_version=4)
+    hidden = []
+    for cell in source.cells:
+        text, inside = cell.source.splitlines(), False
+        for line in text:
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(line.strip()) > 12:
+                hidden.append(line.strip())
+    assert hidden, f"{part} has no hidden tests"
+    for student in ("full", "partial", "empty"):
+        html = (graded_class.course / "feedback" / student / part / f"{part}.html").read_text()
+        assert "HIDDEN TESTS" not in html
+        leaked = [line for line in hidden if line in html or line.replace("'", "&#39;") in html
+                  or line.replace('"', "&quot;") in html]
+        assert not leaked, f"{student}/{part} feedback shows hidden test lines: {leaked[:3]}"
+
+
+def test_grades_csv_says_how_each_row_was_graded(graded_class):
+    with open(graded_class.grades, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * len(PARTS)
+    assert {row["status"] for row in rows} == {"graded"}
+    assert all("reason" in row for row in rows)
+
+
+def test_regrading_skips_what_was_graded(graded_class):
+    """Run again on the same class: nothing is graded twice, the report stays whole."""
+    from instructor import grading
+
+    said = []
+    results = grading.autograde(graded_class.course, PARTS[:1], settings=grading.Settings.resolve(
+        graded_class.course), say=said.append)
+    assert results == [] and any("not graded again" in line for line in said), said
+    with open(graded_class.course / "autograded" / grading.REPORT, newline="") as f:
+        assert len(list(csv.DictReader(f))) == 3 * len(PARTS)

@@ -24,6 +24,7 @@ import nbformat
 import pytest
 
 from instructor import grading, testing
+from tests.conftest import require_sandbox
 
 PART = "01-tensors"
 # Short limits for this test; real grading keeps 600 s per cell (Part 8 trains for minutes).
@@ -31,11 +32,70 @@ CELL_TIMEOUT = 10       # seconds per cell
 NOTEBOOK_TIMEOUT = 90   # seconds per notebook
 CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below burn before their timeouts
 
-pytestmark = pytest.mark.skipif(not (testing.ROOT / "solutions" / PART).is_dir(), reason=f"{PART} not written yet")
-
-FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing"}
+FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
+           "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised"}
 SCORED_LIKE_REFERENCE = {"tests_edited", "tests_deleted", "tests_markdown", "infinite_loop", "memory_hog",
-                         "huge_output", "wrong_kernelspec", "snoop"}
+                         "huge_output", "wrong_kernelspec", "snoop", "links_and_fifos"}
+
+# Left in the kernel's own folder: links to what the grader may read or chmod, a FIFO that blocks
+# whoever opens it, a hard link attempt, thousands of files and a large one. Nothing outside the
+# sandbox may follow, copy or chmod any of it.
+LINKS = '''
+import os
+COURSE, PART = {course!r}, {part!r}
+made = []
+for name, target in [("gb.txt", f"{{COURSE}}/gradebook.db"),
+                     ("sol.txt", f"{{COURSE}}/solutions/{{PART}}/{{PART}}.ipynb"),
+                     ("etc", "/etc"), ("root", "/")]:
+    try:
+        os.symlink(target, name); made.append(name)
+    except OSError as exc:
+        print("symlink", name, type(exc).__name__)
+try:
+    os.mkfifo("pipe.ipynb"); made.append("pipe.ipynb")
+except OSError as exc:
+    print("fifo", type(exc).__name__)
+try:
+    os.link("/usr/bin/env", "env-hardlink"); made.append("env-hardlink")
+except OSError as exc:
+    print("hardlink", type(exc).__name__)
+for i in range(3000):
+    open(f"junk{{i}}.txt", "w").write("x")
+with open("big.bin", "wb") as f:
+    f.write(b"x" * 50_000_000)
+print("made", made)
+'''
+
+FORK_LOOP = '''
+import os, time
+children = []
+try:
+    for _ in range(2000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(15)
+            os._exit(0)
+        children.append(pid)
+except OSError as exc:
+    print("fork refused after", len(children), exc)
+for pid in children:
+    os.waitpid(pid, 0)
+'''
+
+# Four processes of 2 GiB each: each under the per-process address-space limit, together over
+# the submission's memory limit. Filling bytes is fast: the limit is hit within the cell timeout.
+MEMORY_PROCESSES = '''
+import os, time
+children = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        block = b"\\1" * (2 * 2**30 - 1)
+        time.sleep(3)
+        os._exit(0)
+    children.append(pid)
+print([os.waitpid(pid, 0)[1] for pid in children])
+'''
 
 SNOOP = '''
 import os, shutil, socket
@@ -110,7 +170,7 @@ def outputs_text(course: Path, student: str) -> str:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    testing.require_sandbox()
+    require_sandbox()
     course = testing.make_course(tmp_path_factory.mktemp("hostile"), [PART])
     ids = testing.answer_ids(course, PART)
     solved, target = ids[0::2], ids[1]  # hostile code goes in an unsolved answer with solved ones after it
@@ -118,9 +178,17 @@ def run(tmp_path_factory):
     testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
     testing.write_submission(course, "reference", PART, ref)
     settings = grading.Settings.resolve(course, jobs=2, timeout=CELL_TIMEOUT, memory="6G",
-                                        notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS)
+                                        notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS, processes=256)
     log = []
-    baseline = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
+    # What the honest students deserve: every point for "good", the solved exercises' for "reference".
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        cells = {c.name: c.max_score for c in gb.find_notebook(PART, PART).grade_cells}
+    baseline = {"good": sum(cells.values()),
+                "reference": sum(cells[testing.solved_test_id(course, PART, a)] for a in solved)}
+    protected = {path: (path.stat().st_mode, path.read_bytes()) for path in
+                 [course / "gradebook.db", course / "solutions" / PART / f"{PART}.ipynb"]}
 
     def hostile(student, nb=None, text=None):
         testing.write_submission(course, student, PART, nb, text)
@@ -164,6 +232,20 @@ def run(tmp_path_factory):
     wrong = copy.deepcopy(ref)
     wrong.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "Evil", "language": "python"}
     hostile("wrong_kernelspec", testing.insert_code(wrong, 2, "import os\nprint('uid', os.getuid())"))
+    hostile("links_and_fifos", testing.insert_code(ref, 2, LINKS.format(course=str(course), part=PART)))
+    hostile("fork_loop", testing.set_answer(ref, target, FORK_LOOP))
+    hostile("memory_hog_processes", testing.set_answer(ref, target, MEMORY_PROCESSES))
+    raised = copy.deepcopy(ref)
+    answer = next(c for c in raised.cells if c.metadata.get("nbgrader", {}).get("grade_id") == target)
+    answer.metadata["nbgrader"].update(grade=True, points=100)  # "my answer is a test worth 100"
+    hostile("points_raised", raised)
+    outside = course / "elsewhere.ipynb"
+    nbformat.write(ref, outside)
+    link = course / "submitted" / "symlinked_upload" / PART
+    link.mkdir(parents=True)
+    (link / f"{PART}.ipynb").symlink_to(outside)
+    for name in ("*", "a?"):  # nbgrader globs with the student id
+        testing.write_submission(course, name, PART, ref)
     server = LoopbackServer()
     (course / "sentinel.txt").write_text("must survive")
     hostile("snoop", testing.insert_code(ref, 2, SNOOP.format(course=str(course), part=PART, port=server.port)))
@@ -177,19 +259,19 @@ def run(tmp_path_factory):
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
     yield SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported,
-                          server=server, log="\n".join(log))
+                          server=server, log="\n".join(log), protected=protected)
 
 
 def test_every_submission_was_processed(run):
     expected = {"good", "reference"} | FLAGGED | SCORED_LIKE_REFERENCE
-    assert set(run.results) == expected, run.log
+    assert set(run.results) == expected | {"*", "a?"}, run.log
     assert set(run.exported) == expected
 
 
 def test_honest_scores_unchanged_by_hostile_neighbours(run):
     for student in ("good", "reference"):
         assert run.results[student].status == "graded", run.log
-        assert run.results[student].score == run.baseline[student].score, run.log
+        assert run.results[student].score == run.baseline[student], run.log
     assert run.results["good"].score == run.results["good"].max_score > 0
     assert 0 < run.results["reference"].score < run.results["reference"].max_score
 
@@ -222,6 +304,37 @@ def test_flag_reasons_say_what_happened(run):
     assert f"notebook time limit ({NOTEBOOK_TIMEOUT} s)" in reasons["slow_cells"]
     assert "JSON" in reasons["not_json"]
     assert "no 01-tensors.ipynb" in reasons["missing"] and "my answers.txt" in reasons["missing"]
+    assert "processes" in reasons["fork_loop"] and "limit" in reasons["fork_loop"]
+    assert "memory limit" in reasons["memory_hog_processes"]
+    assert "not a regular file" in reasons["symlinked_upload"]
+    assert all(len(reason.splitlines()) == 1 for reason in reasons.values()), reasons
+
+
+def test_nothing_the_kernel_left_is_followed(run):
+    """Links, FIFOs, junk files: none reaches autograded/ or feedback/, no target was touched."""
+    assert "made [" in outputs_text(run.course, "links_and_fifos")
+    for path, (mode, data) in run.protected.items():
+        assert path.stat().st_mode == mode, f"{path.name}: permissions changed"
+        assert path.read_bytes() == data, f"{path.name}: contents changed"
+    for kind in ("autograded", "feedback"):
+        folder = run.course / kind / "links_and_fifos" / PART
+        names = sorted(p.name for p in folder.iterdir())
+        assert names == [f"{PART}.{'ipynb' if kind == 'autograded' else 'html'}"], f"{kind}: {names[:10]}"
+    html = (run.course / "feedback" / "links_and_fifos" / PART / f"{PART}.html").read_text()
+    assert "BEGIN HIDDEN TESTS" not in html
+
+
+def test_raised_points_are_flagged_with_the_cell_named(run):
+    """An answer cell turned into a test worth 100: flagged, the cell named, the real total kept."""
+    result = run.results["points_raised"]
+    assert "metadata was edited" in result.reason and "cell " in result.reason, result.reason
+    assert result.max_score == run.results["good"].max_score
+
+
+def test_glob_student_ids_are_flagged_not_graded(run):
+    """nbgrader globs with the student id: "*" must not grade everybody's folder as one."""
+    for name in ("*", "a?"):
+        assert run.results[name].status == "flagged" and "not a usable student id" in run.results[name].reason
 
 
 def test_infinite_loop_stopped_by_the_cell_timeout(run):
@@ -265,7 +378,7 @@ def test_gradebook_intact(run):
         students = {row[0] for row in db.execute("SELECT id FROM student")}
     finally:
         db.close()
-    assert students == set(run.results)
+    assert students == set(run.results) - {"*", "a?"}
 
 
 def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path):
@@ -297,8 +410,5 @@ def test_kernel_refuses_to_start_outside_a_student_folder(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["*", "a?", "[ab]", "-rf", ".hidden"])
-def test_folder_names_nbgrader_would_glob_are_flagged_not_graded(tmp_path, name):
-    """nbgrader globs with the student id: "*" must not grade everybody's folder as one."""
-    settings = grading.Settings.resolve(tmp_path)
-    result = grading._run_job(grading.Job(name, PART), tmp_path, settings, tmp_path, tmp_path)
-    assert result.status == "flagged" and "not a usable student id" in result.reason
+def test_unusable_student_ids_are_refused(tmp_path, name):
+    assert "not a usable student id" in grading.check_submission(tmp_path, grading.Job(name, PART))

@@ -20,13 +20,7 @@ import pytest
 
 from instructor import grading
 
-from .services import (  # noqa: F401 - fixtures
-    dask_cluster,
-    postgres_db_factory,
-    postgres_server,
-    postgres_url,
-    start_dask_cluster,
-)
+from .services import start_dask_cluster
 
 PART = "01-tensors"
 TASK_SECONDS = 0.5

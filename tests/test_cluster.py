@@ -1,0 +1,159 @@
+"""Grading across machines: a real Dask scheduler and two workers on 127.0.0.1, a worker killed
+mid-run, an interrupted coordinator resumed, and the gradebook on a real PostgreSQL server.
+Needs bubblewrap, as tests/test_hostile_submissions.py explains."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import nbformat
+import pytest
+
+from instructor import grading, testing
+from tests.conftest import require_sandbox
+from tests.services import start_dask_cluster
+
+PART = "01-tensors"
+
+
+def small_class(folder, students=("full", "partial", "empty", "crash")):
+    """Part 1 for: the solution, the first exercise solved, untouched, and a kernel that dies."""
+    course = testing.make_course(folder, [PART])
+    first = testing.answer_ids(course, PART)[:1]
+    kinds = {"full": "all", "partial": first, "empty": "none"}
+    for student in students:
+        if student in kinds:
+            testing.submit(course, student, PART, kinds[student])
+        elif student == "crash":
+            nb = testing.student_notebook(course, PART, first)
+            testing.write_submission(course, student, PART, testing.insert_code(nb, 2, "import os\nos._exit(3)"))
+        else:
+            testing.submit(course, student, PART, "all")
+    return course
+
+
+def outcome(course):
+    """(student -> (status, score)) from the report, and student -> score from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    with open(course / "autograded" / grading.REPORT, newline="") as f:
+        report = {row["student"]: (row["status"], float(row["score"])) for row in csv.DictReader(f)}
+    with Gradebook(grading.db_url(course)) as gb:
+        book = {s.student.id: s.score for s in gb.find_assignment(PART).submissions}
+    return report, book
+
+
+def journal_counts(course):
+    counts: dict[str, int] = {}
+    for line in (course / "autograded" / grading.JOURNAL).read_text().splitlines():
+        student = line.split('"student": "')[1].split('"')[0]
+        counts[student] = counts.get(student, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory):
+    require_sandbox()
+    course = small_class(tmp_path_factory.mktemp("local"))
+    grading.autograde(course, [PART], settings=grading.Settings.resolve(course, jobs=2), say=lambda _: None)
+    return outcome(course)
+
+
+def test_a_real_cluster_grades_like_a_local_run(tmp_path, local_run):
+    course = small_class(tmp_path / "course")
+    with start_dask_cluster(2) as cluster:
+        results = grading.autograde(course, [PART], settings=grading.Settings.resolve(course),
+                                    cluster=cluster.address, say=lambda _: None)
+    assert len(results) == 4
+    assert outcome(course) == local_run
+    report, _ = local_run
+    assert report["full"][0] == "graded" and report["crash"][0] == "flagged"
+
+
+def test_a_worker_killed_mid_run_costs_nothing(tmp_path):
+    require_sandbox()
+    students = ("full", "partial", "empty", "s4", "s5", "s6")
+    course = small_class(tmp_path / "course", students)
+    with start_dask_cluster(2) as cluster:
+        client = cluster.client()
+        killed = threading.Event()
+
+        def kill_when_busy():
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed.is_set():
+                busy = client.processing()
+                victim = next((w for w, keys in busy.items() if keys), None)
+                if victim:
+                    time.sleep(2)  # the task is running: its kernel has started
+                    index = next(i for i, name in enumerate(cluster.names)
+                                 if client.scheduler_info()["workers"].get(victim, {}).get("name") == name)
+                    cluster.kill_worker(index)
+                    killed.set()
+                    return
+                time.sleep(0.2)
+
+        killer = threading.Thread(target=kill_when_busy, daemon=True)
+        killer.start()
+        results = grading.autograde(course, [PART], settings=grading.Settings.resolve(course),
+                                    cluster=cluster.address, say=lambda _: None)
+        killer.join(timeout=5)
+        client.close()
+    assert killed.is_set(), "no worker was ever busy"
+    assert sorted(r.student for r in results) == sorted(students)
+    assert journal_counts(course) == {s: 1 for s in students}, "each submission recorded exactly once"
+    report, book = outcome(course)
+    assert {s: status for s, (status, _) in report.items()} == {s: "graded" for s in students}
+    assert set(book) == set(students)
+
+
+def test_an_interrupted_coordinator_resumes(tmp_path):
+    require_sandbox()
+    students = ("full", "partial", "empty", "s4")
+    course = small_class(tmp_path / "course", students)
+    cmd = [sys.executable, "-m", "instructor", "--course", str(course), "autograde", "--jobs", "1"]
+    proc = subprocess.Popen(cmd, cwd=testing.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = []
+    deadline = time.monotonic() + 600
+    for line in proc.stdout:
+        if line.startswith("ok "):
+            first.append(line)
+            proc.send_signal(signal.SIGINT)  # Ctrl-C after the first graded submission
+            break
+        assert time.monotonic() < deadline
+    rest = proc.communicate(timeout=300)[0]
+    assert first, rest
+    assert proc.returncode != 0
+    graded_before = journal_counts(course)
+    assert 1 <= sum(graded_before.values()) < len(students)
+    again = subprocess.run(cmd, cwd=testing.ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"{sum(graded_before.values())} submission(s) graded before and unchanged" in again.stdout
+    assert journal_counts(course) == {s: 1 for s in students}, "nothing graded twice, nothing lost"
+
+
+def test_gradebook_on_postgresql_round_trip(tmp_path, postgres_db_factory):
+    """release -> autograde -> feedback -> export with the gradebook on a PostgreSQL server."""
+    require_sandbox()
+    url = postgres_db_factory()
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "nbgrader_config.py").write_text(
+        (testing.ROOT / "nbgrader_config.py").read_text() + f"\nc.CourseDirectory.db_url = {url!r}\n")
+    course = small_class(course, ("full", "empty"))
+    results = grading.autograde(course, [PART], settings=grading.Settings.resolve(course, jobs=2),
+                                say=lambda _: None)
+    assert {r.student: r.status for r in results} == {"full": "graded", "empty": "graded"}
+    grading.feedback(course, [PART])
+    out = grading.export_grades(course, course / "grades.csv")
+    with open(out, newline="") as f:
+        rows = {row["student_id"]: row for row in csv.DictReader(f)}
+    assert float(rows["full"]["score"]) == float(rows["full"]["max_score"]) > 0
+    assert float(rows["empty"]["score"]) == 0
+    assert not (course / "gradebook.db").exists(), "nothing went to SQLite"
+    assert (course / "feedback" / "full" / PART / f"{PART}.html").exists()
+    nbformat.read(course / "autograded" / "full" / PART / f"{PART}.ipynb", as_version=4)
