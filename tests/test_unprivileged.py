@@ -1,0 +1,59 @@
+"""Grading as an ordinary user: no step of the host side needs root. The whole command line
+runs as uid 65534 (``setpriv``), on a course folder that user owns; the sandbox still confines
+the kernel, and a fork loop is still bounded (by a process count for the user, since an
+ordinary user cannot create control groups here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from instructor import testing
+from tests.conftest import require_sandbox
+from tests.test_hostile_submissions import FORK_LOOP
+
+PART = "01-tensors"
+NOBODY = 65534
+
+
+@pytest.fixture
+def course_of_nobody():
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root (to become uid 65534 with setpriv) to test grading as an ordinary user")
+    require_sandbox()
+    base = Path(tempfile.mkdtemp(prefix="course-nobody-", dir="/tmp"))
+    try:
+        course = testing.make_course(base / "course", [PART])
+        ids = testing.answer_ids(course, PART)
+        testing.submit(course, "honest", PART, "all")
+        testing.write_submission(course, "forker", PART, testing.set_answer(
+            testing.student_notebook(course, PART, "all"), ids[1], FORK_LOOP))
+        (base / "home").mkdir()
+        os.chmod(base, 0o755)
+        for path in [base, *base.rglob("*")]:
+            os.lchown(path, NOBODY, NOBODY)
+        yield base, course
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_grading_runs_as_an_ordinary_user(course_of_nobody):
+    base, course = course_of_nobody
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_DATA",)}
+    env.update(HOME=str(base / "home"), TMPDIR=str(base / "home"), PYTHONPATH=str(testing.ROOT))
+    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
+           sys.executable, "-m", "instructor", "--course", str(course), "autograde", "--jobs", "1",
+           "--processes", "200"]
+    proc = subprocess.run(cmd, cwd=testing.ROOT, env=env, capture_output=True, text=True, timeout=900)
+    out = proc.stdout + proc.stderr
+    assert "per-submission limits UNAVAILABLE" in out, out[-3000:]
+    assert "ok           honest / 01-tensors                   9 / 9" in proc.stdout, out[-3000:]
+    graded = (course / "autograded" / "forker" / PART / f"{PART}.ipynb").read_text()
+    assert "fork refused after" in graded, "the fork loop was not bounded"
+    assert all(p.stat().st_uid == NOBODY for p in (course / "autograded").rglob("*"))
