@@ -252,7 +252,8 @@ def plot_grad_flow(grad_history, layer_names: Sequence[str] | None = None,
     grad_history: (T, L) gradient sizes for T training steps and L layers, first layer
                   first: a list of T lists of L floats (what a ``grad_norms(model)`` called
                   after each ``backward()`` gives), a numpy array or a tensor; or a dict
-                  {layer name: T values}. Values are >= 0 (norms or mean absolute values).
+                  {layer name: T values}. Values are >= 0: norms
+                  (``torch.linalg.vector_norm(grad)``) or mean absolute values.
     layer_names:  L names for the legend; default the dict's keys, else "layer 1" .. "layer L"
     title:        optional title; ax: matplotlib axes to draw on (default: a new figure)
     Returns the matplotlib figure.
@@ -285,7 +286,8 @@ def plot_grad_flow(grad_history, layer_names: Sequence[str] | None = None,
         raise ValueError("grad_history holds NaN or infinite values: the training diverged "
                          "(try a smaller learning rate)")
     if (values < 0).any():
-        raise ValueError("gradient sizes cannot be negative: record a norm (grad.norm()) or "
+        raise ValueError("gradient sizes cannot be negative: record a norm "
+                         "(torch.linalg.vector_norm(grad)) or "
                          "a mean absolute value (grad.abs().mean()), not the raw gradient")
     names = [str(n) for n in layer_names] if layer_names is not None else \
         [f"layer {i + 1}" for i in range(layers)]

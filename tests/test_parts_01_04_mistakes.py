@@ -1,0 +1,233 @@
+"""Classic mistakes in Parts 1-4 get a visible test message that names them.
+
+Each case runs, in this process (no kernel), the part's import cell, the learner's answers
+(the solution's, with one answer replaced by a typical mistake) and the test cell as the
+learner sees it (hidden tests removed, as nbgrader releases it). The test cell must fail with
+an AssertionError whose message names the mistake. Honest variants of an answer (a plain
+``tqdm`` progress bar, prints, warnings) must pass, and a mistake in one exercise must not fail
+the test of another.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[ \t]*\n", re.S | re.M)
+
+
+def _notebook(part: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "solutions" / part / f"{part}.ipynb", as_version=4)
+
+
+def _cell(nb, grade_id: str) -> str:
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            return cell.source
+    raise KeyError(grade_id)
+
+
+def _python(source: str) -> str:
+    """A cell's source as plain Python: IPython magics dropped, solution markers removed."""
+    lines = [line for line in source.splitlines()
+             if not line.lstrip().startswith("%") and line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")]
+    return "\n".join(lines) + "\n"
+
+
+def visible(test_source: str) -> str:
+    """The test cell as released to learners: the hidden block removed, like nbgrader does."""
+    return _HIDDEN.sub("", test_source + "\n")
+
+
+def run_cells(part: str, answers: dict[str, str], test_id: str, hidden: bool = False) -> dict:
+    """Run the import cell, the answers (grade id -> source; the solution's by default) and
+    the test cell ``test_id`` in one namespace; returns the namespace."""
+    nb = _notebook(part)
+    codes = [c for c in nb.cells if c.cell_type == "code"]
+    imports = codes[1].source  # codes[0] is the course setup cell
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(_python(imports), f"{part}:imports", "exec"), namespace)
+    for grade_id, source in answers.items():
+        exec(compile(_python(source if source is not None else _cell(nb, grade_id)), grade_id, "exec"), namespace)
+    test = _cell(nb, test_id)
+    exec(compile(_python(test if hidden else visible(test)), test_id, "exec"), namespace)
+    return namespace
+
+
+def message_of(part: str, answers: dict[str, str], test_id: str) -> str:
+    with pytest.raises(AssertionError) as info:
+        run_cells(part, answers, test_id)
+    return str(info.value)
+
+
+# ----------------------------------------------------------------------------- Part 1
+
+P1 = "01-tensors"
+SIGMOID = "def activation(x):\n    return 1 / (1 + torch.exp(-x))\n"
+
+
+def test_p1_view_on_a_transpose_is_named():
+    msg = message_of(P1, {"columns_first": "def columns_first(x):\n    return x.T.view(-1)\n"}, "test_columns_first")
+    assert "not contiguous" in msg and "reshape" in msg, msg
+
+
+def test_p1_view_taken_for_a_transpose_is_named():
+    msg = message_of(P1, {"columns_first": "def columns_first(x):\n    return x.view(x.shape[1], x.shape[0]).reshape(-1)\n"},
+                     "test_columns_first")
+    assert "do not transpose" in msg, msg
+
+
+def test_p1_missing_hidden_activation_is_named():
+    wrong = "def multilayer(features, W1, B1, W2, B2):\n    return activation((features @ W1 + B1) @ W2 + B2)\n"
+    msg = message_of(P1, {"activation": SIGMOID, "multilayer": wrong}, "test_multilayer")
+    assert "hidden layer needs its activation" in msg, msg
+
+
+def test_p1_a_wrong_activation_costs_only_its_own_exercise():
+    wrong = "def activation(x):\n    return torch.exp(-x)\n"
+    assert message_of(P1, {"activation": wrong}, "test_activation")
+    for answer, test in [("neuron", "test_neuron"), ("multilayer", "test_multilayer")]:
+        namespace = run_cells(P1, {"activation": wrong, answer: None}, test, hidden=True)
+        assert namespace["activation"] is not None and namespace["activation"](torch_zero()) == 1.0, \
+            "the test must give the learner's activation back"
+
+
+def torch_zero():
+    import torch
+
+    return torch.tensor(0.0)
+
+
+# ----------------------------------------------------------------------------- Part 2
+
+P2 = "02-neural-networks"
+
+
+def test_p2_missing_relus_are_named():
+    no_relu = '''
+class ReLUNetwork(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 128)
+        self.fc2 = nn.Linear(128, 64)
+        self.fc3 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return F.softmax(self.fc3(self.fc2(self.fc1(x))), dim=1)
+'''
+    msg = message_of(P2, {"relu_network": no_relu}, "test_relu_network")
+    assert "F.relu" in msg and "collapse" in msg, msg
+
+
+# ----------------------------------------------------------------------------- Part 3
+
+P3 = "03-training"
+TRAIN = '''
+def train(model, loader, criterion, optimizer, epochs):
+    epoch_losses = []
+    for epoch in range(epochs):
+        running_loss = 0.0
+        for images, labels in tqdm(loader):
+            {flatten}
+            {zero_grad}
+            loss = criterion(model(images), labels)
+            loss.backward()
+            {step}
+            running_loss += loss.item()
+        epoch_losses.append(running_loss / len(loader))
+        print(f"epoch {{epoch + 1}}: mean loss {{epoch_losses[-1]:.3f}}")
+    return epoch_losses
+'''
+
+
+def train_source(flatten=True, zero_grad=True, step=True, header=""):
+    return header + TRAIN.format(flatten="images = images.view(images.shape[0], -1)" if flatten else "pass",
+                                 zero_grad="optimizer.zero_grad()" if zero_grad else "pass",
+                                 step="optimizer.step()" if step else "pass")
+
+
+def test_p3_missing_zero_grad_is_named():
+    msg = message_of(P3, {"train_loop": train_source(zero_grad=False)}, "test_train_loop")
+    assert "optimizer.zero_grad()" in msg and "never cleared" in msg, msg
+
+
+def test_p3_missing_step_is_named():
+    msg = message_of(P3, {"train_loop": train_source(step=False)}, "test_train_loop")
+    assert "optimizer.step()" in msg and "never change" in msg, msg
+
+
+def test_p3_forgotten_flatten_is_explained():
+    msg = message_of(P3, {"train_loop": train_source(flatten=False)}, "test_train_loop")
+    assert "mat1 and mat2" in msg and "flatten" in msg and "images.view(images.shape[0], -1)" in msg, msg
+
+
+def test_p3_fixed_batch_size_is_caught_with_the_flatten_hint():
+    wrong = train_source().replace("images.view(images.shape[0], -1)", "images.view(64, -1)")
+    msg = message_of(P3, {"train_loop": wrong}, "test_train_loop")
+    assert "images.shape[0]" in msg, msg
+
+
+def test_p3_honest_loop_with_plain_tqdm_and_prints_passes_quietly(capfd):
+    """Plain tqdm writes its bar to stderr, which nbgrader counts as a failed test cell."""
+    honest = train_source(header="import sys\nfrom tqdm import tqdm\n").replace(
+        "            loss.backward()\n",
+        "            loss.backward()\n            print('a note on stderr', file=sys.stderr)\n")
+    namespace = run_cells(P3, {"train_loop": honest}, "test_train_loop", hidden=True)
+    assert namespace["tqdm"].__module__ == "tqdm.std", "the honest loop uses the plain tqdm"
+    err = capfd.readouterr().err
+    assert err == "", f"the test cell let the learner's stderr through: {err[:300]!r}"
+
+
+# ----------------------------------------------------------------------------- Part 4
+
+P4 = "04-fashion-mnist"
+MODEL = '''
+torch.manual_seed(7)
+model = nn.Sequential({flatten}nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10){last})
+criterion = {criterion}
+optimizer = optim.Adam(model.parameters(), lr=0.001)
+'''
+
+
+def model_source(flatten=True, last="", criterion="nn.CrossEntropyLoss()"):
+    return MODEL.format(flatten="nn.Flatten(), " if flatten else "", last=last, criterion=criterion)
+
+
+@pytest.mark.parametrize("answer", [model_source(),
+                                    model_source(last=", nn.LogSoftmax(dim=1)", criterion="nn.NLLLoss()")])
+def test_p4_honest_models_pass(answer):
+    run_cells(P4, {"model_criterion_optimizer": answer}, "test_model_criterion_optimizer", hidden=True)
+
+
+@pytest.mark.parametrize("criterion", ["nn.CrossEntropyLoss()", "nn.NLLLoss()"])
+def test_p4_softmax_output_is_named(criterion):
+    msg = message_of(P4, {"model_criterion_optimizer": model_source(last=", nn.Softmax(dim=1)", criterion=criterion)},
+                     "test_model_criterion_optimizer")
+    assert "ends in a softmax" in msg and "CrossEntropyLoss" in msg, msg
+
+
+def test_p4_missing_flatten_is_explained():
+    msg = message_of(P4, {"model_criterion_optimizer": model_source(flatten=False)}, "test_model_criterion_optimizer")
+    assert "mat1 and mat2" in msg and "nn.Flatten()" in msg, msg
+
+
+def test_p4_accuracy_of_the_last_batch_only_is_named():
+    wrong = '''
+def accuracy(model, loader):
+    for images, labels in loader:
+        share = (log_probabilities(model, images).argmax(dim=1) == labels).float().mean().item()
+    return share
+'''
+    msg = message_of(P4, {"accuracy": wrong}, "test_accuracy")
+    assert "last batch only" in msg, msg
+
+
+def test_p4_a_broken_log_probabilities_costs_only_its_own_exercise():
+    broken = "def log_probabilities(model, images):\n    raise NotImplementedError()\n"
+    namespace = run_cells(P4, {"log_probabilities": broken, "accuracy": None}, "test_accuracy", hidden=True)
+    with pytest.raises(NotImplementedError):  # the learner's function is back in place afterwards
+        namespace["log_probabilities"](None, None)
