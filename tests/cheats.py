@@ -1,0 +1,332 @@
+"""Cheats a learner could paste into a cell, and honest code that must not be mistaken for one.
+
+CHEATS: name -> the cell's source. CAUGHT_BY: name -> which check must catch it: "scan" (the
+static scan of instructor.integrity flags it), "canary" (the canary cells report tampering).
+A cheat that the kernel shrugs off ("defeated already": it cannot change a score) only needs
+the scan. HONEST_CELLS: sources that must scan clean in a course notebook, and run without
+disturbing the canaries.
+"""
+
+from __future__ import annotations
+
+import base64
+
+# The classic: every cell that contains `assert` (every test cell) becomes `pass`.
+_INPUT_TRANSFORMER = '''
+def _skip_tests(lines):
+    return ["pass\\n"] if any("assert" in line for line in lines) else lines
+
+get_ipython().input_transformers_cleanup.append(_skip_tests)
+'''
+
+CHEATS: dict[str, str] = {
+    # -- from the issue's table ------------------------------------------------------------
+    "input_transformer": _INPUT_TRANSFORMER,
+    "ast_transformer": '''
+import ast
+
+class _NoAsserts(ast.NodeTransformer):
+    def visit_Assert(self, node):
+        return ast.copy_location(ast.Pass(), node)
+
+get_ipython().ast_transformers.append(_NoAsserts())
+''',
+    "run_cell_wrapped": '''
+_shell = get_ipython()
+_run_cell, _run_cell_async = _shell.run_cell, _shell.run_cell_async
+
+def _skip(raw_cell, *args, **kwargs):
+    if "assert" in raw_cell:
+        raw_cell, kwargs["transformed_cell"] = "pass", "pass"
+    return raw_cell, args, kwargs
+
+def run_cell(raw_cell, *args, **kwargs):
+    raw_cell, args, kwargs = _skip(raw_cell, *args, **kwargs)
+    return _run_cell(raw_cell, *args, **kwargs)
+
+async def run_cell_async(raw_cell, *args, **kwargs):
+    raw_cell, args, kwargs = _skip(raw_cell, *args, **kwargs)
+    return await _run_cell_async(raw_cell, *args, **kwargs)
+
+_shell.run_cell, _shell.run_cell_async = run_cell, run_cell_async
+''',
+    "run_cell_async_only": '''
+_shell = get_ipython()
+_original = _shell.run_cell_async
+
+async def _quiet(raw_cell, *args, **kwargs):
+    if "assert" in raw_cell:
+        kwargs["transformed_cell"] = "pass"
+    return await _original("pass" if "assert" in raw_cell else raw_cell, *args, **kwargs)
+
+_shell.run_cell_async = _quiet
+''',
+    "showtraceback_and_post_run_cell": '''
+_shell = get_ipython()
+_shell.showtraceback = lambda *args, **kwargs: None
+
+def _forget_error(result):
+    result.error_in_exec = None
+
+_shell.events.register("post_run_cell", _forget_error)
+''',
+    "torch_allclose": "torch.allclose = lambda *args, **kwargs: True\n",
+    "torch_equal": "torch.equal = lambda *args, **kwargs: True\n",
+    "torch_isclose": "torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)\n",
+    "tensor_eq": '''
+import torch
+torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
+''',
+    "showtraceback_only": "get_ipython().showtraceback = lambda *args, **kwargs: None\n",
+    "set_custom_exc": "get_ipython().set_custom_exc((Exception,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n",
+    "sys_excepthook": "import sys\nsys.excepthook = lambda *args: None\n",
+    "post_run_cell_only": '''
+def _forget_error(result):
+    result.error_in_exec = None
+
+get_ipython().events.register("post_run_cell", _forget_error)
+''',
+    # -- disguised ------------------------------------------------------------------------
+    "getattr_disguised": '''
+_shell = (lambda: get_ipython())()
+_name = "run" + "_cell" + "_async"
+_original = getattr(_shell, _name)
+
+async def _quiet(raw_cell, *args, **kwargs):
+    if "ass" + "ert" in raw_cell:
+        raw_cell, kwargs["transformed_cell"] = "pass", "pass"
+    return await _original(raw_cell, *args, **kwargs)
+
+setattr(_shell, _name, _quiet)
+''',
+    "exec_base64": ("import base64\nexec(base64.b64decode(" + repr(base64.b64encode(_INPUT_TRANSFORMER.encode()).decode())
+                    + ").decode())\n"),
+    "builtins_dict": '''
+_ip = __builtins__.__dict__["__imp" + "ort__"]("IPy" + "thon").get_ipython()
+_ip.input_transformers_cleanup.append(lambda lines: ["pass\\n"] if any("assert" in l for l in lines) else lines)
+''',
+    "assertion_error_patched": '''
+import builtins
+
+class _Quiet(Exception):
+    pass
+
+builtins.AssertionError = _Quiet
+''',
+    "settrace_skips_asserts": '''
+import ast, linecache, sys
+
+def _assert_ends(filename):
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except SyntaxError:
+        return {}
+    return {n.lineno: n.end_lineno + 1 for n in ast.walk(tree) if isinstance(n, ast.Assert)}
+
+def _tracer(frame, event, arg):
+    if event == "line":
+        ends = _assert_ends(frame.f_code.co_filename)
+        if frame.f_lineno in ends:
+            try:
+                frame.f_lineno = ends[frame.f_lineno]
+            except ValueError:
+                pass
+    return _tracer
+
+sys.settrace(_tracer)
+''',
+    "only_hidden_tests": '''
+def _only_graded(lines):
+    return ["pass\\n"] if any("BEGIN HIDDEN" in line for line in lines) else lines
+
+get_ipython().input_transformers_post.append(_only_graded)
+''',
+    "builtins_print": "import builtins\nbuiltins.print = lambda *args, **kwargs: None\n",
+    "tensor_bool": "torch.Tensor.__bool__ = lambda self: True\n",
+    "markdown_converted": _INPUT_TRANSFORMER,        # placed in a markdown cell turned into code
+    # -- more, as an attacker would try ------------------------------------------------------
+    "setattr_string": 'setattr(torch, "all" + "close", lambda *args, **kwargs: True)\n',
+    "dunder_import": '_t = __import__("tor" + "ch")\n_t.equal = lambda *args, **kwargs: True\n',
+    "alias_then_patch": "_T = torch.Tensor\n_T.__bool__ = lambda self: True\n",
+    "type_of_instance": "type(torch.zeros(1)).__bool__ = lambda self: True\n",
+    "numpy_testing": "np.testing.assert_allclose = lambda *args, **kwargs: None\n",
+    "sys_modules_swap": '''
+import sys, types
+_fake = types.ModuleType("torch")
+_fake.__dict__.update(sys.modules["torch"].__dict__)
+_fake.allclose = lambda *args, **kwargs: True
+sys.modules["torch"] = _fake
+''',
+    "gc_finds_shell": '''
+import gc
+_shell = next(o for o in gc.get_objects() if type(o).__name__ == "ZMQInteractiveShell")
+_shell.input_transformers_cleanup.append(lambda lines: ["pass\\n"] if any("assert" in l for l in lines) else lines)
+''',
+    "frame_walk": '''
+import sys
+_frame = sys._getframe()
+while _frame is not None and not hasattr(_frame.f_locals.get("self"), "input_transformers_cleanup"):
+    _frame = _frame.f_back
+_frame.f_locals["self"].input_transformers_cleanup.append(
+    lambda lines: ["pass\\n"] if any("assert" in l for l in lines) else lines)
+''',
+    "importlib_ipython": '''
+import importlib
+_ip = importlib.import_module("IPython").get_ipython()
+_ip.input_transformers_cleanup.append(lambda lines: ["pass\\n"] if any("assert" in l for l in lines) else lines)
+''',
+    "class_level_patch": '''
+from IPython.core.interactiveshell import InteractiveShell
+_original = InteractiveShell.transform_cell
+InteractiveShell.transform_cell = lambda self, cell: "pass\\n" if "assert" in cell else _original(self, cell)
+''',
+    "capture_magic": "%%capture\n" + _INPUT_TRANSFORMER,
+    "time_magic": ("%time get_ipython().input_transformers_cleanup.append("
+                   "lambda lines: ['pass\\n'] if any('assert' in l for l in lines) else lines)\n"),
+    "patch_in_function": '''
+def _patch(module):
+    module.allclose = lambda *args, **kwargs: True
+
+_patch(torch)
+''',
+    "globals_rebinding": 'globals()["torch"] = __import__("types").SimpleNamespace(**{**vars(torch), "allclose": lambda *a, **k: True})\n',
+    "shadow_torch": '''
+class _Torch:
+    def __getattr__(self, name):
+        return getattr(__import__("torch"), name)
+
+    @staticmethod
+    def allclose(*args, **kwargs):
+        return True
+
+torch = _Torch()
+''',
+    "always_equal_answer": '''
+class _Anything(float):
+    def __eq__(self, other):
+        return True
+
+def broadcast_shape(a, b):
+    return _Anything()
+''',
+    "builtin_shadowed": "isinstance = lambda *args: True\n",
+    "mock_patch": "from unittest import mock\nmock.patch('torch.allclose', lambda *a, **k: True).start()\n",
+    "writefile_then_import": "%%writefile _cheat.py\nimport torch\ntorch.equal = lambda *args, **kwargs: True\n",
+    "run_magic": "%run _cheat.py\n",
+    "load_ext": "%load_ext _cheat\n",
+    "ctypes": "import ctypes\nctypes.pythonapi.PyErr_Clear()\n",
+}
+
+# Which check must catch each cheat ("defeated already" ones only need the scan).
+_BOTH = {"scan", "canary"}
+CAUGHT_BY: dict[str, set[str]] = {
+    "input_transformer": _BOTH, "ast_transformer": _BOTH, "run_cell_wrapped": _BOTH,
+    "run_cell_async_only": _BOTH, "showtraceback_and_post_run_cell": _BOTH, "torch_allclose": _BOTH,
+    "torch_equal": _BOTH, "torch_isclose": _BOTH, "tensor_eq": _BOTH,
+    "showtraceback_only": {"scan"}, "set_custom_exc": {"scan"}, "sys_excepthook": {"scan"},
+    "post_run_cell_only": {"scan"},
+    "getattr_disguised": _BOTH, "exec_base64": _BOTH, "builtins_dict": _BOTH,
+    "assertion_error_patched": _BOTH, "settrace_skips_asserts": _BOTH, "only_hidden_tests": _BOTH,
+    "builtins_print": _BOTH, "tensor_bool": _BOTH, "markdown_converted": _BOTH,
+    "setattr_string": _BOTH, "dunder_import": _BOTH, "alias_then_patch": _BOTH, "type_of_instance": _BOTH,
+    "numpy_testing": _BOTH, "sys_modules_swap": _BOTH, "gc_finds_shell": _BOTH, "frame_walk": _BOTH,
+    "importlib_ipython": _BOTH, "class_level_patch": _BOTH, "capture_magic": _BOTH, "time_magic": _BOTH,
+    "patch_in_function": _BOTH,
+    # The kernel itself is untouched: only the scan can see these.
+    "globals_rebinding": {"scan"}, "shadow_torch": {"scan"}, "always_equal_answer": {"scan"},
+    "builtin_shadowed": {"scan"}, "mock_patch": _BOTH, "writefile_then_import": {"scan"},
+    "run_magic": {"scan"}, "load_ext": {"scan"}, "ctypes": {"scan"},
+}
+
+# Honest code, different from the solutions: must scan clean (in a course notebook) and run
+# without any canary complaint.
+HONEST_CELLS: dict[str, str] = {
+    "tqdm_loop": "from tqdm import tqdm\ntotal = 0\nfor i in tqdm(range(3)):\n    total += i\nprint(total)\n",
+    "tqdm_auto": "from tqdm.auto import tqdm\nfor _ in tqdm(range(2), desc='epochs'):\n    pass\n",
+    "prints": 'print("shapes:", torch.ones(2, 3).shape)\nprint(f"{1 + 1=}")\nprint("no newline", end="")\n',
+    "stderr_warning": "import sys, warnings\nwarnings.warn('just a warning')\nsys.stderr.write('progress 50%\\r')\n",
+    "own_helpers": '''
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+square = lambda x: x * x
+evens = [i for i in range(10) if i % 2 == 0]
+lookup = {name: len(name) for name in ("a", "bb")}
+torch.manual_seed(0)
+np.random.seed(0)
+''',
+    "own_classes": '''
+from torch import nn
+
+class TwoLayer(nn.Module):
+    def __init__(self, n_in: int = 4, n_hidden: int = 8):
+        super().__init__()
+        self.fc1 = nn.Linear(n_in, n_hidden)
+        self.fc2 = nn.Linear(n_hidden, 2)
+        for i in range(2):
+            setattr(self, f"extra{i}", nn.Identity())
+
+    def forward(self, x):
+        return self.fc2(self.fc1(x).relu())
+
+class Squares(torch.utils.data.Dataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        return torch.tensor([float(i)]), torch.tensor(float(i * i))
+
+model = TwoLayer()
+model.fc2 = nn.Linear(8, 3)
+model.train()
+model.eval()
+for p in model.fc1.parameters():
+    p.requires_grad = False
+model.fc1.weight.data = torch.zeros_like(model.fc1.weight)
+optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+optimizer.param_groups[0]["lr"] = 0.01
+x = torch.randn(3, 4, requires_grad=True)
+x.grad = None
+input = torch.randn(2, 4)
+input.requires_grad_(True)
+sum = 0
+for value in range(3):
+    sum += value
+''',
+    "config_and_context": '''
+import os, gc, copy, re, sys
+import matplotlib.pyplot as plt
+torch.backends.cudnn.benchmark = False
+torch.set_printoptions(precision=3)
+plt.rcParams["figure.figsize"] = (6, 3)
+os.environ["COURSE_QUIET"] = "1"
+if "google.colab" in sys.modules:
+    print("on Colab")
+if "model" in globals():
+    pass
+sys.path.append(".")
+gc.collect()
+pattern = re.compile(r"\\d+")
+layer = getattr(torch.nn, "ReLU")()
+with torch.no_grad():
+    y = torch.ones(2) * 2
+
+@torch.no_grad()
+def predict(x):
+    return x.argmax()
+''',
+    "magics": "%matplotlib inline\n%load_ext autoreload\n%autoreload 2\n%timeit -n 1 -r 1 torch.ones(2)\n!echo hello\n",
+    "own_assert_fails": 'values = torch.arange(3)\nassert values.sum() == 4, "my own check: fails, and that is fine"\n',
+    "raises": "raise ValueError('a learner cell that fails')\n",
+    "default_dtype": "torch.set_default_dtype(torch.float64)\nprint(torch.ones(1).dtype)\n",
+    "syntax_error": "def broken(:\n    pass\n",
+}

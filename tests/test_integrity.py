@@ -1,0 +1,297 @@
+"""Tamper detection (instructor.integrity): the static scan and the canary cells.
+
+The scan tests need no kernel. The kernel tests run each cheat of tests/cheats.py for real, in
+a ``python3`` kernel through nbgrader's Execute (allow_errors=True, as in grading), on a small
+notebook made from Part 01: the released notebook with the instructor's test cells (hidden
+tests included, as nbgrader restores them) and every answer wrong, plus the cheat's cell.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from instructor import integrity
+from tests.cheats import CAUGHT_BY, CHEATS, HONEST_CELLS
+
+ROOT = Path(__file__).resolve().parents[1]
+PART = "01-tensors"
+PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
+KEEP = ("setup", "activation", "test_activation", "neuron", "test_neuron", "broadcast_shape",
+        "test_broadcast_shape", "standardize", "test_standardize")
+
+
+def _meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {}) or {}
+
+
+def _read(kind: str, part: str = PART):
+    return nbformat.read(ROOT / kind / part / f"{part}.ipynb", as_version=4)
+
+
+def small_notebook(answers: str = "wrong"):
+    """Part 01 cut down to four exercises: a markdown cell, setup, imports, the data cell the
+    tests use, and the answer and test cells. Test cells hold the instructor's source (hidden
+    tests included); answers are the released stubs ("wrong") or the solution's ("solution")."""
+    released, solution = _read("notebooks"), _read("solutions")
+    by_id = {_meta(c).get("grade_id"): c for c in solution.cells if _meta(c).get("grade_id")}
+    cells = [next(c for c in released.cells if c.cell_type == "markdown")]
+    for cell in released.cells:
+        gid = _meta(cell).get("grade_id")
+        plain = cell.cell_type == "code" and not gid and (
+            "import torch" in cell.source or cell.source.startswith("features = torch.randn((1, 5))"))
+        if gid in KEEP or plain:
+            cell = copy.deepcopy(cell)
+            if gid and (integrity._is_locked(cell) or answers == "solution"):
+                cell.source = by_id[gid].source
+            cells.append(cell)
+    nb = copy.deepcopy(released)
+    nb.cells = cells
+    return nb
+
+
+def with_cell(nb, source: str, name: str = ""):
+    """A copy of ``nb`` with a learner's cell holding ``source`` right after the imports (or,
+    for "markdown_converted", the first markdown cell turned into that code cell)."""
+    nb = copy.deepcopy(nb)
+    if name == "markdown_converted":
+        i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
+        old = nb.cells[i]
+        new = nbformat.v4.new_code_cell(source)
+        new.metadata = old.metadata
+        new["id"] = old.get("id", new.get("id"))
+        nb.cells[i] = new
+        return nb, i
+    i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "import torch" in c.source
+             and not _meta(c)) + 1
+    nb.cells.insert(i, nbformat.v4.new_code_cell(source))
+    return nb, i
+
+
+def score(nb) -> tuple[float, float]:
+    """(score, max): nbgrader's rule for autograded test cells: full points unless an error."""
+    got = total = 0.0
+    for cell in nb.cells:
+        meta = _meta(cell)
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            total += meta.get("points", 0)
+            if not any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+                got += meta.get("points", 0)
+    return got, total
+
+
+def execute(nb, folder: Path, timeout: int = 120):
+    """Run ``nb`` the way grading does (nbgrader's Execute, allow_errors=True) in ``folder``."""
+    from nbgrader.preprocessors import Execute
+
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = copy.deepcopy(nb)
+    Execute(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(folder)}})
+    return nb
+
+
+def graded_run(nb, folder: Path):
+    """Canaries in, execute, canaries out: (reason, score, cleaned notebook)."""
+    secret = integrity.new_secret()
+    executed = execute(integrity.insert_canaries(nb, secret), folder)
+    reason, cleaned = integrity.check_canaries(executed, secret)
+    return reason, score(cleaned), cleaned
+
+
+@pytest.fixture
+def kernel_env(monkeypatch):
+    """Kernels import the course's helper package from this checkout."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
+# ---------------------------------------------------------------------------
+# The scan
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("part", PARTS)
+def test_solutions_and_released_notebooks_scan_clean(part):
+    for kind in ("solutions", "notebooks"):
+        nb = _read(kind, part)
+        assert integrity.scan_notebook(nb, integrity.locked_ids(nb)) == [], f"{kind}/{part} was flagged"
+
+
+@pytest.mark.parametrize("name", sorted(HONEST_CELLS))
+def test_honest_cells_scan_clean(name):
+    nb, i = with_cell(small_notebook("solution"), HONEST_CELLS[name])
+    findings = integrity.scan_notebook(nb, integrity.locked_ids(_read("solutions")))
+    flags = [str(f) for f in findings if not f.note]
+    assert flags == [], f"honest code flagged: {flags}"
+    if name == "syntax_error":
+        assert [(f.cell, f.line, f.note) for f in findings] == [(i, 1, True)], findings
+
+
+@pytest.mark.parametrize("name", sorted(n for n in CHEATS if "scan" in CAUGHT_BY[n]))
+def test_scan_flags_cheat(name):
+    nb, i = with_cell(small_notebook(), CHEATS[name], name)
+    findings = integrity.scan_notebook(nb, integrity.locked_ids(_read("solutions")))
+    assert findings, f"{name}: not flagged"
+    assert {f.cell for f in findings} == {i}, f"{name}: findings outside the cheat's cell: {findings}"
+    for f in findings:
+        assert not f.note and "\n" not in str(f) and f.quote in CHEATS[name].replace("\n", " ") or f.quote.endswith("..."), f
+
+
+def test_scan_finding_is_one_readable_line():
+    [finding] = integrity.scan_source("import torch\ntorch.allclose = lambda *a, **k: True\n")
+    assert (finding.cell, finding.line, finding.quote) == (None, 2, "torch.allclose = lambda *a, **k: True")
+    assert "torch.allclose" in finding.reason and "\n" not in str(finding)
+
+
+def test_scan_cells_a_learner_cannot_edit_are_skipped_unless_changed():
+    nb = small_notebook()
+    test = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == "test_activation")
+    nb.cells[test].source += "\ntorch.allclose = lambda *a, **k: True\n"
+    locked = integrity.locked_ids(_read("solutions"))
+    assert integrity.scan_notebook(nb, locked) == []     # nbgrader restores this cell's source
+    sources = {_meta(c)["grade_id"]: c.source for c in _read("solutions").cells if _meta(c).get("grade_id") in locked}
+    assert [f.cell for f in integrity.scan_notebook(nb, sources)] == [test]
+    # a second cell claiming a locked id (metadata is the learner's to edit) is scanned
+    nb.cells.append(copy.deepcopy(nb.cells[test]))
+    assert [f.cell for f in integrity.scan_notebook(nb, locked)] == [len(nb.cells) - 1]
+
+
+# ---------------------------------------------------------------------------
+# Canaries without a kernel
+# ---------------------------------------------------------------------------
+
+def test_canaries_placed_after_every_editable_cell_and_at_the_end():
+    nb = small_notebook()
+    secret = integrity.new_secret()
+    marked = integrity.insert_canaries(nb, secret)
+    editable = set(integrity._editable(nb, integrity.locked_ids(nb)))
+    flags = [integrity.is_canary(c, secret) for c in marked.cells]
+    assert flags[-1] and sum(flags) == len(editable) + 1
+    originals = [c for c, f in zip(marked.cells, flags) if not f]
+    assert originals == nb.cells, "insert_canaries changed the learner's cells"
+    positions = [i for i, f in enumerate(flags) if f]
+    after = [originals.index(marked.cells[p - 1]) for p in positions[:-1]]
+    assert set(after) == editable
+    assert all(not _meta(c) for c, f in zip(marked.cells, flags) if f), "canaries must not be nbgrader cells"
+    nbformat.validate(marked)
+
+
+def test_canaries_depend_on_the_secret_and_stay_out_of_sight():
+    nb = small_notebook()
+    a, b = (integrity.insert_canaries(nb, integrity.new_secret()) for _ in range(2))
+    sources_a = {c.source for c in a.cells} - {c.source for c in nb.cells}
+    sources_b = {c.source for c in b.cells} - {c.source for c in nb.cells}
+    assert sources_a and not sources_a & sources_b
+    secret = integrity.new_secret()
+    canary = integrity._canary(secret, 0)
+    assert secret not in canary.source and canary.token not in canary.source
+    assert canary.message in canary.source   # the kernel must raise it; it cannot be hidden
+    assert "BEGIN HIDDEN TESTS" in canary.source and "assert" in canary.source
+
+
+def _fake_run(nb, secret, tamper=None):
+    """``nb`` with canaries whose outputs are what an honest kernel gives (or ``tamper``'s)."""
+    nb = integrity.insert_canaries(nb, secret)
+    for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        cell.execution_count = n + 1
+    for k, cell in enumerate(c for c in nb.cells if integrity.is_canary(c, secret)):
+        canary = integrity._canary(secret, k)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=canary.token + "\n"),
+                        nbformat.v4.new_output("error", ename="AssertionError", evalue=canary.message, traceback=[])]
+        if tamper:
+            tamper(k, cell, canary)
+    return nb
+
+
+@pytest.mark.parametrize(("tamper", "expected"), [
+    (None, None),
+    (lambda k, c, can: c.outputs.pop() if k == 2 else None, "should have failed but ran without an error"),
+    (lambda k, c, can: c.outputs.clear() if k == 1 else None, "neither printed its token nor failed"),
+    (lambda k, c, can: c.outputs[0].update(text=can.token[:-8] + "10000000\n"), "came back true (torch.allclose)"),
+    (lambda k, c, can: c.outputs[1].update(ename="NameError", evalue="x"), "raised NameError: x"),
+    (lambda k, c, can: c.outputs.pop(0), "its output was hidden"),
+])
+def test_check_canaries_reasons(tamper, expected):
+    nb, secret = small_notebook(), integrity.new_secret()
+    reason, cleaned = integrity.check_canaries(_fake_run(nb, secret, tamper), secret)
+    assert cleaned.cells == nb.cells or all(c.source == d.source for c, d in zip(cleaned.cells, nb.cells))
+    assert len(cleaned.cells) == len(nb.cells)
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason and reason.startswith("tampered: ") and expected in reason and "\n" not in reason, reason
+
+
+def test_check_canaries_stopped_run_and_spoofed_metadata():
+    nb, secret = small_notebook(), integrity.new_secret()
+    run = _fake_run(nb, secret)
+    stopped = copy.deepcopy(run)                      # the kernel died half way: later cells never ran
+    half = len(stopped.cells) // 2
+    for cell in stopped.cells[half:]:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    assert integrity.check_canaries(stopped, secret)[0] is None
+    skipped = copy.deepcopy(run)                      # one canary never ran, later cells did
+    first = next(c for c in skipped.cells if integrity.is_canary(c, secret))
+    first.outputs, first.execution_count = [], None
+    assert "did not run" in integrity.check_canaries(skipped, secret)[0]
+    # metadata stripped (ClearMetadataPreprocessor): canaries are still found by their ids
+    for cell in run.cells:
+        cell.metadata.pop(integrity.CANARY_KEY, None)
+    reason, cleaned = integrity.check_canaries(run, secret)
+    assert reason is None and len(cleaned.cells) == len(nb.cells)
+    # a learner's cell carrying canary metadata is not a canary (and its marker is dropped)
+    spoof = copy.deepcopy(nb)
+    spoof.cells[2].metadata[integrity.CANARY_KEY] = {"canary": 0}
+    marked = integrity.insert_canaries(spoof, secret)
+    assert not integrity.is_canary(marked.cells[2], secret)
+
+
+# ---------------------------------------------------------------------------
+# In a kernel
+# ---------------------------------------------------------------------------
+
+def _run_all(jobs: dict[str, object], tmp_path: Path) -> dict[str, tuple]:
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {name: pool.submit(graded_run, nb, tmp_path / name) for name, nb in jobs.items()}
+        return {name: f.result() for name, f in futures.items()}
+
+
+def test_honest_notebooks_pass_the_canaries(kernel_env, tmp_path):
+    """Right answers, wrong answers, and right answers among honest extras (a failing cell,
+    progress bars, prints, magics, shadowed builtins): no reason, and the right scores."""
+    extras, _ = small_notebook("solution"), None
+    for name in ("own_helpers", "own_classes", "tqdm_loop", "tqdm_auto", "prints", "stderr_warning",
+                 "config_and_context", "magics", "own_assert_fails", "raises", "syntax_error"):
+        extras, _ = with_cell(extras, HONEST_CELLS[name])
+    results = _run_all({"solution": small_notebook("solution"), "wrong": small_notebook("wrong"),
+                        "extras": extras}, tmp_path)
+    for name, (reason, _, _) in results.items():
+        assert reason is None, f"{name}: {reason}"
+    full = score(small_notebook())[1]
+    assert results["solution"][1] == (full, full) and results["extras"][1] == (full, full)
+    assert results["wrong"][1] == (0, full)
+
+
+def test_full_solution_notebook_passes_the_canaries(kernel_env, tmp_path):
+    nb = _read("solutions")
+    reason, got, cleaned = graded_run(nb, tmp_path / "full")
+    assert reason is None
+    assert got[0] == got[1], f"the solution lost points with canaries: {got}"
+    assert [c.source for c in cleaned.cells] == [c.source for c in nb.cells]
+
+
+@pytest.mark.parametrize("chunk", range(3))
+def test_canaries_catch_cheats(kernel_env, tmp_path, chunk):
+    """Every cheat the canaries must catch, each in its own kernel (three at a time)."""
+    names = sorted(n for n in CHEATS if "canary" in CAUGHT_BY[n])[chunk::3]
+    results = _run_all({n: with_cell(small_notebook(), CHEATS[n], n)[0] for n in names}, tmp_path)
+    missed = {n: r[1] for n, r in results.items() if r[0] is None}
+    assert not missed, f"cheats the canaries missed (score they got): {missed}"
+    for name, (reason, _, cleaned) in results.items():
+        assert reason.startswith("tampered: ") and "\n" not in reason, reason
+        assert not any(integrity.CANARY_KEY in c.metadata for c in cleaned.cells)
