@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         for label, _ in configs:
             wall = statistics.median(o["wall"] for o in runs[label])
             name = f"cluster {args.cluster}" if label is None else f"JOBS={label}"
-            print(f"{name}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {configs[0][0] and 'JOBS=' + str(configs[0][0])}")
+            first = f"JOBS={configs[0][0]}" if configs[0][0] else "the first run"
+            print(f"{name}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {first}")
     return 0
 
 

@@ -87,7 +87,7 @@ class Settings:
     def resolve(cls, course: Path, jobs: int = 1, timeout: int | None = None,
                 notebook_timeout: int | None = None, memory: str | None = None,
                 cpu: int | None = None, sandbox_mode: str | None = None,
-                processes: int | None = None) -> "Settings":
+                processes: int | None = None) -> Settings:
         env = os.environ
         jobs = max(1, int(jobs))
         cell = int(timeout or env.get("GRADING_TIMEOUT") or configured_timeout(course) or 600)

@@ -739,10 +739,7 @@ def _findings(source: str, hits, cell: int | None, grade_id: str | None) -> list
 def scan_source(source: str, *, imports: Mapping[str, str] | None = None) -> list[Finding]:
     """Findings for one cell's source (IPython syntax allowed). ``imports``: the names the rest
     of the notebook imports (name -> dotted module); default: the course's usual ones."""
-    if imports is None:
-        ctx = _default_context()
-    else:
-        ctx = _Context(dict(imports), set(imports), set(imports))
+    ctx = _default_context() if imports is None else _Context(dict(imports), set(imports), set(imports))
     return _findings(source, _scan(source, ctx), None, None)
 
 
@@ -827,7 +824,8 @@ class _Canary:
 
 
 def _canary(secret: str, k: int) -> _Canary:
-    d = lambda what: _derive(secret, k, what)
+    def d(what):
+        return _derive(secret, k, what)
     n = f"_q{d('name') % 36 ** 5:x}_"
     a, b, m, c = 1000 + d("a") % 9000, 1000 + d("b") % 9000, 10007 + d("m") % 90000, d("c") % 1000
     value = a * b % m + c
@@ -936,7 +934,7 @@ def _judge(cell, canary: _Canary, where: str) -> str | None:
     if canary.token not in lines:
         ours = [line.split() for line in lines if line.startswith(canary.prefix + " ")]
         if ours:
-            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][-1]) if bit != "0"]
+            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][-1], strict=False) if bit != "0"]
             if wrong:
                 return f"tampered: in {the} a known-false comparison came back true ({', '.join(wrong)})"
             return f"tampered: {the} printed a wrong value"

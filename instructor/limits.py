@@ -20,6 +20,7 @@ launcher.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -98,10 +99,8 @@ class Group:
     def processes(self) -> list[int]:
         pids: set[int] = set()
         for folder in set(self.dirs.values()):
-            try:
+            with contextlib.suppress(OSError):
                 pids.update(int(p) for p in Path(folder, "cgroup.procs").read_text().split())
-            except OSError:
-                pass
         return sorted(pids)
 
     def destroy(self) -> None:
@@ -111,16 +110,12 @@ class Group:
             if not left:
                 break
             for pid in left:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             time.sleep(0.02)
         for folder in set(self.dirs.values()):
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(folder)
-            except OSError:
-                pass
 
 
 def _read_key(path: Path, key: str) -> int:

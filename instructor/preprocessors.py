@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from nbgrader.preprocessors import LimitOutput, NbGraderPreprocessor
@@ -100,11 +101,9 @@ def _execution_seconds(nb) -> float:
         timing = cell.get("metadata", {}).get("execution", {})
         start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
         if start and end:
-            try:
+            with contextlib.suppress(ValueError):
                 total += (datetime.fromisoformat(end.replace("Z", "+00:00"))
                           - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-            except ValueError:
-                pass
     return total
 
 

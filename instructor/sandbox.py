@@ -30,6 +30,7 @@ where the ``instructor`` package is not importable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -170,10 +171,8 @@ def _user_processes(uid: int) -> int:
     count = 0
     for entry in os.listdir("/proc"):
         if entry.isdigit():
-            try:
+            with contextlib.suppress(OSError):
                 count += os.stat(f"/proc/{entry}").st_uid == uid
-            except OSError:
-                pass
     return count
 
 

@@ -15,7 +15,9 @@ confined kernel of :mod:`instructor.sandbox`. The pipeline is nbgrader's default
 - tamper canaries inserted before ``Execute`` and checked (and removed) after it
   (:mod:`instructor.integrity`);
 - stderr in graded cells made harmless (a progress bar or warning from a correct answer is not a
-  failure; a failed assert still is).
+  failure; a failed assert still is);
+- no ``SaveAutoGrades``/``AssignLatePenalties``: the coordinator runs them on the returned
+  notebook against the course's gradebook.
 
 Student code never runs in this process: the kernel runs in bubblewrap, with a control group that
 limits the memory and process count of the whole submission (:mod:`instructor.limits`), and a
@@ -25,6 +27,7 @@ read as a regular file (``lstat``): nothing the student created is ever followed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -95,7 +98,7 @@ def private_gradebook(part: str, source: bytes, cache: Path) -> Path:
 def autograde_pipeline() -> list:
     """nbgrader's default autograde preprocessors, with the course's swaps and additions."""
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute, LimitOutput
+    from nbgrader.preprocessors import AssignLatePenalties, Execute, LimitOutput, SaveAutoGrades
 
     from . import preprocessors
 
@@ -105,6 +108,8 @@ def autograde_pipeline() -> list:
             pipeline += [preprocessors.InsertCanaries, Execute, preprocessors.CheckCanaries]
         elif pp is LimitOutput:
             pipeline += [preprocessors.LimitOutputSize, preprocessors.HarmlessStderr]
+        elif pp in (SaveAutoGrades, AssignLatePenalties):
+            continue  # scores are saved by the coordinator, in the course's own gradebook
         else:
             pipeline.append(pp)
     return pipeline
@@ -189,10 +194,8 @@ def _stop_kernel(scratch: Path, group) -> None:
     """The notebook ran out of time: kill the whole submission (nbgrader then sees a dead kernel)."""
     if group is not None:
         for pid in group.processes():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
-            except ProcessLookupError:
-                pass
     try:
         pid = int((scratch / "kernel.pid").read_text())
         os.kill(pid, 9)  # bwrap: --die-with-parent takes the kernel with it
@@ -356,7 +359,8 @@ def diagnose(log: str) -> str:
          "cell {cell} claims to be a graded test but is not one in the release (its nbgrader metadata was edited)"),
         (r"MissingEntry: No such (?:source|solution) cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
          "cell {cell} claims to be an nbgrader cell but is not one in the release (its metadata was edited)"),
-        (r"MetadataValidationError|[Cc]ell metadata|Notebook .* metadata", "the notebook's nbgrader metadata was changed"),
+        (r"MetadataValidationError|[Cc]ell metadata|Notebook .* metadata",
+         "the notebook's nbgrader metadata was changed"),
         (r"No notebooks were matched|No notebooks found", "no notebook with the expected name"),
         (r"NoSuchKernel", "the grading kernel could not be found"),
     ]
