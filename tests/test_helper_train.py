@@ -11,7 +11,15 @@ from torch import nn, optim
 from torch.utils.data import DataLoader, TensorDataset
 
 from helper.metrics import accuracy
-from helper.train import TAGS, best_epoch, evaluate, fit, get_device, read_scalars, train_one_epoch
+from helper.train import (
+    TAGS,
+    best_epoch,
+    evaluate,
+    fit,
+    get_device,
+    read_scalars,
+    train_one_epoch,
+)
 
 
 def _blobs(n: int, seed: int) -> TensorDataset:
@@ -104,7 +112,7 @@ def test_keep_best_restores_the_weights_of_the_lowest_validation_loss():
 
 
 def test_without_keep_best_the_last_weights_stay():
-    model, history = _scripted_fit([0.0, 2.0, 1.0, -1.0])
+    model, _ = _scripted_fit([0.0, 2.0, 1.0, -1.0])
     assert model.w.item() == -1.0
 
 
