@@ -57,7 +57,7 @@ def _fails_with(namespace: dict, test_source: str, pattern: str) -> str:
 
 @pytest.fixture(scope="module")
 def part5():
-    codes, by_id = _cells(PART5)
+    _, by_id = _cells(PART5)
     return by_id
 
 
@@ -125,7 +125,7 @@ def test_tensorboard_mistakes_are_named(part5, old, new, pattern):
 
 @pytest.fixture(scope="module")
 def part6():
-    codes, by_id = _cells(PART6)
+    _, by_id = _cells(PART6)
     ns = _namespace(PART6)
     _run(ns, "from torch.export import Dim", "Dim")
     return ns, by_id
