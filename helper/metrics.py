@@ -1,6 +1,7 @@
-"""Classification metrics beyond accuracy: predictions, confusion matrix, precision, recall.
+"""Classification metrics: accuracy, predictions, confusion matrix, precision, recall.
 
-    from helper.metrics import predict, confusion_matrix, precision_recall
+    from helper.metrics import accuracy, predict, confusion_matrix, precision_recall
+    accuracy(log_ps, labels)                              # float: share of the batch right
     preds, labels = predict(model, testloader)            # (N,), (N,)
     cm = confusion_matrix(preds, labels, num_classes=10)  # (10, 10): row = true, column = predicted
     precision, recall = precision_recall(cm)              # (10,) each
@@ -14,6 +15,27 @@ from typing import Iterable
 
 import torch
 from torch import nn
+
+
+def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of a batch whose highest-scoring class is the label: the course's one accuracy.
+
+    scores: (B, K) log-probabilities, probabilities or logits (the top class is the same)
+    labels: (B,) class indices
+    Returns a Python float in [0, 1]. The comparison is made between two (B,) tensors:
+    a (B, 1) column (what ``topk`` returns) against (B,) labels would broadcast to (B, B).
+    Over a whole loader, use ``helper.train.evaluate(model, loader)["accuracy"]``.
+    """
+    scores, labels = torch.as_tensor(scores), torch.as_tensor(labels)
+    if scores.dim() != 2:
+        raise ValueError(f"expected scores of shape (B, K), got {tuple(scores.shape)}")
+    if labels.shape != (scores.shape[0],):
+        raise ValueError(f"expected labels of shape ({scores.shape[0]},) for scores of shape "
+                         f"{tuple(scores.shape)}, got {tuple(labels.shape)}; a (B, 1) column "
+                         "compared with (B,) labels would broadcast to (B, B): use labels.view(-1)")
+    if scores.shape[0] == 0:
+        raise ValueError("accuracy of an empty batch is undefined")
+    return (scores.argmax(dim=1) == labels.to(scores.device)).float().mean().item()
 
 
 def predict(model: nn.Module, loader: Iterable, device: torch.device | str | None = None

@@ -71,8 +71,14 @@ def colab_url(part: str) -> str:
 
 
 def setup_source() -> str:
-    """The first code cell of every notebook: installs the course on Colab, nothing locally."""
+    """The first code cell of every notebook: installs the course on Colab, nothing locally.
+
+    On Colab, ``USE_DRIVE = True`` (a checkbox there) mounts Google Drive and keeps the data
+    and checkpoints in it (``helper.colab.use_drive``); everywhere else the flag changes nothing.
+    """
     return f'''{SETUP_MARK}: on Colab this installs the course's helper package; locally it does nothing.
+# On Colab, tick USE_DRIVE to keep the data and your checkpoints in Google Drive across sessions.
+USE_DRIVE = False  # @param {{type:"boolean"}}
 import sys
 
 if "google.colab" in sys.modules:
@@ -80,10 +86,12 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
                     "intro-pytorch @ git+{repo_url()}"], check=True)
 try:
-    import helper.data
+    import helper.colab
 except ImportError as exc:
     raise ImportError("The course's helper package is not installed: run `make install` "
                       "(or `pip install -e .`) in the course folder, then restart the kernel.") from exc
+helper.colab.use_drive(USE_DRIVE)  # before helper.data reads the data root
+import helper.data
 helper.data.install_offline_hint()'''
 
 

@@ -1,4 +1,5 @@
-"""helper.train: the course's one loop trains, evaluates, stops early and keeps the best weights."""
+"""helper.train: the course's one loop trains, evaluates, stops early, keeps the best weights
+and logs to TensorBoard; helper.metrics.accuracy is the course's one accuracy."""
 
 from __future__ import annotations
 
@@ -9,7 +10,16 @@ import torch
 from torch import nn, optim
 from torch.utils.data import DataLoader, TensorDataset
 
-from helper.train import best_epoch, evaluate, fit, train_one_epoch
+from helper.metrics import accuracy
+from helper.train import (
+    TAGS,
+    best_epoch,
+    evaluate,
+    fit,
+    get_device,
+    read_scalars,
+    train_one_epoch,
+)
 
 
 def _blobs(n: int, seed: int) -> TensorDataset:
@@ -38,7 +48,7 @@ def test_fit_signature_keeps_its_original_arguments_first():
     params = list(inspect.signature(fit).parameters)
     assert params[:8] == ["model", "train_loader", "criterion", "optimizer", "epochs", "device",
                           "val_loader", "progress"]
-    assert params[8:] == ["keep_best", "patience"]
+    assert params[8:] == ["keep_best", "patience", "writer", "log_grad_norms"]
 
 
 def test_fit_learns_and_records_history(loaders):
@@ -46,10 +56,10 @@ def test_fit_learns_and_records_history(loaders):
     model = _model()
     history = fit(model, train, nn.NLLLoss(), optim.Adam(model.parameters(), lr=0.05), epochs=4,
                   device="cpu", val_loader=test, progress=False)
-    assert set(history) == {"train_loss", "seconds", "test_loss", "test_accuracy"}
+    assert set(history) == {"train_loss", "seconds", "val_loss", "val_accuracy"}
     assert all(len(v) == 4 for v in history.values())
     assert history["train_loss"][-1] < history["train_loss"][0]
-    assert history["test_accuracy"][-1] > 0.9
+    assert history["val_accuracy"][-1] > 0.9
     assert model.training, "fit leaves the model in train mode"
 
 
@@ -94,15 +104,15 @@ def _scripted_fit(weights, **kwargs):
     return model, history
 
 
-def test_keep_best_restores_the_weights_of_the_lowest_test_loss():
+def test_keep_best_restores_the_weights_of_the_lowest_validation_loss():
     model, history = _scripted_fit([0.0, 2.0, 1.0, -1.0], keep_best=True)
     assert best_epoch(history) == 2
     assert model.w.item() == 2.0, "the weights of epoch 2 (lowest test loss) are restored"
-    assert len(history["test_loss"]) == 4
+    assert len(history["val_loss"]) == 4
 
 
 def test_without_keep_best_the_last_weights_stay():
-    model, history = _scripted_fit([0.0, 2.0, 1.0, -1.0])
+    model, _ = _scripted_fit([0.0, 2.0, 1.0, -1.0])
     assert model.w.item() == -1.0
 
 
@@ -129,12 +139,12 @@ def test_keep_best_copies_the_state_rather_than_aliasing_it(loaders):
     history = fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.5), epochs=6,
                   device="cpu", val_loader=test, progress=False, keep_best=True)
     restored = evaluate(model, test, nn.NLLLoss())
-    assert restored["loss"] == pytest.approx(min(history["test_loss"]), rel=1e-6)
+    assert restored["loss"] == pytest.approx(min(history["val_loss"]), rel=1e-6)
 
 
 def test_best_epoch():
-    assert best_epoch({"test_loss": [0.5, 0.3, 0.3, 0.4]}) == 2
-    assert best_epoch({"test_loss": [float("nan"), 0.9]}) == 2
+    assert best_epoch({"val_loss": [0.5, 0.3, 0.3, 0.4]}) == 2
+    assert best_epoch({"val_loss": [float("nan"), 0.9]}) == 2
     with pytest.raises(ValueError, match="val_loader"):
         best_epoch({"train_loss": [1.0]})
 
@@ -147,3 +157,117 @@ def test_evaluate_restores_mode_and_train_one_epoch_returns_mean_loss(loaders):
     loss = train_one_epoch(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.0),
                            "cpu", progress=False)
     assert loss == pytest.approx(evaluate(model, train, nn.NLLLoss())["loss"], rel=1e-5)
+
+
+def test_history_uses_validation_names_not_test(loaders):
+    """The loader passed as val_loader is a validation split: the history says so."""
+    train, val = loaders
+    model = _model()
+    history = fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=1,
+                  device="cpu", val_loader=val, progress=False)
+    assert not any(key.startswith("test") for key in history), sorted(history)
+    with pytest.raises(ValueError, match="val_loss"):
+        best_epoch({"test_loss": [1.0]})
+
+
+class _RecordingWriter:
+    """Stands in for a SummaryWriter: records add_scalar calls."""
+
+    def __init__(self):
+        self.scalars, self.flushed = [], 0
+
+    def add_scalar(self, tag, value, step):
+        self.scalars.append((tag, float(value), step))
+
+    def flush(self):
+        self.flushed += 1
+
+
+def test_fit_logs_each_epoch_under_stable_tags(loaders):
+    train, val = loaders
+    model = _model()
+    writer = _RecordingWriter()
+    history = fit(model, train, nn.NLLLoss(), optim.Adam(model.parameters(), lr=0.05), epochs=3,
+                  device="cpu", val_loader=val, progress=False, writer=writer)
+    assert TAGS == {"train_loss": "loss/train", "val_loss": "loss/val",
+                    "train_accuracy": "accuracy/train", "val_accuracy": "accuracy/val"}
+    by_tag = {}
+    for tag, value, step in writer.scalars:
+        by_tag.setdefault(tag, []).append((step, value))
+    assert set(by_tag) == set(TAGS.values())
+    for key in ("train_loss", "val_loss", "val_accuracy"):
+        assert by_tag[TAGS[key]] == [(e + 1, pytest.approx(v)) for e, v in enumerate(history[key])]
+    assert all(0 <= v <= 1 for _, v in by_tag["accuracy/train"])
+    assert writer.flushed >= 1
+
+
+def test_fit_without_validation_logs_training_only(loaders):
+    train, _ = loaders
+    writer = _RecordingWriter()
+    model = _model()
+    fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
+        progress=False, writer=writer)
+    assert {tag for tag, _, _ in writer.scalars} == {"loss/train", "accuracy/train"}
+
+
+def test_gradient_norms_per_weight_matrix(loaders):
+    train, _ = loaders
+    writer = _RecordingWriter()
+    model = _model()
+    fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
+        progress=False, writer=writer, log_grad_norms=True)
+    norms = [(tag, v, step) for tag, v, step in writer.scalars if tag.startswith("grad_norm/")]
+    assert {tag for tag, _, _ in norms} == {"grad_norm/0.weight", "grad_norm/2.weight"}
+    assert sorted({step for _, _, step in norms}) == [1, 2]
+    assert all(v > 0 for _, v, _ in norms)
+    with pytest.raises(ValueError, match="writer"):
+        fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=1,
+            device="cpu", progress=False, log_grad_norms=True)
+
+
+def test_tensorboard_round_trip(loaders, tmp_path):
+    """A real SummaryWriter: the event files read back (EventAccumulator) give the history."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    train, val = loaders
+    model = _model()
+    with SummaryWriter(tmp_path / "run") as writer:
+        history = fit(model, train, nn.NLLLoss(), optim.Adam(model.parameters(), lr=0.05),
+                      epochs=3, device="cpu", val_loader=val, progress=False, writer=writer)
+    scalars = read_scalars(tmp_path / "run")
+    assert set(scalars) == set(TAGS.values())
+    assert scalars["loss/val"] == pytest.approx(history["val_loss"], rel=1e-6)
+    assert scalars["accuracy/val"] == pytest.approx(history["val_accuracy"], rel=1e-6)
+    with pytest.raises(FileNotFoundError):
+        read_scalars(tmp_path / "no-such-run")
+
+
+def test_importing_helper_train_does_not_import_tensorboard():
+    import subprocess
+    import sys
+
+    code = "import sys, helper.train; print('tensorboard' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_get_device_uses_torch_accelerator(monkeypatch):
+    assert get_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: False)
+    assert get_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    monkeypatch.setattr(torch.accelerator, "current_accelerator", lambda: torch.device("xpu"))
+    assert get_device() == torch.device("xpu")
+
+
+def test_accuracy_is_the_share_of_right_top_classes():
+    scores = torch.tensor([[0.1, 0.2, 0.7], [0.8, 0.1, 0.1], [0.3, 0.4, 0.3], [0.2, 0.5, 0.3]])
+    labels = torch.tensor([2, 0, 0, 1])
+    before = scores.clone()
+    assert accuracy(scores.log(), labels) == pytest.approx(0.75)
+    assert isinstance(accuracy(scores, labels), float)
+    assert torch.equal(scores, before)
+    with pytest.raises(ValueError, match=r"\(B, B\)"):
+        accuracy(scores, labels.view(-1, 1))
+    with pytest.raises(ValueError, match=r"\(B, K\)"):
+        accuracy(scores[0], labels[:1])

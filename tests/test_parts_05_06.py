@@ -1,0 +1,150 @@
+"""Parts 5 and 6: each classic mistake meets a test message that names it, and costs only its
+own exercise. The test cells of the solution notebooks run here, in-process, against the
+solution's answers with one mistake put in."""
+
+from __future__ import annotations
+
+import re
+
+import matplotlib
+import nbformat
+import pytest
+
+from tools import nbtools
+
+matplotlib.use("Agg")
+
+PART5, PART6 = "05-inference-validation", "06-saving-loading"
+
+
+def _cells(part: str) -> tuple[list, dict[str, str]]:
+    nb = nbformat.read(nbtools.part_notebook(part), as_version=4)
+    codes = [c for c in nb.cells if c.cell_type == "code"]
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c.source for c in codes
+             if c.metadata.get("nbgrader", {}).get("grade_id")}
+    return codes, by_id
+
+
+def _namespace(part: str) -> dict:
+    """The part's import cell (the first code cell after the setup cell), run without its magic."""
+    codes, _ = _cells(part)
+    source = "\n".join(line for line in codes[1].source.splitlines() if not line.startswith("%"))
+    namespace: dict = {}
+    exec(compile(source, f"{part}-imports", "exec"), namespace)  # noqa: S102 - the notebook's own cell
+    return namespace
+
+
+def _run(namespace: dict, source: str, name: str) -> None:
+    exec(compile(source, name, "exec"), namespace)  # noqa: S102 - the notebook's own cell
+
+
+def _mutate(source: str, old: str, new: str) -> str:
+    assert old in source, f"the solution no longer contains {old!r}: update this test"
+    return source.replace(old, new)
+
+
+def _fails_with(namespace: dict, test_source: str, pattern: str) -> str:
+    with pytest.raises(AssertionError) as info:
+        _run(namespace, test_source, "test cell")
+    message = str(info.value)
+    assert re.search(pattern, message), f"the message should name the mistake ({pattern}), got: {message}"
+    return message
+
+
+# ----------------------------------------------------------------------------------------------
+# Part 5
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def part5():
+    _, by_id = _cells(PART5)
+    return by_id
+
+
+def _part5_namespace(by_id: dict, accuracy: str | None = None, loop: str | None = None) -> dict:
+    ns = _namespace(PART5)
+    _run(ns, accuracy or by_id["accuracy"], "accuracy")
+    _run(ns, loop or by_id["train_and_validate"], "train_and_validate")
+    return ns
+
+
+TRAP = ("    equals = top_class.view(labels.shape) == labels", "    equals = top_class == labels")
+
+
+def test_part5_solution_passes_its_tests(part5):
+    ns = _part5_namespace(part5)
+    for test in ("test_accuracy", "test_train_and_validate"):
+        _run(ns, part5[test], test)
+    _run(ns, part5["log_history"], "log_history")
+    _run(ns, part5["test_log_history"], "test_log_history")
+
+
+def test_broadcast_trap_is_named_and_does_not_fail_the_loop(part5):
+    """Issue 12: a wrong accuracy costs Exercise 1 only; the correct loop still passes."""
+    wrong = _mutate(part5["accuracy"], *TRAP)
+    ns = _part5_namespace(part5, accuracy=wrong)
+    _fails_with(ns, part5["test_accuracy"], "broadcast trap")
+    learners = ns["accuracy"]
+    _run(ns, part5["test_train_and_validate"], "test_train_and_validate")  # passes, hidden tests included
+    assert ns["accuracy"] is learners, "the test cell puts the learner's accuracy back"
+
+
+def test_missing_zero_grad_is_named_in_the_visible_test(part5):
+    loop = _mutate(part5["train_and_validate"], "            optimizer.zero_grad()\n", "")
+    ns = _part5_namespace(part5, loop=loop)
+    visible = part5["test_train_and_validate"].split("### BEGIN HIDDEN TESTS")[0] + "\nfinally:\n    pass\n"
+    _fails_with(ns, part5["test_train_and_validate"], r"optimizer\.zero_grad\(\)")
+    _fails_with(_part5_namespace(part5, loop=loop), visible, r"optimizer\.zero_grad\(\)")
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ("        model.train()\n", "", r"model\.train\(\)"),  # never back to training mode after measuring
+    ("        model.eval()\n        val_loss", "        val_loss", r"eval mode under torch\.no_grad\(\)"),
+    ("        with torch.no_grad():\n            for images, labels in valloader:",
+     "        if True:\n            for images, labels in valloader:", r"torch\.no_grad\(\)"),
+])
+def test_loop_mistakes_are_named(part5, old, new, pattern):
+    ns = _part5_namespace(part5, loop=_mutate(part5["train_and_validate"], old, new))
+    _fails_with(ns, part5["test_train_and_validate"], pattern)
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ('    tags = {"train_loss": "loss/train", "val_loss": "loss/val", "val_accuracy": "accuracy/val"}',
+     '    tags = {key: key for key in ("train_loss", "val_loss", "val_accuracy")}', "not the history keys"),
+    ("enumerate(history.get(key, []), start=1)", "enumerate(history.get(key, []))", "counted from 1"),
+])
+def test_tensorboard_mistakes_are_named(part5, old, new, pattern):
+    ns = _part5_namespace(part5)
+    _run(ns, _mutate(part5["log_history"], old, new), "log_history")
+    _fails_with(ns, part5["test_log_history"], pattern)
+
+
+# ----------------------------------------------------------------------------------------------
+# Part 6: the ONNX export exercise
+# ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def part6():
+    _, by_id = _cells(PART6)
+    ns = _namespace(PART6)
+    _run(ns, "from torch.export import Dim", "Dim")
+    return ns, by_id
+
+
+def test_part6_export_solution_passes(part6):
+    ns, by_id = part6
+    ns = dict(ns)
+    _run(ns, by_id["export_onnx"], "export_onnx")
+    _run(ns, by_id["test_export_onnx"], "test_export_onnx")
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ("    model.eval()\n", "", "exported in training mode"),
+    ("dynamic_shapes=({0: Dim(\"batch\")},),", "", "batch size was fixed"),
+    ("input_names=[input_name]", 'input_names=["x"]', "input is named"),
+])
+def test_export_mistakes_are_named(part6, old, new, pattern):
+    ns, by_id = part6
+    ns = dict(ns)
+    _run(ns, _mutate(by_id["export_onnx"], old, new), "export_onnx")
+    _fails_with(ns, by_id["test_export_onnx"], pattern)
