@@ -5,6 +5,7 @@
     feedback  [--part P]           HTML feedback per student, in feedback/
     grades    [--out grades.csv]   nbgrader's CSV export
     collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
+    report    [--out report]       class report: report/index.html, PNG plots and CSV files
 
 Exit status: 0 done; 1 autograde finished but flagged submissions need a look; 2 refused.
 """
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("collect", help="collect downloaded submissions with nbgrader zip_collect")
     p.add_argument("source", type=Path, help="folder of <student>_<part>.ipynb files and/or .zip archives")
     p.add_argument("--part", required=True)
+    p = sub.add_parser("report", help="class report (plots and CSV) from the gradebook")
+    p.add_argument("--out", type=Path, default=Path("report"))
     args = parser.parse_args(argv)
 
     try:
@@ -72,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "collect":
             grading.collect(args.course, args.source, args.part)
             print(f"collected into {Path(args.course).resolve() / 'submitted'}")
+        elif args.cmd == "report":
+            from . import report
+
+            report.build(args.course, args.out)
     except grading.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
