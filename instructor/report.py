@@ -3,8 +3,9 @@
     python -m instructor report [--out report]      (`make report`)
 
 Reads nbgrader's gradebook (``c.CourseDirectory.db_url`` or gradebook.db) and, when grading
-wrote it, ``autograded/grading-report.csv``; writes ``report/index.html`` with PNG plots and
-the numbers behind every plot as CSV files beside it:
+wrote it, ``autograded/grading-report.csv``; writes ``report/index.html`` (one self-contained
+page: the PNG plots are embedded, and also written beside it) and the numbers behind every
+plot as CSV files:
 
     scores.csv     one row per submission: student, part, status, score, max_score, percent
     parts.csv      score distribution per part (graded submissions only)
@@ -20,6 +21,7 @@ broken notebook does not read as an exercise the whole class failed.
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import random
@@ -282,6 +284,13 @@ def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
         writer.writerows(rows)
 
 
+def _image(path: Path, title: str) -> str:
+    """The PNG embedded in the page (it then shows wherever the page is opened: a file, Jupyter's
+    /files/, which sandboxes HTML and its requests, or an attachment); the file stays beside it."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"<img src='data:image/png;base64,{data}' data-file='{path.name}' alt='{html.escape(title)}'>"
+
+
 def _table(rows: list[dict], fields: list[str], limit: int | None = None) -> str:
     if not rows:
         return "<p class='none'>none</p>"
@@ -352,7 +361,7 @@ def build(course: Path, out: Path | None = None, say=print) -> Path:
         limit = 12 if table == "cells.csv" else None
         parts_html.append(
             f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>"
-            f"<img src='{PLOTS[plot]}' alt='{html.escape(title)}'>"
+            f"<a href='{PLOTS[plot]}'>{_image(out / PLOTS[plot], title)}</a>"
             f"{_table(tables[table], FIELDS[table], limit)}"
             f"<p><a href='{table}'>{table}</a></p>")
     if reviews:

@@ -3,6 +3,7 @@ nbgrader's API (no grading run), plus a grading-report.csv as `make autograde` w
 
 from __future__ import annotations
 
+import base64
 import csv
 import shutil
 import subprocess
@@ -52,7 +53,8 @@ def make_gradebook(course: Path) -> None:
             gb.update_or_create_student(student)
             gb.add_submission(part, student)
             for cell, score in marks.items():
-                gb.find_grade(cell, part, part, student).auto_score = score
+                grade = gb.find_grade(cell, part, part, student)
+                grade.auto_score, grade.needs_manual_grade = score, False
         gb.find_submission_notebook(P1, P1, "dan").flagged = True
         gb.db.commit()
 
@@ -141,7 +143,8 @@ def test_every_score_and_the_review_notes(built):
 def test_page_shows_every_plot(built):
     page = (built / "index.html").read_text()
     for name in report.PLOTS.values():
-        assert f"src='{name}'" in page, f"index.html does not show {name}"
+        embedded = base64.b64encode((built / name).read_bytes()).decode("ascii")
+        assert f"src='data:image/png;base64,{embedded}' data-file='{name}'" in page, f"index.html does not show {name}"
         with Image.open(built / name) as img:
             assert img.format == "PNG" and min(img.size) > 100, f"{name} is not a real plot"
     assert "4 student(s), 7 submission(s), 2 flagged" in page
