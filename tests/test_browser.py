@@ -48,6 +48,31 @@ RUN = 120_000                    # ms, for kernels to run cells
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def make_recipe(target: str) -> dict:
+    """How `make TARGET` starts JupyterLab: folder, JUPYTER_CONFIG_PATH and default URL, read
+    from the Makefile itself (``make -n``), so the servers below start as the Makefile's do."""
+    env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_CONFIG_PATH", "MAKEFLAGS")}
+    proc = subprocess.run(["make", "-n", "-o", "install", target, f"VENV={sys.prefix}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    line = next(x for x in proc.stdout.splitlines() if " lab " in x)
+    folder = re.match(r"cd (\S+) &&", line)
+    return {
+        "folder": folder[1] if folder else ".",
+        "config_path": [Path(p) for p in re.search(r"JUPYTER_CONFIG_PATH=(\S+)", line)[1].split(":")],
+        "default_url": re.search(r"--LabApp.default_url=(\S+)", line)[1],
+        "allow_root": "--allow-root" in line,
+    }
+
+
+def test_make_targets_use_the_course_jupyter_config():
+    lab, formgrader = make_recipe("lab"), make_recipe("formgrader")
+    assert lab["folder"] == "notebooks" and lab["default_url"] == f"/lab/tree/{FIRST}/{FIRST}.ipynb"
+    assert lab["config_path"] == [ROOT / "jupyter" / "learner", ROOT / "jupyter" / "common"]
+    assert formgrader["folder"] == "." and formgrader["default_url"] == "/formgrader"
+    assert formgrader["config_path"] == [ROOT / "jupyter" / "common"], "instructors keep every nbgrader panel"
+    assert lab["allow_root"] == formgrader["allow_root"] == (os.getuid() == 0)
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -95,8 +120,11 @@ def write_user_settings(config_dir: Path) -> None:
 
 
 @contextmanager
-def lab_server(root: Path, config_path: list[Path], default_url: str, home: Path):
-    """`jupyter lab` as the Makefile runs it, in ``root``; yields its base URL and token."""
+def lab_server(root: Path, target: str, home: Path):
+    """`jupyter lab` as `make TARGET` runs it, in ``root`` (a copy of the course), on 127.0.0.1,
+    a free port and a token; yields its base URL and token."""
+    recipe = make_recipe(target)
+    root = root / recipe["folder"]
     port, token = free_port(), uuid.uuid4().hex
     config_dir = home / ".jupyter"
     write_user_settings(config_dir)
@@ -104,7 +132,7 @@ def lab_server(root: Path, config_path: list[Path], default_url: str, home: Path
         **os.environ,
         "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-        "JUPYTER_CONFIG_PATH": os.pathsep.join(str(p) for p in config_path),
+        "JUPYTER_CONFIG_PATH": os.pathsep.join(str(p) for p in recipe["config_path"]),
         "JUPYTER_CONFIG_DIR": str(config_dir),
         "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
         "HOME": str(home),
@@ -112,7 +140,7 @@ def lab_server(root: Path, config_path: list[Path], default_url: str, home: Path
     }
     cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
            f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--LabApp.default_url={default_url}", *(["--allow-root"] if os.getuid() == 0 else [])]
+           f"--LabApp.default_url={recipe['default_url']}", *(["--allow-root"] if recipe["allow_root"] else [])]
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)
@@ -202,10 +230,9 @@ def new_page(browser, base: str, token: str, blocked: list):
 @pytest.fixture(scope="module")
 def learner(browser, tmp_path_factory):
     base_dir = tmp_path_factory.mktemp("learner")
-    root = make_learner_copy(base_dir / "notebooks")
-    config = [ROOT / "jupyter" / "learner", ROOT / "jupyter" / "common"]
+    make_learner_copy(base_dir / "course" / "notebooks")
     blocked = []
-    with lab_server(root, config, f"/lab/tree/{FIRST}/{FIRST}.ipynb", base_dir / "home") as (base, token):
+    with lab_server(base_dir / "course", "lab", base_dir / "home") as (base, token):
         page = new_page(browser, base, token, blocked)
         yield page, base, token
         page.context.close()
@@ -217,7 +244,7 @@ def instructor(browser, tmp_path_factory):
     base_dir = tmp_path_factory.mktemp("instructor")
     root = make_instructor_copy(base_dir / "course")
     blocked = []
-    with lab_server(root, [ROOT / "jupyter" / "common"], "/formgrader", base_dir / "home") as (base, token):
+    with lab_server(root, "formgrader", base_dir / "home") as (base, token):
         page = new_page(browser, base, token, blocked)
         yield page, base, token
         page.context.close()
@@ -252,7 +279,7 @@ def no_news_popup(page) -> None:
 # ---------------------------------------------------------------------------
 
 def test_lab_opens_the_first_notebook(learner):
-    page, base, token = learner
+    page, base, _ = learner
     page.goto(f"{base}/lab/tree/{FIRST}/{FIRST}.ipynb")
     page.wait_for_selector(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=RUN)
     no_news_popup(page)
