@@ -40,7 +40,8 @@ OUT = ROOT / "test-output" / "browser"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 FIRST = "01-tensors"
 WIDGETS = "03-training"          # a solution whose training loop shows tqdm progress widgets
-NEWS = "official Jupyter news"   # JupyterLab's news question, switched off for the course
+NEWS = "official Jupyter news"
+CREATE_ASSIGNMENT = ".lm-TabBar-tab[title*='Create Assignment']"  # nbgrader's sidebar panel   # JupyterLab's news question, switched off for the course
 SERVER_START = 90                # seconds, bounded waits (the machine may be busy)
 UI = 60_000                      # ms, for anything the page shows
 RUN = 120_000                    # ms, for kernels to run cells
@@ -297,8 +298,7 @@ def test_lab_shows_no_instructor_panels(learner):
     page.keyboard.press("Escape")
     assert "Assignment List" in items, f"learners should keep their Assignments list: {items}"
     assert not [i for i in items if "Formgrader" in i or "Course List" in i], f"instructor entries for learners: {items}"
-    assert page.locator(".lm-TabBar-tab[title*='Create Assignment'], #create_assignment_widget").count() == 0, \
-        "the Create Assignment panel is shown to learners"
+    assert page.locator(CREATE_ASSIGNMENT).count() == 0, "the Create Assignment panel is shown to learners"
 
 
 def test_run_all_stops_at_the_first_exercise(learner):
@@ -382,6 +382,7 @@ def test_solution_progress_bars_render_as_widgets(instructor):
     page, base, _ = instructor
     open_notebook(page, base, f"solutions/{WIDGETS}/{WIDGETS}.ipynb")
     no_news_popup(page)
+    assert page.locator(CREATE_ASSIGNMENT).count() == 1, "instructors lost nbgrader's Create Assignment panel"
     menu(page, "Edit", "Clear Outputs of All Cells")
     menu(page, "Run", "Run All Cells")
     bar = page.locator(".jp-OutputArea-output .widget-hprogress, .jp-OutputArea-output .widget-progress").first
