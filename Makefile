@@ -1,6 +1,8 @@
 # Intro to PyTorch — common tasks. Each target installs what it needs first.
 #
 #   make lab        JupyterLab on notebooks/ (what learners open)
+#   make formgrader the instructor's view: formgrader on every part, the gradebook, flags
+#   make report     class report in report/index.html (plots and CSV) from the gradebook
 #   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/)
 #   make lint       ruff: lint and import order (configured in pyproject.toml)
 #   make install    virtual environment in $(VENV): `helper` and pyproject.toml's [course,test] extras
@@ -29,7 +31,7 @@ FROM ?= downloaded-submissions
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab test lint install release data assets outputs clean collect autograde feedback grades
+.PHONY: lab formgrader report test lint install release data assets outputs clean collect autograde feedback grades
 
 install: $(STAMP)
 
@@ -41,9 +43,18 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Opens the first notebook; the file browser shows notebooks/ (learners' copies only).
+# jupyter/: the course's Jupyter settings (no news popup; learners see no instructor panels).
 LAB_ARGS ?=
+JUPYTER_COMMON := $(CURDIR)/jupyter/common$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH))
 lab: install
-	cd notebooks && $(abspath $(VENV))/bin/jupyter lab --LabApp.default_url=/lab/tree/01-tensors/01-tensors.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	cd notebooks && JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/learner:$(JUPYTER_COMMON) $(abspath $(VENV))/bin/jupyter lab --LabApp.default_url=/lab/tree/01-tensors/01-tensors.ipynb $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+# JupyterLab at the course root (it reads nbgrader_config.py there), opening on formgrader;
+# /lab on the same server is JupyterLab with the Nbgrader menu. Formgrader's Release/Collect
+# buttons need the exchange folder to exist (nbgrader_config.py: exchange/ or $NBGRADER_EXCHANGE).
+formgrader: install
+	mkdir -p "$${NBGRADER_EXCHANGE:-exchange}"
+	JUPYTER_CONFIG_PATH=$(JUPYTER_COMMON) $(abspath $(VENV))/bin/jupyter lab --LabApp.default_url=/formgrader $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: install
 	$(PY) -m ruff check .
@@ -76,6 +87,9 @@ feedback: install
 grades: install
 	$(PY) -m instructor grades --out grades.csv
 
+report: install
+	$(PY) -m instructor report --out report
+
 clean:
-	rm -rf gradebook.db submitted autograded feedback grades.csv downloaded .pytest_cache
+	rm -rf gradebook.db submitted autograded feedback grades.csv downloaded report test-output .pytest_cache
 	find . -name __pycache__ -prune -exec rm -rf {} +

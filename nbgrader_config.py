@@ -6,9 +6,13 @@ Layout (nbgrader's CourseDirectory, renamed to read well in this repository):
     notebooks/<part>/<part>.ipynb      release: what learners open (`make release`)
     submitted/<student>/<part>/...     collected submissions (not committed)
     autograded/, feedback/             written by `make autograde` / `make feedback`
+    exchange/                          nbgrader's exchange (release_assignment, submit,
+                                       collect, release_feedback); NBGRADER_EXCHANGE overrides
 
 Each part (`01-tensors` ... `08-transfer-learning`) is its own nbgrader assignment.
 """
+
+import os
 
 c = get_config()  # noqa: F821 - provided by nbgrader when it loads this file
 
@@ -18,8 +22,17 @@ c.CourseDirectory.release_directory = "notebooks"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
-# Only notebooks are released; never the helper package, data or anything else.
-c.CourseDirectory.include = ["*.ipynb"]
+# The exchange (release -> fetch -> submit -> collect -> release_feedback -> fetch_feedback):
+# a folder inside the course, so it works without root; on a shared JupyterHub point
+# NBGRADER_EXCHANGE at a folder every learner can reach (nbgrader's default is
+# /usr/local/share/nbgrader/exchange). Learners' side: jupyter/learner/nbgrader_config.py.
+c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "exchange")
+
+# Only notebooks are released; never the helper package, data or anything else. The exchange
+# copies with the same filter: the two files `nbgrader submit` writes beside the notebook must
+# pass it, or `collect` drops them and `release_feedback` cannot match feedback to submissions.
+c.CourseDirectory.include = ["*.ipynb", "timestamp.txt", "submission_secret.txt"]
 
 # What a learner sees in place of a solution.
 c.ClearSolutions.code_stub = {
@@ -33,3 +46,12 @@ c.Execute.timeout = 600
 c.Execute.interrupt_on_timeout = True
 # Never let a student's notebook choose the kernel that grades it.
 c.Execute.kernel_name = "python3"
+
+# Feedback never shows hidden tests: nbgrader's ClearHiddenTests, and a failed test's traceback
+# cut to its last line (`AssertionError: <message>`). Needs this repository importable (the
+# make targets put it on PYTHONPATH); `python -m instructor feedback` sets the same pipeline.
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    "instructor.preprocessors.FeedbackWithoutHiddenTests",
+]

@@ -8,6 +8,7 @@
     release   [PART]               stamp the solutions, then nbgrader generate_assignment
     stamp     [NB ...]             Colab setup cell + embedded figures, in place
     execute   NB [...]             re-run solution notebooks and store their outputs
+    report    [--out report]       class report: report/index.html, PNG plots and CSV files
 
 Exit status: 0 done; 1 autograde finished but submissions need a look (flagged, tampered or
 for review), or collect rejected uploads; 2 refused.
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="*", type=Path, help="default: every solution notebook")
     p = sub.add_parser("execute", help="re-run solution notebooks and store their outputs")
     p.add_argument("notebooks", nargs="+", type=Path)
+    p = sub.add_parser("report", help="class report (plots and CSV) from the gradebook")
+    p.add_argument("--out", type=Path, default=Path("report"))
     args = parser.parse_args(argv)
 
     if args.cmd == "release":
@@ -109,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             outcome = grading.collect(args.course, args.source, args.part)
             print(f"collected into {Path(args.course).resolve() / 'submitted'}")
             return 1 if outcome["rejected"] else 0
+        elif args.cmd == "report":
+            from . import report
+
+            report.build(args.course, args.out)
     except grading.GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
