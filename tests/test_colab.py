@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helper import colab
-from tools import nbtools
+from instructor import notebooks
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_on_colab_with_the_flag_drive_holds_data_and_checkpoints(fake_colab):
     assert colab.checkpoint_dir() == root / "checkpoints"
     # helper.data was imported before: it is reloaded, so its data root follows
     assert helper.data.data_root() == root / "data"
-    assert helper.data.DATA_ROOT == str(root / "data")
+    assert str(root / "data") == helper.data.DATA_ROOT
 
 
 def test_the_setup_cell_runs_locally_and_on_a_simulated_colab(fake_colab, monkeypatch):
@@ -101,14 +101,14 @@ def test_the_setup_cell_runs_locally_and_on_a_simulated_colab(fake_colab, monkey
                         (colab.DRIVE_FOLDER, str(mount_point)))
     installs = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: installs.append(a))
-    source = nbtools.setup_source()
+    source = notebooks.setup_source()
     assert 'USE_DRIVE = False  # @param {type:"boolean"}' in source, "the flag is a Colab checkbox"
     exec(compile(source, "setup-cell", "exec"), {})  # noqa: S102 - the cell, run as Jupyter would
     assert calls == [] and len(installs) == 1, "flag off: installs the course, mounts nothing"
     exec(compile(source.replace("USE_DRIVE = False", "USE_DRIVE = True"), "setup-cell", "exec"), {})  # noqa: S102
     assert [c[0] for c in calls] == [str(mount_point)]
     import helper.data
-    assert helper.data.DATA_ROOT == str(mount_point / "MyDrive" / "intro-pytorch" / "data")
+    assert str(mount_point / "MyDrive" / "intro-pytorch" / "data") == helper.data.DATA_ROOT
 
 
 def test_importing_helper_colab_is_light():
@@ -125,5 +125,5 @@ def test_helper_data_is_restored_after_the_colab_tests():
     import os
 
     import helper.data
-    assert helper.data.DATA_ROOT == str(helper.data.data_root())
+    assert str(helper.data.data_root()) == helper.data.DATA_ROOT
     assert "intro-pytorch" not in os.environ.get(colab.DATA_ENV, "")
