@@ -474,6 +474,8 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
             if not submit_next(queue):
                 break
         bar = _progress(len(todo))
+        if say is print:
+            say = bar.write  # lines above the progress bar, not through it
         for future in queue:
             job, digest, timestamp = meta.pop(future.key)
             try:

@@ -318,10 +318,10 @@ def grade(spec: dict) -> dict:
             out["reason"] = "; ".join(limit_hits) or diagnose(text)
         else:
             out["notebook"] = read_regular_file(graded).decode("utf-8")
-            if verdict.get("reason"):
-                out["status"], out["reason"] = "tampered", verdict["reason"]
-            elif limit_hits:
+            if limit_hits:  # a canary starved by the submission's own limit is no tampering
                 out["reason"] = "; ".join(limit_hits)
+            elif verdict.get("reason"):
+                out["status"], out["reason"] = "tampered", verdict["reason"]
             else:
                 out["status"] = "graded"
     except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on

@@ -18,10 +18,11 @@ from . import grading, notebooks
 ROOT = grading.ROOT
 
 
-def make_course(folder: Path, parts: list[str]) -> Path:
-    """A course folder with this repository's nbgrader_config.py and ``parts`` released."""
+def make_course(folder: Path, parts: list[str], config: str = "") -> Path:
+    """A course folder with this repository's nbgrader_config.py (plus the lines in ``config``)
+    and ``parts`` released."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "nbgrader_config.py", folder)
+    (folder / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + config)
     for part in parts:
         shutil.copytree(ROOT / "solutions" / part, folder / "solutions" / part)
     notebooks.release(folder, parts)

@@ -5,6 +5,8 @@ Needs bubblewrap, as tests/test_hostile_submissions.py explains."""
 from __future__ import annotations
 
 import csv
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,9 +23,9 @@ from tests.services import start_dask_cluster
 PART = "01-tensors"
 
 
-def small_class(folder, students=("full", "partial", "empty", "crash")):
+def small_class(folder, students=("full", "partial", "empty", "crash"), config=""):
     """Part 1 for: the solution, the first exercise solved, untouched, and a kernel that dies."""
-    course = testing.make_course(folder, [PART])
+    course = testing.make_course(folder, [PART], config)
     first = testing.answer_ids(course, PART)[:1]
     kinds = {"full": "all", "partial": first, "empty": "none"}
     for student in students:
@@ -116,11 +118,13 @@ def test_an_interrupted_coordinator_resumes(tmp_path):
     students = ("full", "partial", "empty", "s4")
     course = small_class(tmp_path / "course", students)
     cmd = [sys.executable, "-m", "instructor", "--course", str(course), "autograde", "--jobs", "1"]
-    proc = subprocess.Popen(cmd, cwd=testing.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=testing.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env)
     first = []
     deadline = time.monotonic() + 600
     for line in proc.stdout:
-        if line.startswith("ok "):
+        if re.match(r"(.*\r)?ok ", line):
             first.append(line)
             proc.send_signal(signal.SIGINT)  # Ctrl-C after the first graded submission
             break
@@ -140,11 +144,7 @@ def test_gradebook_on_postgresql_round_trip(tmp_path, postgres_db_factory):
     """release -> autograde -> feedback -> export with the gradebook on a PostgreSQL server."""
     require_sandbox()
     url = postgres_db_factory()
-    course = tmp_path / "course"
-    course.mkdir()
-    (course / "nbgrader_config.py").write_text(
-        (testing.ROOT / "nbgrader_config.py").read_text() + f"\nc.CourseDirectory.db_url = {url!r}\n")
-    course = small_class(course, ("full", "empty"))
+    course = small_class(tmp_path / "course", ("full", "empty"), config=f"\nc.CourseDirectory.db_url = {url!r}\n")
     results = grading.autograde(course, [PART], settings=grading.Settings.resolve(course, jobs=2),
                                 say=lambda _: None)
     assert {r.student: r.status for r in results} == {"full": "graded", "empty": "graded"}

@@ -24,6 +24,7 @@ import nbformat
 import pytest
 
 from instructor import grading, testing
+from tests import cheats
 from tests.conftest import require_sandbox
 
 PART = "01-tensors"
@@ -31,6 +32,12 @@ PART = "01-tensors"
 CELL_TIMEOUT = 10       # seconds per cell
 NOTEBOOK_TIMEOUT = 90   # seconds per notebook
 CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below burn before their timeouts
+
+# Cheats graded through the whole pipeline, in the sandbox: the issue's table and a few beyond
+# it (tests/test_integrity.py runs every cheat of tests/cheats.py in a plain kernel).
+CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtraceback_and_post_run_cell",
+          "torch_allclose", "tensor_eq", "getattr_disguised", "exec_base64", "settrace_skips_asserts",
+          "only_hidden_tests", "sys_excepthook", "always_equal_answer"]
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
            "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised"}
@@ -44,7 +51,7 @@ LINKS = '''
 import os
 COURSE, PART = {course!r}, {part!r}
 made = []
-for name, target in [("gb.txt", f"{{COURSE}}/gradebook.db"),
+for name, target in [("gb.txt", f"{{COURSE}}/gradebook.db"), ("private.txt", f"{{COURSE}}/private.txt"),
                      ("sol.txt", f"{{COURSE}}/solutions/{{PART}}/{{PART}}.ipynb"),
                      ("etc", "/etc"), ("root", "/")]:
     try:
@@ -189,8 +196,10 @@ def run(tmp_path_factory):
         cells = {c.name: c.max_score for c in gb.find_notebook(PART, PART).grade_cells}
     baseline = {"good": sum(cells.values()),
                 "reference": sum(cells[testing.solved_test_id(course, PART, a)] for a in solved)}
+    (course / "private.txt").write_text("the instructor's own file")
     protected = {path: (path.stat().st_mode, path.read_bytes()) for path in
-                 [course / "gradebook.db", course / "solutions" / PART / f"{PART}.ipynb"]}
+                 [course / "private.txt", course / "solutions" / PART / f"{PART}.ipynb"]}
+    protected_mode = (course / "gradebook.db").stat().st_mode  # its contents change as grading goes
 
     def hostile(student, nb=None, text=None):
         testing.write_submission(course, student, PART, nb, text)
@@ -248,6 +257,12 @@ def run(tmp_path_factory):
     (link / f"{PART}.ipynb").symlink_to(outside)
     for name in ("*", "a?"):  # nbgrader globs with the student id
         testing.write_submission(course, name, PART, ref)
+    for name in CHEATS:  # each in a notebook that otherwise deserves the reference's score
+        hostile(f"cheat_{name}", testing.insert_code(ref, 2, cheats.CHEATS[name]))
+    honest = testing.student_notebook(course, PART, "all")
+    for i, source in enumerate(cheats.HONEST_CELLS.values()):
+        honest = testing.insert_code(honest, 2 + i, source)
+    hostile("honest_variants", honest)
     server = LoopbackServer()
     (course / "sentinel.txt").write_text("must survive")
     hostile("snoop", testing.insert_code(ref, 2, SNOOP.format(course=str(course), part=PART, port=server.port)))
@@ -261,11 +276,13 @@ def run(tmp_path_factory):
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
     yield SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported,
-                          server=server, log="\n".join(log), protected=protected)
+                          server=server, log="\n".join(log), protected=protected,
+                          protected_mode=protected_mode)
 
 
 def test_every_submission_was_processed(run):
-    expected = {"good", "reference"} | FLAGGED | SCORED_LIKE_REFERENCE
+    expected = ({"good", "reference", "honest_variants"} | FLAGGED | SCORED_LIKE_REFERENCE
+                | {f"cheat_{name}" for name in CHEATS})
     assert set(run.results) == expected | {"*", "a?"}, run.log
     assert set(run.exported) == expected
 
@@ -288,6 +305,7 @@ def test_hostile_case_scored_with_original_tests(run, student):
 
 @pytest.mark.parametrize("student", sorted(FLAGGED))
 def test_hostile_case_flagged(run, student):
+    """Flagged: score 0 and the flag in the gradebook, the reason in grades.csv."""
     from nbgrader.api import Gradebook
 
     result = run.results[student]
@@ -318,6 +336,7 @@ def test_nothing_the_kernel_left_is_followed(run):
     for path, (mode, data) in run.protected.items():
         assert path.stat().st_mode == mode, f"{path.name}: permissions changed"
         assert path.read_bytes() == data, f"{path.name}: contents changed"
+    assert (run.course / "gradebook.db").stat().st_mode == run.protected_mode, "gradebook.db: permissions changed"
     for kind in ("autograded", "feedback"):
         folder = run.course / kind / "links_and_fifos" / PART
         names = sorted(p.name for p in folder.iterdir())
@@ -331,6 +350,30 @@ def test_raised_points_are_flagged_with_the_cell_named(run):
     result = run.results["points_raised"]
     assert "metadata was edited" in result.reason and "cell " in result.reason, result.reason
     assert result.max_score == run.results["good"].max_score
+
+
+@pytest.mark.parametrize("name", CHEATS)
+def test_cheat_is_caught(run, name):
+    """A canary catches a tampered kernel (score 0, flagged); the scan quotes the line (review)."""
+    result, caught_by = run.results[f"cheat_{name}"], cheats.CAUGHT_BY[name]
+    if "canary" in caught_by:
+        assert result.status == "tampered" and result.reason.startswith("tampered:"), (result, run.log)
+        assert result.score == 0 and float(run.exported[f"cheat_{name}"]["score"]) == 0
+        assert run.exported[f"cheat_{name}"]["status"] == "tampered"
+    else:
+        assert result.status == "graded", (result, run.log)
+    if "scan" in caught_by:
+        assert result.review and "line" in result.review, result
+    assert len(result.reason.splitlines()) <= 1 and len(result.review.splitlines()) <= 1
+
+
+def test_honest_variants_are_neither_flagged_nor_reviewed(run):
+    """Plain tqdm, prints, warnings on stderr, helpers of the learner's own: full marks, clean."""
+    result = run.results["honest_variants"]
+    assert result.status == "graded" and not result.review, result
+    assert result.score == result.max_score == run.results["good"].max_score
+    for student in ("good", "reference"):
+        assert not run.results[student].review, run.results[student]
 
 
 def test_glob_student_ids_are_flagged_not_graded(run):

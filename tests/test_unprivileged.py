@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,12 +23,29 @@ PART = "01-tensors"
 NOBODY = 65534
 
 
+def _reachable(paths):
+    """Let others traverse the folders above ``paths`` (the venv and its Python may live under a
+    home folder of mode 700); yields, then puts every mode back."""
+    changed = {}
+    for path in paths:
+        for folder in Path(os.path.realpath(path)).parents:
+            mode = folder.stat().st_mode
+            if not mode & stat.S_IXOTH and folder not in changed:
+                changed[folder] = mode
+                os.chmod(folder, mode | stat.S_IXOTH)
+    return changed
+
+
 @pytest.fixture
 def course_of_nobody():
     if os.getuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root (to become uid 65534 with setpriv) to test grading as an ordinary user")
     require_sandbox()
     base = Path(tempfile.mkdtemp(prefix="course-nobody-", dir="/tmp"))
+    # An ordinary grading account has its own readable venv; here the test's venv may sit in
+    # root's home: let uid 65534 traverse to it (not list or read anything else) for the test.
+    changed = _reachable([sys.executable, os.path.realpath(sys.executable), sys.prefix, sys.base_prefix,
+                          testing.ROOT / "helper"])
     try:
         course = testing.make_course(base / "course", [PART])
         ids = testing.answer_ids(course, PART)
@@ -40,6 +58,8 @@ def course_of_nobody():
             os.lchown(path, NOBODY, NOBODY)
         yield base, course
     finally:
+        for folder, mode in changed.items():
+            os.chmod(folder, mode)
         shutil.rmtree(base, ignore_errors=True)
 
 
