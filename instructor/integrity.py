@@ -804,7 +804,8 @@ _WORDS = ("shape", "values", "gradient", "batch", "output", "weights", "bias", "
           "scale", "sum", "order", "sign", "range", "dtype", "device", "result", "input", "logits")
 # Known-false checks, in the order their bits are printed.
 _COMPARISONS = ("torch.allclose", "torch.equal", "torch.isclose", "Tensor.__eq__", "Tensor.__bool__",
-                "numpy.allclose", "torch.testing.assert_close", "numpy.testing.assert_allclose")
+                "numpy.allclose", "torch.testing.assert_close", "numpy.testing.assert_allclose",
+                "the assert statement or AssertionError")
 
 
 def new_secret() -> str:
@@ -840,7 +841,7 @@ def _canary(secret: str, k: int) -> _Canary:
 ### BEGIN HIDDEN TESTS
 import builtins as {n}b, numpy as {n}n, torch as {n}t
 {n}v = {a} * {b} % {m} + {c}
-{n}x = {n}t.arange({size}, dtype={n}t.float32)
+{n}x = {n}t.arange({size}, dtype={n}t.float32, device="cpu")
 {n}y = {n}x + {shift}
 {n}r = [{n}t.allclose({n}x, {n}y), {n}t.equal({n}x, {n}y), bool({n}t.isclose({n}x, {n}y).any()),
        bool(({n}x == {n}y).any()), bool({n}x.sum() == {n}y.sum()), bool({n}n.allclose({n}x.numpy(), {n}y.numpy()))]
@@ -848,8 +849,14 @@ for {n}f, {n}p, {n}q in (({n}t.testing.assert_close, {n}x, {n}y), ({n}n.testing.
     try:
         {n}f({n}p, {n}q)
         {n}r.append(True)
-    except {n}b.AssertionError:
+    except BaseException:
         {n}r.append(False)
+try:
+    assert {n}v < 0, "{message}"
+except BaseException as {n}e:
+    {n}r.append(type({n}e) is not {n}b.AssertionError)
+else:
+    {n}r.append(True)
 {n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
 del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}q
 assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"
@@ -938,7 +945,7 @@ def _judge(cell, canary: _Canary, where: str) -> str | None:
         if ours:
             wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][-1]) if bit != "0"]
             if wrong:
-                return f"tampered: in {the} a known-false comparison came back true ({', '.join(wrong)})"
+                return f"tampered: in {the} checks that must fail passed: {', '.join(wrong)}"
             return f"tampered: {the} printed a wrong value"
         if other is not None:
             return f"tampered: {the} raised {other_text} before its checks ran"
@@ -1036,3 +1043,57 @@ class CheckCanaries(_Preprocessor):
             return nb, resources
         info["tampered"], nb = check_canaries(nb, secret)
         return nb, resources
+
+
+# ---------------------------------------------------------------------------
+# Measuring what the canaries cost:  python -m instructor.integrity PART [PART...]
+# ---------------------------------------------------------------------------
+
+def _cell_seconds(cell) -> float:
+    """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record)."""
+    from datetime import datetime
+
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def measure(notebook_path: str, repeat: int = 1) -> dict:
+    """Run a notebook with canaries (nbgrader's Execute) and time the parts the canaries add:
+    their cells in the kernel, and insert/check/scan in the grading process."""
+    import time
+    from pathlib import Path
+
+    import nbformat
+    from nbgrader.preprocessors import Execute
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    out = {"notebook": notebook_path, "runs": []}
+    for _ in range(repeat):
+        secret = new_secret()
+        t0 = time.perf_counter()
+        findings = scan_notebook(nb, locked_ids(nb))
+        t1 = time.perf_counter()
+        marked = insert_canaries(nb, secret)
+        t2 = time.perf_counter()
+        Execute(timeout=600, kernel_name="python3").preprocess(marked, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        t3 = time.perf_counter()
+        canaries = [c for c in marked.cells if is_canary(c, secret)]
+        reason, _ = check_canaries(marked, secret)
+        t4 = time.perf_counter()
+        out["runs"].append({
+            "canaries": len(canaries), "canary_kernel_s": round(sum(map(_cell_seconds, canaries)), 3),
+            "scan_s": round(t1 - t0, 3), "insert_s": round(t2 - t1, 3), "check_s": round(t4 - t3, 3),
+            "notebook_s": round(t3 - t2, 1), "findings": len(findings), "tampered": reason})
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(json.dumps(measure(arg), indent=None))

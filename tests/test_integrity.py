@@ -85,7 +85,7 @@ def score(nb) -> tuple[float, float]:
     return got, total
 
 
-def execute(nb, folder: Path, timeout: int = 120):
+def execute(nb, folder: Path, timeout: int = 60):
     """Run ``nb`` the way grading does (nbgrader's Execute, allow_errors=True) in ``folder``."""
     from nbgrader.preprocessors import Execute
 
@@ -211,7 +211,7 @@ def _fake_run(nb, secret, tamper=None):
     (None, None),
     (lambda k, c, can: c.outputs.pop() if k == 2 else None, "should have failed but ran without an error"),
     (lambda k, c, can: c.outputs.clear() if k == 1 else None, "neither printed its token nor failed"),
-    (lambda k, c, can: c.outputs[0].update(text=can.token[:-8] + "10000000\n"), "came back true (torch.allclose)"),
+    (lambda k, c, can: c.outputs[0].update(text=can.token[:-9] + "100000000\n"), "must fail passed: torch.allclose"),
     (lambda k, c, can: c.outputs[1].update(ename="NameError", evalue="x"), "raised NameError: x"),
     (lambda k, c, can: c.outputs.pop(0), "its output was hidden"),
 ])
@@ -264,7 +264,7 @@ def _run_all(jobs: dict[str, object], tmp_path: Path) -> dict[str, tuple]:
 def test_honest_notebooks_pass_the_canaries(kernel_env, tmp_path):
     """Right answers, wrong answers, and right answers among honest extras (a failing cell,
     progress bars, prints, magics, shadowed builtins): no reason, and the right scores."""
-    extras, _ = small_notebook("solution"), None
+    extras = small_notebook("solution")
     for name in ("own_helpers", "own_classes", "tqdm_loop", "tqdm_auto", "prints", "stderr_warning",
                  "config_and_context", "magics", "own_assert_fails", "raises", "syntax_error"):
         extras, _ = with_cell(extras, HONEST_CELLS[name])
@@ -292,6 +292,6 @@ def test_canaries_catch_cheats(kernel_env, tmp_path, chunk):
     results = _run_all({n: with_cell(small_notebook(), CHEATS[n], n)[0] for n in names}, tmp_path)
     missed = {n: r[1] for n, r in results.items() if r[0] is None}
     assert not missed, f"cheats the canaries missed (score they got): {missed}"
-    for name, (reason, _, cleaned) in results.items():
+    for reason, _, cleaned in results.values():
         assert reason.startswith("tampered: ") and "\n" not in reason, reason
         assert not any(integrity.CANARY_KEY in c.metadata for c in cleaned.cells)
