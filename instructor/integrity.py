@@ -37,6 +37,10 @@ output is expected. Canaries use private names (``import torch as _q...``) and d
 an honest learner's variables (even ``print = ...``) do not disturb them, and a learner's cell
 that raised (execution goes on: ``allow_errors=True``) does not disturb them either.
 
+What the canaries cost: ``python -m instructor.integrity NOTEBOOK...`` runs notebooks with
+canaries and prints, per notebook, the number of canaries, their total time in the kernel, and
+the time scan/insert/check take in the grading process.
+
 Limits, by design: a cheat written to recognise canaries (they are public code) could answer
 them; doing so needs the IPython machinery the scan flags. The scan sees source only: code that
 builds code at run time is flagged for *how* it runs it (``exec``, ``getattr(get_ipython(),
@@ -54,6 +58,9 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from nbconvert.preprocessors import Preprocessor as _NbconvertPreprocessor
+from traitlets import Bool
 
 __all__ = [
     "CheckCanaries",
@@ -922,10 +929,9 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
     return nb
 
 
-def _stdout(cell) -> list[str]:
-    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
+def _stdout(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
                    if o.get("output_type") == "stream" and o.get("name") == "stdout")
-    return [line.strip() for line in re.split(r"[\r\n]+", text)]
 
 
 def _ran(cell) -> bool:
@@ -935,15 +941,15 @@ def _ran(cell) -> bool:
 def _judge(cell, canary: _Canary, where: str) -> str | None:
     """None if the executed canary ``cell`` behaved, else the reason (``where``: "after cell 9")."""
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    lines = _stdout(cell)
+    text = _stdout(cell)   # searched, not split: a learner's background thread may print into it
     own_error = any(o.get("ename") == "AssertionError" and o.get("evalue") == canary.message for o in errors)
     other = next((o for o in errors if not (o.get("ename") == "AssertionError" and o.get("evalue") == canary.message)), None)
     other_text = other and f"{other.get('ename')}: {_shorten(str(other.get('evalue', '')), 60)}"
     the = f"the canary {where}"
-    if canary.token not in lines:
-        ours = [line.split() for line in lines if line.startswith(canary.prefix + " ")]
+    if canary.token not in text:
+        ours = re.findall(re.escape(canary.prefix) + r" (-?\d+) ([01]+)", text)
         if ours:
-            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][-1]) if bit != "0"]
+            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][1]) if bit != "0"]
             if wrong:
                 return f"tampered: in {the} checks that must fail passed: {', '.join(wrong)}"
             return f"tampered: {the} printed a wrong value"
@@ -1004,10 +1010,9 @@ def check_canaries(nb, secret: str):
 # The same steps as nbconvert preprocessors (for nbgrader's Autograde)
 # ---------------------------------------------------------------------------
 
-try:
-    from nbconvert.preprocessors import Preprocessor as _Preprocessor
-except ImportError:  # pragma: no cover - nbconvert comes with nbgrader
-    _Preprocessor = object
+class _Preprocessor(_NbconvertPreprocessor):
+    # nbgrader registers its preprocessors without enabling them: on unless configured off
+    enabled = Bool(True, help="Whether to run this step").tag(config=True)
 
 
 def _info(resources) -> dict:
