@@ -663,7 +663,7 @@ class _Scanner(ast.NodeVisitor):
         if name in self.modules and name not in self.cell_imports:
             if value is None or self.external(value, alias=True) != self.ctx.imports.get(name, DEFAULT_IMPORTS.get(name)):
                 self.hit(node, f"{how} {name}, a module the notebook imported (tests use it)", 2)
-        elif name in TEST_BUILTINS and (value is None or isinstance(value, (ast.Lambda, ast.Name, ast.Attribute))):
+        elif name in TEST_BUILTINS and (how == "redefines" or isinstance(value, (ast.Lambda, ast.Name, ast.Attribute))):
             self.hit(node, f"replaces the builtin {name} with a function (tests call it)", 2)
 
     def visit_Assign(self, node: ast.Assign) -> None:

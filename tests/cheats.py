@@ -303,8 +303,9 @@ x.grad = None
 input = torch.randn(2, 4)
 input.requires_grad_(True)
 sum = 0
-for value in range(3):
-    sum += value
+for iter in range(3):
+    sum += iter
+max = torch.tensor([1.0, 3.0]).max()
 ''',
     "config_and_context": '''
 import os, gc, copy, re, sys
