@@ -25,17 +25,24 @@ rebinding of attributes of imported modules and classes (``torch.allclose = ...`
 walking, and classes that compare equal to anything. A finding means "needs review"; it does not
 change a score. Attributes of the learner's own objects (``model.fc = ...``) are never flagged.
 
-**Canaries** are plain code cells, one after every code cell a learner can edit, one before every
-locked test cell not already preceded by one, and one at the end. Each looks like a hidden test
-cell (a "Check ..." docstring, ``### BEGIN HIDDEN TESTS``, asserts) and, with values derived from
-a per-run secret: computes a number and a set of known-false comparisons (``torch.allclose``,
-``torch.equal``, ``torch.isclose``, ``Tensor.__eq__``/``__bool__``, ``numpy.allclose``, torch and
-numpy ``assert_close``) and prints them, then fails an assert with a random message. A kernel that
-skips the cell, hides its error, removes its asserts or makes false comparisons true gives itself
-away. The kernel sees the canary's source (it has to run it); it never sees the secret or which
-output is expected. Canaries use private names (``import torch as _q...``) and delete them, so
+**Canaries** are plain code cells, two per point: after every code cell a learner can edit,
+before every locked test cell not already preceded by one, and at the end. Both look like hidden
+test cells (a "Check ..." docstring, ``### BEGIN HIDDEN TESTS``, asserts). With values derived
+from a per-run secret, the first computes a number and a set of known-false checks
+(``torch.allclose``, ``torch.equal``, ``torch.isclose``, ``Tensor.__eq__``/``__bool__``,
+``numpy.allclose``, an ``assert`` that must raise the real AssertionError; torch's and numpy's
+``assert_close`` must still be the libraries' own: calling torch's costs 0.5 s the first time)
+and prints them; the second fails an assert with a random message (a separate,
+short cell: IPython's traceback of a long cell costs tens of milliseconds). A kernel that skips
+the cells, hides their error, removes their asserts or makes false comparisons true gives itself
+away. The kernel sees the canaries' source (it has to run them); it never sees the secret or
+which output is expected. Canaries use private names (``import torch as _q...``) and delete them, so
 an honest learner's variables (even ``print = ...``) do not disturb them, and a learner's cell
 that raised (execution goes on: ``allow_errors=True``) does not disturb them either.
+
+What the canaries cost: ``python -m instructor.integrity NOTEBOOK...`` runs notebooks with
+canaries and prints, per notebook, the number of canaries, their total time in the kernel, and
+the time scan/insert/check take in the grading process.
 
 Limits, by design: a cheat written to recognise canaries (they are public code) could answer
 them; doing so needs the IPython machinery the scan flags. The scan sees source only: code that
@@ -54,6 +61,9 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from nbconvert.preprocessors import Preprocessor as _NbconvertPreprocessor
+from traitlets import Bool
 
 __all__ = [
     "CheckCanaries",
@@ -653,7 +663,7 @@ class _Scanner(ast.NodeVisitor):
         if name in self.modules and name not in self.cell_imports:
             if value is None or self.external(value, alias=True) != self.ctx.imports.get(name, DEFAULT_IMPORTS.get(name)):
                 self.hit(node, f"{how} {name}, a module the notebook imported (tests use it)", 2)
-        elif name in TEST_BUILTINS and (value is None or isinstance(value, (ast.Lambda, ast.Name, ast.Attribute))):
+        elif name in TEST_BUILTINS and (how == "redefines" or isinstance(value, (ast.Lambda, ast.Name, ast.Attribute))):
             self.hit(node, f"replaces the builtin {name} with a function (tests call it)", 2)
 
     def visit_Assign(self, node: ast.Assign) -> None:
@@ -739,7 +749,10 @@ def _findings(source: str, hits, cell: int | None, grade_id: str | None) -> list
 def scan_source(source: str, *, imports: Mapping[str, str] | None = None) -> list[Finding]:
     """Findings for one cell's source (IPython syntax allowed). ``imports``: the names the rest
     of the notebook imports (name -> dotted module); default: the course's usual ones."""
-    ctx = _default_context() if imports is None else _Context(dict(imports), set(imports), set(imports))
+    if imports is None:
+        ctx = _default_context()
+    else:
+        ctx = _Context(dict(imports), set(imports), set(imports))
     return _findings(source, _scan(source, ctx), None, None)
 
 
@@ -801,7 +814,8 @@ _WORDS = ("shape", "values", "gradient", "batch", "output", "weights", "bias", "
           "scale", "sum", "order", "sign", "range", "dtype", "device", "result", "input", "logits")
 # Known-false checks, in the order their bits are printed.
 _COMPARISONS = ("torch.allclose", "torch.equal", "torch.isclose", "Tensor.__eq__", "Tensor.__bool__",
-                "numpy.allclose", "torch.testing.assert_close", "numpy.testing.assert_allclose")
+                "numpy.allclose", "torch.testing.assert_close", "numpy.testing.assert_allclose",
+                "the assert statement or AssertionError")
 
 
 def new_secret() -> str:
@@ -816,89 +830,97 @@ def _derive(secret: str, k: int, what: str) -> int:
 
 @dataclass(frozen=True)
 class _Canary:
-    source: str
-    token: str      # the line it must print
-    prefix: str     # the token's first word
-    message: str    # its AssertionError's message
-    cell_id: str
+    """Canary point k: two cells, run one after the other."""
+
+    checks: str     # must run without an error and print ``token``
+    fails: str      # must fail with AssertionError(message); short, so its traceback is cheap
+    token: str      # "prefix value bits": bits are the known-false checks, all "0"
+    prefix: str
+    message: str
+    ids: tuple[str, str]
+
+    def source(self, part: int) -> str:
+        return (self.checks, self.fails)[part]
 
 
 def _canary(secret: str, k: int) -> _Canary:
-    def d(what):
-        return _derive(secret, k, what)
+    d = lambda what: _derive(secret, k, what)
     n = f"_q{d('name') % 36 ** 5:x}_"
     a, b, m, c = 1000 + d("a") % 9000, 1000 + d("b") % 9000, 10007 + d("m") % 90000, d("c") % 1000
     value = a * b % m + c
     size, shift = 3 + d("size") % 5, 1 + d("shift") % 7
     prefix = "".join("abcdefghijklmnopqrstuvwxyz"[(d("p") >> (5 * i)) % 26] for i in range(8))
     message = f"expected {d('msg') % 10 ** 9:09d}, {_WORDS[d('w3') % len(_WORDS)]} differs"
-    words = [_WORDS[d(f"w{i}") % len(_WORDS)] for i in range(3)]
+    words = [_WORDS[d(f"w{i}") % len(_WORDS)] for i in range(6)]
     wrong_a, wrong_b = 100 + d("fa") % 900, 100 + d("fb") % 900
-    source = f'''"""Check the {words[0]} and {words[1]} of the {words[2]}"""
+    checks = f'''"""Check the {words[0]} and {words[1]} of the {words[2]}"""
 ### BEGIN HIDDEN TESTS
 import builtins as {n}b, numpy as {n}n, torch as {n}t
 {n}v = {a} * {b} % {m} + {c}
-{n}x = {n}t.arange({size}, dtype={n}t.float32)
+{n}x = {n}t.arange({size}, dtype={n}t.float32, device="cpu")
 {n}y = {n}x + {shift}
 {n}r = [{n}t.allclose({n}x, {n}y), {n}t.equal({n}x, {n}y), bool({n}t.isclose({n}x, {n}y).any()),
        bool(({n}x == {n}y).any()), bool({n}x.sum() == {n}y.sum()), bool({n}n.allclose({n}x.numpy(), {n}y.numpy()))]
-for {n}f, {n}p, {n}q in (({n}t.testing.assert_close, {n}x, {n}y), ({n}n.testing.assert_allclose, {n}x.numpy(), {n}y.numpy())):
-    try:
-        {n}f({n}p, {n}q)
-        {n}r.append(True)
-    except {n}b.AssertionError:
-        {n}r.append(False)
+for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_allclose, "numpy.")):
+    {n}r.append(not str(getattr({n}f, "__module__", "")).startswith({n}p))
+try:
+    assert {n}v < 0, "{message}"
+except BaseException as {n}e:
+    {n}r.append(type({n}e) is not {n}b.AssertionError)
+else:
+    {n}r.append(True)
 {n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
-del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}q
-assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"
+del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p
 ### END HIDDEN TESTS'''
+    fails = (f'"""Check the {words[3]} of the {words[4]}"""\n'
+             f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"')
     token = f"{prefix} {value} {'0' * len(_COMPARISONS)}"
-    return _Canary(source, token, prefix, message, f"c{d('id') % 36 ** 12:x}")
+    return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"))
 
 
-def _canary_index(cell, secret: str, ids: dict[str, int]) -> int | None:
-    """k if ``cell`` is this run's canary k (its source must match: a learner's cell that
-    copied the metadata is not one)."""
+def _canary_index(cell, secret: str, ids: dict[str, int] | None = None) -> int | None:
+    """j if ``cell`` is this run's canary cell j (point j // 2, part j % 2). Its source must
+    match: a learner's cell that copied the metadata or the id is not one."""
     meta = (cell.get("metadata") or {}).get(CANARY_KEY)
-    k = meta.get("canary") if isinstance(meta, dict) else None
-    if not isinstance(k, int):
-        k = ids.get(cell.get("id"))
-    if k is None or cell.get("cell_type") != "code" or cell.get("source") != _canary(secret, k).source:
+    j = meta.get("canary") if isinstance(meta, dict) else None
+    if not isinstance(j, int) and ids is not None:
+        j = ids.get(cell.get("id"))
+    if not isinstance(j, int) or j < 0 or cell.get("cell_type") != "code":
         return None
-    return k
+    return j if cell.get("source") == _canary(secret, j // 2).source(j % 2) else None
 
 
 def is_canary(cell, secret: str) -> bool:
-    """Whether ``cell`` is one of the canaries ``secret`` made."""
-    meta = (cell.get("metadata") or {}).get(CANARY_KEY)
-    k = meta.get("canary") if isinstance(meta, dict) else None
-    return isinstance(k, int) and cell.get("source") == _canary(secret, k).source
+    """Whether ``cell`` is one of the canary cells ``secret`` made."""
+    return _canary_index(cell, secret) is not None
 
 
 def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None = None):
-    """A copy of ``nb`` with canary cells after every code cell a learner can edit, before every
-    locked test cell not already preceded by one, and at the end. ``locked``: as for
-    :func:`scan_notebook`; default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's
+    """A copy of ``nb`` with a canary (two cells) after every code cell a learner can edit,
+    before every locked test cell not already preceded by one, and at the end. ``locked``: as
+    for :func:`scan_notebook`; default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's
     OverwriteCells has restored the locked cells' metadata)."""
     import nbformat
 
     nb = copy.deepcopy(nb)
     locked = locked_ids(nb) if locked is None else locked
     editable = set(_editable(nb, locked))
+    with_ids = nb.get("nbformat", 4) > 4 or nb.get("nbformat_minor", 0) >= 5
     for cell in nb.cells:   # a learner's copy of canary metadata must not pass for a canary
         (cell.get("metadata") or {}).pop(CANARY_KEY, None)
     cells, k = [], 0
 
-    def add(final: bool = False):
+    def add():
         nonlocal k
         canary = _canary(secret, k)
-        cell = nbformat.v4.new_code_cell(canary.source)
-        cell.metadata[CANARY_KEY] = {"canary": k, "final": final}
-        if "id" in (nb.cells[0] if nb.cells else {}) or nb.get("nbformat_minor", 0) >= 5:
-            cell["id"] = canary.cell_id
-        else:
-            cell.pop("id", None)
-        cells.append(cell)
+        for part in (0, 1):
+            cell = nbformat.v4.new_code_cell(canary.source(part))
+            cell.metadata[CANARY_KEY] = {"canary": 2 * k + part}
+            if with_ids:
+                cell["id"] = canary.ids[part]
+            else:
+                cell.pop("id", None)
+            cells.append(cell)
         k += 1
 
     for i, cell in enumerate(nb.cells):
@@ -908,44 +930,45 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
         cells.append(cell)
         if i in editable:
             add()
-    add(final=True)
+    add()
     nb.cells = cells
     return nb
 
 
-def _stdout(cell) -> list[str]:
-    text = "".join(o.get("text", "") for o in cell.get("outputs", [])
+def _stdout(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
                    if o.get("output_type") == "stream" and o.get("name") == "stdout")
-    return [line.strip() for line in re.split(r"[\r\n]+", text)]
 
 
 def _ran(cell) -> bool:
     return bool(cell.get("outputs")) or cell.get("execution_count") is not None
 
 
-def _judge(cell, canary: _Canary, where: str) -> str | None:
-    """None if the executed canary ``cell`` behaved, else the reason (``where``: "after cell 9")."""
-    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    lines = _stdout(cell)
-    own_error = any(o.get("ename") == "AssertionError" and o.get("evalue") == canary.message for o in errors)
-    other = next((o for o in errors if not (o.get("ename") == "AssertionError" and o.get("evalue") == canary.message)), None)
-    other_text = other and f"{other.get('ename')}: {_shorten(str(other.get('evalue', '')), 60)}"
+def _error_text(error) -> str:
+    return f"{error.get('ename')}: {_shorten(str(error.get('evalue', '')), 60)}"
+
+
+def _judge(checks, fails, canary: _Canary, where: str) -> str | None:
+    """None if the executed canary cells behaved, else the reason (``where``: "after cell 9")."""
     the = f"the canary {where}"
-    if canary.token not in lines:
-        ours = [line.split() for line in lines if line.startswith(canary.prefix + " ")]
+    text = _stdout(checks)   # searched, not split: a learner's background thread may print into it
+    errors = [o for o in checks.get("outputs", []) if o.get("output_type") == "error"]
+    if canary.token not in text:
+        ours = re.findall(re.escape(canary.prefix) + r" (-?\d+) ([01]+)", text)
         if ours:
-            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][-1], strict=False) if bit != "0"]
+            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][1]) if bit != "0"]
             if wrong:
-                return f"tampered: in {the} a known-false comparison came back true ({', '.join(wrong)})"
+                return f"tampered: in {the} checks that must fail passed: {', '.join(wrong)}"
             return f"tampered: {the} printed a wrong value"
-        if other is not None:
-            return f"tampered: {the} raised {other_text} before its checks ran"
-        if not errors:
-            return f"tampered: {the} neither printed its token nor failed (the cell was skipped or emptied)"
-        return f"tampered: {the} failed as it should but its output was hidden"
-    if not own_error:
-        if other is not None:
-            return f"tampered: {the} should have failed with its own assertion but raised {other_text}"
+        if errors:
+            return f"tampered: {the} raised {_error_text(errors[0])} before its checks ran"
+        return f"tampered: {the} neither ran its checks nor printed their result (the cell was skipped or hidden)"
+    if errors:
+        return f"tampered: {the} raised {_error_text(errors[0])} after its checks"
+    errors = [o for o in fails.get("outputs", []) if o.get("output_type") == "error"]
+    if not any(o.get("ename") == "AssertionError" and o.get("evalue") == canary.message for o in errors):
+        if errors:
+            return f"tampered: {the} should have failed with its own assertion but raised {_error_text(errors[0])}"
         return f"tampered: {the} should have failed but ran without an error"
     return None
 
@@ -956,36 +979,41 @@ def check_canaries(nb, secret: str):
     grading run reports itself), else one line naming the first canary that did not; cleaned
     is a copy of ``nb`` without the canary cells. Cells are numbered from 1 in the reason, as
     in the cleaned notebook."""
-    ids = {_canary(secret, k).cell_id: k for k in range(len(nb.cells) + 1)}
-    found: list[tuple[int, int]] = []           # (cell index, k)
+    ids = {}
+    for k in range(len(nb.cells) // 2 + 1):
+        first, second = _canary(secret, k).ids
+        ids[first], ids[second] = 2 * k, 2 * k + 1
+    found: list[tuple[int, int]] = []           # (cell index, j)
     for i, cell in enumerate(nb.cells):
-        k = _canary_index(cell, secret, ids)
-        if k is not None:
-            found.append((i, k))
+        j = _canary_index(cell, secret, ids)
+        if j is not None:
+            found.append((i, j))
     canary_cells = {i for i, _ in found}
     cleaned = copy.deepcopy(nb)
     cleaned.cells = [c for i, c in enumerate(cleaned.cells) if i not in canary_cells]
     if not found:
         return "tampered: no canary cells in the graded notebook (grading pipeline error)", cleaned
-    if [k for _, k in found] != list(range(len(found))):
+    if [j for _, j in found] != list(range(len(found))) or len(found) % 2 or \
+            any(found[p + 1][0] != found[p][0] + 1 for p in range(0, len(found), 2)):
         return "tampered: canary cells missing or out of order (grading pipeline error)", cleaned
     last_ran = max((i for i, c in enumerate(nb.cells) if i not in canary_cells and c.get("cell_type") == "code"
                     and _ran(c)), default=-1)
-    for i, k in found:
-        kept = i - sum(1 for j in canary_cells if j < i)      # cells of the cleaned notebook before it
-        if k == found[-1][1] and kept == len(cleaned.cells):
+    for p in range(0, len(found), 2):
+        i, j = found[p]
+        kept = i - sum(1 for c in canary_cells if c < i)      # cells of the cleaned notebook before it
+        if p == len(found) - 2 and kept == len(cleaned.cells):
             where = "at the end"
         elif kept == 0:
             where = "at the start"
         else:
             gid = _meta(cleaned.cells[kept - 1]).get("grade_id")
             where = f"after cell {kept}" + (f" ({gid})" if gid else "")
-        cell = nb.cells[i]
-        if not _ran(cell):
+        checks, fails = nb.cells[i], nb.cells[i + 1]
+        if not (_ran(checks) and _ran(fails)):
             if last_ran > i:
                 return f"tampered: the canary {where} did not run while later cells did", cleaned
             return None, cleaned  # execution stopped before here; the grading run reports why
-        reason = _judge(cell, _canary(secret, k), where)
+        reason = _judge(checks, fails, _canary(secret, j // 2), where)
         if reason:
             return reason, cleaned
     return None, cleaned
@@ -995,10 +1023,9 @@ def check_canaries(nb, secret: str):
 # The same steps as nbconvert preprocessors (for nbgrader's Autograde)
 # ---------------------------------------------------------------------------
 
-try:
-    from nbconvert.preprocessors import Preprocessor as _Preprocessor
-except ImportError:  # pragma: no cover - nbconvert comes with nbgrader
-    _Preprocessor = object
+class _Preprocessor(_NbconvertPreprocessor):
+    # nbgrader registers its preprocessors without enabling them: on unless configured off
+    enabled = Bool(True, help="Whether to run this step").tag(config=True)
 
 
 def _info(resources) -> dict:
@@ -1034,3 +1061,61 @@ class CheckCanaries(_Preprocessor):
             return nb, resources
         info["tampered"], nb = check_canaries(nb, secret)
         return nb, resources
+
+
+# ---------------------------------------------------------------------------
+# Measuring what the canaries cost:  python -m instructor.integrity PART [PART...]
+# ---------------------------------------------------------------------------
+
+def _cell_seconds(cell) -> float:
+    """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record)."""
+    from datetime import datetime
+
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))
+    return (parse(end) - parse(start)).total_seconds()
+
+
+def measure(notebook_path: str, repeat: int = 1) -> dict:
+    """Run a notebook with canaries (nbgrader's Execute) and time the parts the canaries add:
+    their cells in the kernel, and insert/check/scan in the grading process; then run it
+    again without canaries, for the end-to-end difference (noisy on a busy machine)."""
+    import time
+    from pathlib import Path
+
+    import nbformat
+    from nbgrader.preprocessors import Execute
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    out = {"notebook": notebook_path, "runs": []}
+    for _ in range(repeat):
+        secret = new_secret()
+        t0 = time.perf_counter()
+        findings = scan_notebook(nb, locked_ids(nb))
+        t1 = time.perf_counter()
+        marked = insert_canaries(nb, secret)
+        t2 = time.perf_counter()
+        Execute(timeout=600, kernel_name="python3").preprocess(marked, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        t3 = time.perf_counter()
+        canaries = [c for c in marked.cells if is_canary(c, secret)]
+        reason, _ = check_canaries(marked, secret)
+        t4 = time.perf_counter()
+        plain = copy.deepcopy(nb)
+        Execute(timeout=600, kernel_name="python3").preprocess(plain, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        t5 = time.perf_counter()
+        out["runs"].append({"notebook_without_canaries_s": round(t5 - t4, 1),
+            "canaries": len(canaries) // 2, "canary_cells": len(canaries), "canary_kernel_s": round(sum(map(_cell_seconds, canaries)), 3),
+            "scan_s": round(t1 - t0, 3), "insert_s": round(t2 - t1, 3), "check_s": round(t4 - t3, 3),
+            "notebook_s": round(t3 - t2, 1), "findings": len(findings), "tampered": reason})
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    for arg in sys.argv[1:]:
+        print(json.dumps(measure(arg), indent=None))

@@ -35,17 +35,12 @@ get_ipython().ast_transformers.append(_NoAsserts())
 _shell = get_ipython()
 _run_cell, _run_cell_async = _shell.run_cell, _shell.run_cell_async
 
-def _skip(raw_cell, *args, **kwargs):
-    if "assert" in raw_cell:
-        raw_cell, kwargs["transformed_cell"] = "pass", "pass"
-    return raw_cell, args, kwargs
-
 def run_cell(raw_cell, *args, **kwargs):
-    raw_cell, args, kwargs = _skip(raw_cell, *args, **kwargs)
-    return _run_cell(raw_cell, *args, **kwargs)
+    return _run_cell("pass" if "assert" in raw_cell else raw_cell, *args, **kwargs)
 
 async def run_cell_async(raw_cell, *args, **kwargs):
-    raw_cell, args, kwargs = _skip(raw_cell, *args, **kwargs)
+    if "assert" in raw_cell:
+        raw_cell, kwargs["transformed_cell"] = "pass", "pass"
     return await _run_cell_async(raw_cell, *args, **kwargs)
 
 _shell.run_cell, _shell.run_cell_async = run_cell, run_cell_async
@@ -116,24 +111,30 @@ builtins.AssertionError = _Quiet
     "settrace_skips_asserts": '''
 import ast, linecache, sys
 
+_ends = {}
+
 def _assert_ends(filename):
-    try:
-        tree = ast.parse("".join(linecache.getlines(filename)))
-    except SyntaxError:
-        return {}
-    return {n.lineno: n.end_lineno + 1 for n in ast.walk(tree) if isinstance(n, ast.Assert)}
+    if filename not in _ends:
+        try:
+            tree = ast.parse("".join(linecache.getlines(filename)))
+        except SyntaxError:
+            tree = None
+        _ends[filename] = {n.lineno: n.end_lineno + 1 for n in ast.walk(tree) if isinstance(n, ast.Assert)} if tree else {}
+    return _ends[filename]
 
-def _tracer(frame, event, arg):
-    if event == "line":
-        ends = _assert_ends(frame.f_code.co_filename)
-        if frame.f_lineno in ends:
-            try:
-                frame.f_lineno = ends[frame.f_lineno]
-            except ValueError:
-                pass
-    return _tracer
+def _lines(frame, event, arg):
+    ends = _assert_ends(frame.f_code.co_filename)
+    if event == "line" and frame.f_lineno in ends:
+        try:
+            frame.f_lineno = ends[frame.f_lineno]
+        except ValueError:
+            pass
+    return _lines
 
-sys.settrace(_tracer)
+def _calls(frame, event, arg):
+    return _lines if "ipykernel_" in frame.f_code.co_filename else None
+
+sys.settrace(_calls)
 ''',
     "only_hidden_tests": '''
 def _only_graded(lines):
@@ -226,7 +227,10 @@ CAUGHT_BY: dict[str, set[str]] = {
     "showtraceback_only": {"scan"}, "set_custom_exc": {"scan"}, "sys_excepthook": {"scan"},
     "post_run_cell_only": {"scan"},
     "getattr_disguised": _BOTH, "exec_base64": _BOTH, "builtins_dict": _BOTH,
-    "assertion_error_patched": _BOTH, "settrace_skips_asserts": _BOTH, "only_hidden_tests": _BOTH,
+    "assertion_error_patched": _BOTH,
+    # IPython compiles each top-level statement of a cell on its own, so a tracer cannot jump
+    # over a test's assert: defeated already, and flagged by the scan.
+    "settrace_skips_asserts": {"scan"}, "only_hidden_tests": _BOTH,
     "builtins_print": _BOTH, "tensor_bool": _BOTH, "markdown_converted": _BOTH,
     "setattr_string": _BOTH, "dunder_import": _BOTH, "alias_then_patch": _BOTH, "type_of_instance": _BOTH,
     "numpy_testing": _BOTH, "sys_modules_swap": _BOTH, "gc_finds_shell": _BOTH, "frame_walk": _BOTH,
@@ -299,8 +303,9 @@ x.grad = None
 input = torch.randn(2, 4)
 input.requires_grad_(True)
 sum = 0
-for value in range(3):
-    sum += value
+for iter in range(3):
+    sum += iter
+max = torch.tensor([1.0, 3.0]).max()
 ''',
     "config_and_context": '''
 import os, gc, copy, re, sys
