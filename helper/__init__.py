@@ -4,10 +4,11 @@ One job per module:
 
 - ``helper.data``       the data root, downloads, the offline hint, a toy spiral data set
 - ``helper.plots``      ``view_classify``, ``imshow``, ``show_batch``, ``plot_history``, ...
-- ``helper.train``      the course's one train/evaluate loop and device choice
-- ``helper.metrics``    predictions and the confusion matrix
+- ``helper.train``      the course's one train/evaluate loop, TensorBoard logging, device choice
+- ``helper.metrics``    the course's one ``accuracy``, predictions and the confusion matrix
 - ``helper.models``     the course's small network, ``Network``
-- ``helper.pretrained`` the pretrained EfficientNet-Lite0 loader
+- ``helper.pretrained`` the pretrained EfficientNet-Lite0 of Part 8, its transforms and labels
+- ``helper.colab``      on Colab: keep the data and checkpoints in Google Drive (opt-in)
 
 Import the module you need (``from helper.plots import view_classify``); importing
 ``helper`` itself is cheap and pulls in nothing heavy.

@@ -124,12 +124,18 @@ def download_mnist(root: Path | str | None = None) -> None:
 
 
 def cats_and_dogs(root: Path | str | None = None, download: bool = True) -> Path:
-    """Path to ``Cat_Dog_data`` (``train/`` and ``test/``, each with ``cat/`` and ``dog/``).
+    """Path to ``<root>/Cat_Dog_data`` (``train/`` and ``test/``, each with ``cat/`` and ``dog/``).
+
+    Built once, then reused: when the folder is already in the data root, it is returned
+    at once, nothing downloaded or rebuilt. On Colab, where the default root vanishes with
+    the session, point ``COURSE_DATA`` at a folder that lasts (e.g. on Google Drive) to
+    build it only once.
 
     When the folder is missing and ``download`` is true, it is built from torchvision's
-    ``OxfordIIITPet`` (checksummed download; trainval -> train, test -> test; binary
-    cat/dog labels), with a progress bar. Raises ``DataUnavailableError`` with the fix
-    when that is impossible.
+    ``OxfordIIITPet`` (checksummed download of ~800 MB; trainval -> train, test -> test;
+    binary cat/dog labels; photos shrunk to a short side of 256 px), with a progress bar.
+    The Oxford-IIIT Pet files are deleted afterwards if this call downloaded them.
+    Raises ``DataUnavailableError`` with the fix when the folder cannot be built.
     """
     root = Path(root or data_root())
     target = root / "Cat_Dog_data"
@@ -137,12 +143,17 @@ def cats_and_dogs(root: Path | str | None = None, download: bool = True) -> Path
         return target
     if not download:
         raise DataUnavailableError(OFFLINE_HINT.format(root=root))
+    pets = root / "oxford-iiit-pet"  # where torchvision's OxfordIIITPet keeps its files
+    had_pets = pets.exists()
     try:
         _build_cats_and_dogs(root, target)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # re-raised, with the fix when it is a download failure
         if is_download_failure(exc):
             raise DataUnavailableError(OFFLINE_HINT.format(root=root)) from exc
         raise
+    if not had_pets:
+        shutil.rmtree(pets, ignore_errors=True)  # 1.6 GB of archives and photos, no longer needed
+    print(f"Built {target}; later calls reuse it.")
     return target
 
 
@@ -184,7 +195,7 @@ def download_all(root: Path | str | None = None) -> None:
     cats_and_dogs(root)
     # The pretrained weights ship inside a pip package: nothing to download here,
     # but check now that they load rather than failing later in Part 8.
-    from helper.models import pretrained_weights_path
+    from helper.pretrained import pretrained_weights_path
     print(f"Pretrained weights: {pretrained_weights_path()}")
     print("All course data is ready.")
 

@@ -7,6 +7,7 @@ arrangement into ``Cat_Dog_data/{train,test}/{cat,dog}`` is exercised without th
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from urllib.error import URLError
 
@@ -59,6 +60,7 @@ def test_builds_class_folders_from_oxford_pet(tmp_path, no_network):
     write_fake_oxford_pet(tmp_path)
     target = hd.cats_and_dogs(tmp_path)
     assert target == tmp_path / "Cat_Dog_data"
+    assert (tmp_path / "oxford-iiit-pet").is_dir(), "files that were there before the call are kept"
     counts = {(split, c): len(list((target / split / c).glob("*.jpg")))
               for split in ("train", "test") for c in ("cat", "dog")}
     assert counts == {("train", "cat"): 2, ("train", "dog"): 3, ("test", "cat"): 1, ("test", "dog"): 1}
@@ -75,15 +77,38 @@ def test_builds_class_folders_from_oxford_pet(tmp_path, no_network):
     assert sizes["cat.1.jpg"] == (120, 90), "small photos keep their size"
 
 
-def test_second_call_reuses_the_folder(tmp_path, no_network, monkeypatch):
-    write_fake_oxford_pet(tmp_path)
+def test_second_call_reuses_the_folder(tmp_path, no_network):
+    """Once built, the folder is returned as it is: no download, no rebuild, no change."""
+    base = write_fake_oxford_pet(tmp_path)
     first = hd.cats_and_dogs(tmp_path)
-
-    def rebuild(*args, **kwargs):
-        raise AssertionError("Cat_Dog_data exists: it must not be built again")
-    monkeypatch.setattr(hd, "_build_cats_and_dogs", rebuild)
+    stamps = {p: p.stat().st_mtime_ns for p in first.rglob("*.jpg")}
+    shutil.rmtree(base)  # nothing left to build from: only the built folder can answer
     assert hd.cats_and_dogs(tmp_path) == first
     assert hd.cats_and_dogs(tmp_path, download=False) == first
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*.jpg")} == stamps, "the photos were rewritten"
+
+
+def test_a_folder_in_the_data_root_is_reused(tmp_path, no_network, monkeypatch):
+    """On Colab, COURSE_DATA on Google Drive keeps the built folder between sessions."""
+    write_fake_oxford_pet(tmp_path / "first-session")
+    built = hd.cats_and_dogs(tmp_path / "first-session")
+    drive = tmp_path / "drive" / "course-data"
+    shutil.copytree(built, drive / "Cat_Dog_data")
+    monkeypatch.setenv(hd.ENV_VAR, str(drive))
+    assert hd.cats_and_dogs() == drive / "Cat_Dog_data"
+
+
+def test_the_download_is_deleted_once_built(tmp_path, monkeypatch, capsys):
+    """The ~1.6 GB of Oxford-IIIT Pet files go once Cat_Dog_data exists (kept if they were there before)."""
+    def fake_download(url, download_root, **kwargs):
+        base = Path(download_root)
+        if not (base / "images").exists():
+            write_fake_oxford_pet(base.parent)
+    monkeypatch.setattr(oxford_iiit_pet, "download_and_extract_archive", fake_download)
+    target = hd.cats_and_dogs(tmp_path)
+    assert len(list(target.rglob("*.jpg"))) == len(PETS)
+    assert not (tmp_path / "oxford-iiit-pet").exists(), "the downloaded files should be deleted"
+    assert "later calls reuse it" in capsys.readouterr().out
 
 
 def test_offline_download_failure_names_the_fix(tmp_path, monkeypatch):

