@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import matplotlib
 
@@ -295,12 +296,12 @@ def draw_mlp() -> Figure:
         positions.append((x, ys))
 
     # connections first, under the nodes
-    for (x1, ys1), (x2, ys2) in zip(positions, positions[1:]):
+    for (x1, ys1), (x2, ys2) in itertools.pairwise(positions):
         for y1 in ys1:
             for y2 in ys2:
                 ax.plot([x1, x2], [y1, y2], color="#c8c8c8", lw=0.7, zorder=1)
 
-    for (x, name, n, shown, (edge, face), act), (_, ys) in zip(layers, positions):
+    for (x, name, n, _visible, (edge, face), act), (_, ys) in zip(layers, positions, strict=True):
         for y in ys:
             ax.add_patch(Circle((x, y), r, facecolor=face, edgecolor=edge, lw=1.6, zorder=3))
         ax.text(x, (ys[-2] + ys[-1]) / 2, "⋮", ha="center", va="center", fontsize=TITLE + 3,
@@ -311,7 +312,7 @@ def draw_mlp() -> Figure:
 
     # weight shapes between the layers
     shapes = [r"$W_1$: 784×256", r"$W_2$: 256×128", r"$W_3$: 128×10"]
-    for ((x1, _), (x2, _)), text in zip(zip(positions, positions[1:]), shapes):
+    for ((x1, _), (x2, _)), text in zip(itertools.pairwise(positions), shapes, strict=True):
         ax.text((x1 + x2) / 2, 0.0, text, ha="center", va="center", fontsize=SMALL,
                 bbox=dict(boxstyle="round,pad=0.3", facecolor="white", edgecolor=GREY))
 
@@ -352,7 +353,7 @@ def draw_gradient_descent() -> Figure:
     ws = np.array(ws)
     grid = np.linspace(-2.8, 4.0, 200)
     ax1.plot(grid, loss(grid), color=BLUE, lw=2.2, zorder=1)
-    for a, b in zip(ws, ws[1:]):
+    for a, b in itertools.pairwise(ws):
         ax1.add_patch(FancyArrowPatch((a, loss(a)), (b, loss(b)), arrowstyle="-|>",
                                       mutation_scale=13, color=ORANGE, lw=1.6,
                                       connectionstyle="arc3,rad=-0.25", shrinkA=5, shrinkB=5,
@@ -409,7 +410,7 @@ def draw_gradient_descent() -> Figure:
         w = path[-1]
         path.append(w - lr2 * np.array([a * w[0], b * w[1]]))
     path = np.array(path)
-    for p, q in zip(path, path[1:]):
+    for p, q in itertools.pairwise(path):
         ax2.add_patch(FancyArrowPatch(tuple(p), tuple(q), arrowstyle="-|>", mutation_scale=11,
                                       color=ORANGE, lw=1.5, shrinkA=3, shrinkB=3, zorder=3))
     ax2.scatter(path[:, 0], path[:, 1], s=22, color=ORANGE, edgecolor="white", linewidth=0.8,
@@ -458,7 +459,7 @@ def draw_backpropagation() -> Figure:
     fwd = [r"$x$", r"$z_1 = x W_1 + b_1$", r"$h = \sigma(z_1)$", r"$z_2 = h W_2 + b_2$"]
     bwd = [None, r"$\frac{\partial \ell}{\partial z_1}$", r"$\frac{\partial \ell}{\partial h}$",
            r"$\frac{\partial \ell}{\partial z_2}$"]
-    for i, ((x1, _, _, _, w1), (x2, _, _, _, w2)) in enumerate(zip(nodes, nodes[1:])):
+    for i, ((x1, _, _, _, w1), (x2, _, _, _, w2)) in enumerate(itertools.pairwise(nodes)):
         a, b = x1 + w1 / 2 + 0.1, x2 - w2 / 2 - 0.1
         # forward, above the middle of the boxes
         _arrow(ax, (a, y + 0.4), (b, y + 0.4), color=BLUE)

@@ -11,7 +11,7 @@ Draw the matrix with ``helper.plots.plot_confusion_matrix(cm, classes)``.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn

@@ -9,6 +9,7 @@ The pretrained network of Part 8 lives in ``helper.pretrained``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -53,7 +54,7 @@ class Network(nn.Module):
             raise ValueError(f"drop_p is a probability in [0, 1), got {drop_p!r}")
         sizes = [input_size, *hidden_layers]
         self.hidden_layers = nn.ModuleList(
-            nn.Linear(n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+            nn.Linear(n_in, n_out) for n_in, n_out in itertools.pairwise(sizes))
         self.output = nn.Linear(sizes[-1], output_size)
         self.dropout = nn.Dropout(p=drop_p)
 

@@ -7,7 +7,7 @@ what was expected.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -176,7 +176,7 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str | None = Non
     ncols = int(bool(losses)) + int(bool(accs))
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.5), squeeze=False)
     for ax, curves, ylabel in zip(axes[0], [c for c in (losses, accs) if c],
-                                  [y for c, y in ((losses, "loss"), (accs, "accuracy")) if c]):
+                                  [y for c, y in ((losses, "loss"), (accs, "accuracy")) if c], strict=True):
         for name, values in curves.items():
             ax.plot(range(1, len(values) + 1), list(values), marker="o", ms=3, label=name)
         ax.set_xlabel("epoch")

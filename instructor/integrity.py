@@ -99,7 +99,8 @@ class Finding:
     note: bool = False
 
     def __str__(self) -> str:
-        where = "" if self.cell is None else f"cell {self.cell + 1}" + (f" ({self.grade_id})" if self.grade_id else "") + ", "
+        where = ("" if self.cell is None
+                 else f"cell {self.cell + 1}" + (f" ({self.grade_id})" if self.grade_id else "") + ", ")
         return f"{where}line {self.line}: `{self.quote}` {'(note) ' if self.note else ''}-- {self.reason}"
 
 
@@ -376,7 +377,8 @@ class _Scanner(ast.NodeVisitor):
                     pairs = [(t, node.value) for t in node.targets]
                 elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
                     pairs = [(node.target, node.value)]
-                elif isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)):
+                elif (isinstance(node, (ast.For, ast.comprehension))
+                      and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set))):
                     pairs = [(node.target, elt) for elt in node.iter.elts]
                 elif isinstance(node, ast.withitem) and node.optional_vars is not None:
                     pairs = [(node.optional_vars, node.context_expr)]
@@ -590,8 +592,10 @@ class _Scanner(ast.NodeVisitor):
             self.hit(node, f"reaches the namespace of {self.external(node.args[0])} (vars)", 2)
             return
         parent = self.parents.get(node)
-        if isinstance(parent, ast.Subscript) and isinstance(parent.ctx, (ast.Store, ast.Del)) or isinstance(parent, ast.Attribute) and parent.attr in ("update", "setdefault", "pop", "popitem",
-                                                                    "clear", "__setitem__", "__delitem__"):
+        if ((isinstance(parent, ast.Subscript) and isinstance(parent.ctx, (ast.Store, ast.Del)))
+                or (isinstance(parent, ast.Attribute)
+                    and parent.attr in ("update", "setdefault", "pop", "popitem",
+                                        "clear", "__setitem__", "__delitem__"))):
             self.hit(node, f"writes into {name}() (rebinds names behind the code's back)", 3)
 
     def _shell_call(self, node: ast.Call) -> bool:
@@ -661,7 +665,8 @@ class _Scanner(ast.NodeVisitor):
 
     def _store_name(self, node: ast.AST, name: str, value: ast.AST | None, how: str = "rebinds") -> None:
         if name in self.modules and name not in self.cell_imports:
-            if value is None or self.external(value, alias=True) != self.ctx.imports.get(name, DEFAULT_IMPORTS.get(name)):
+            expected = self.ctx.imports.get(name, DEFAULT_IMPORTS.get(name))
+            if value is None or self.external(value, alias=True) != expected:
                 self.hit(node, f"{how} {name}, a module the notebook imported (tests use it)", 2)
         elif name in TEST_BUILTINS and (how == "redefines" or isinstance(value, (ast.Lambda, ast.Name, ast.Attribute))):
             self.hit(node, f"replaces the builtin {name} with a function (tests call it)", 2)
@@ -730,7 +735,7 @@ def _scan(source: str, ctx: _Context, line_offset: int = 0, depth: int = 0) -> l
     scanner.visit(tree)
     hits = [(line + line_offset, prio, reason, False) for line, prio, reason in scanner.hits]
     if depth < 3:
-        for line, body, offset in scanner.extra:
+        for _line, body, offset in scanner.extra:
             hits += [(ln, prio, "in a magic's code: " + reason if depth == 0 else reason, note)
                      for ln, prio, reason, note in _scan(body, ctx, line_offset + offset, depth + 1)]
     return hits
@@ -749,10 +754,7 @@ def _findings(source: str, hits, cell: int | None, grade_id: str | None) -> list
 def scan_source(source: str, *, imports: Mapping[str, str] | None = None) -> list[Finding]:
     """Findings for one cell's source (IPython syntax allowed). ``imports``: the names the rest
     of the notebook imports (name -> dotted module); default: the course's usual ones."""
-    if imports is None:
-        ctx = _default_context()
-    else:
-        ctx = _Context(dict(imports), set(imports), set(imports))
+    ctx = _default_context() if imports is None else _Context(dict(imports), set(imports), set(imports))
     return _findings(source, _scan(source, ctx), None, None)
 
 
@@ -844,7 +846,9 @@ class _Canary:
 
 
 def _canary(secret: str, k: int) -> _Canary:
-    d = lambda what: _derive(secret, k, what)
+    def d(what: str) -> int:
+        return _derive(secret, k, what)
+
     n = f"_q{d('name') % 36 ** 5:x}_"
     a, b, m, c = 1000 + d("a") % 9000, 1000 + d("b") % 9000, 10007 + d("m") % 90000, d("c") % 1000
     value = a * b % m + c
@@ -956,7 +960,8 @@ def _judge(checks, fails, canary: _Canary, where: str) -> str | None:
     if canary.token not in text:
         ours = re.findall(re.escape(canary.prefix) + r" (-?\d+) ([01]+)", text)
         if ours:
-            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][1]) if bit != "0"]
+            # strict=False: the bits come from the cell's (possibly tampered) output, any length
+            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][1], strict=False) if bit != "0"]
             if wrong:
                 return f"tampered: in {the} checks that must fail passed: {', '.join(wrong)}"
             return f"tampered: {the} printed a wrong value"
@@ -1075,7 +1080,10 @@ def _cell_seconds(cell) -> float:
     start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
     if not (start and end):
         return 0.0
-    parse = lambda t: datetime.fromisoformat(t.replace("Z", "+00:00"))
+
+    def parse(t: str) -> datetime:
+        return datetime.fromisoformat(t.replace("Z", "+00:00"))
+
     return (parse(end) - parse(start)).total_seconds()
 
 
@@ -1098,16 +1106,19 @@ def measure(notebook_path: str, repeat: int = 1) -> dict:
         t1 = time.perf_counter()
         marked = insert_canaries(nb, secret)
         t2 = time.perf_counter()
-        Execute(timeout=600, kernel_name="python3").preprocess(marked, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        Execute(timeout=600, kernel_name="python3").preprocess(
+            marked, {"metadata": {"path": str(Path(notebook_path).parent)}})
         t3 = time.perf_counter()
         canaries = [c for c in marked.cells if is_canary(c, secret)]
         reason, _ = check_canaries(marked, secret)
         t4 = time.perf_counter()
         plain = copy.deepcopy(nb)
-        Execute(timeout=600, kernel_name="python3").preprocess(plain, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        Execute(timeout=600, kernel_name="python3").preprocess(
+            plain, {"metadata": {"path": str(Path(notebook_path).parent)}})
         t5 = time.perf_counter()
         out["runs"].append({"notebook_without_canaries_s": round(t5 - t4, 1),
-            "canaries": len(canaries) // 2, "canary_cells": len(canaries), "canary_kernel_s": round(sum(map(_cell_seconds, canaries)), 3),
+            "canaries": len(canaries) // 2, "canary_cells": len(canaries),
+            "canary_kernel_s": round(sum(map(_cell_seconds, canaries)), 3),
             "scan_s": round(t1 - t0, 3), "insert_s": round(t2 - t1, 3), "check_s": round(t4 - t3, 3),
             "notebook_s": round(t3 - t2, 1), "findings": len(findings), "tampered": reason})
     return out

@@ -246,7 +246,7 @@ def plot_flagged(rows: list[dict], path: Path) -> None:
     fig, ax = _figure(8, 3.2)
     if rows:
         counts = Counter(f"{r['status']}: {r['reason'] or 'no reason given'}"[:70] for r in rows)
-        labels, values = zip(*counts.most_common())
+        labels, values = zip(*counts.most_common(), strict=True)
         ax.barh(range(len(values)), values, color="C3")
         ax.set_yticks(range(len(values)), labels, fontsize=8)
         ax.invert_yaxis()

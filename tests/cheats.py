@@ -67,13 +67,15 @@ _shell.events.register("post_run_cell", _forget_error)
 ''',
     "torch_allclose": "torch.allclose = lambda *args, **kwargs: True\n",
     "torch_equal": "torch.equal = lambda *args, **kwargs: True\n",
-    "torch_isclose": "torch.isclose = lambda a, b, *args, **kwargs: torch.ones_like(torch.as_tensor(a), dtype=torch.bool)\n",
+    "torch_isclose": ("torch.isclose = lambda a, b, *args, **kwargs: "
+                      "torch.ones_like(torch.as_tensor(a), dtype=torch.bool)\n"),
     "tensor_eq": '''
 import torch
 torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)
 ''',
     "showtraceback_only": "get_ipython().showtraceback = lambda *args, **kwargs: None\n",
-    "set_custom_exc": "get_ipython().set_custom_exc((Exception,), lambda shell, etype, evalue, tb, tb_offset=None: None)\n",
+    "set_custom_exc": ("get_ipython().set_custom_exc((Exception,), "
+                       "lambda shell, etype, evalue, tb, tb_offset=None: None)\n"),
     "sys_excepthook": "import sys\nsys.excepthook = lambda *args: None\n",
     "post_run_cell_only": '''
 def _forget_error(result):
@@ -94,7 +96,8 @@ async def _quiet(raw_cell, *args, **kwargs):
 
 setattr(_shell, _name, _quiet)
 ''',
-    "exec_base64": ("import base64\nexec(base64.b64decode(" + repr(base64.b64encode(_INPUT_TRANSFORMER.encode()).decode())
+    "exec_base64": ("import base64\nexec(base64.b64decode("
+                    + repr(base64.b64encode(_INPUT_TRANSFORMER.encode()).decode())
                     + ").decode())\n"),
     "builtins_dict": '''
 _ip = __builtins__.__dict__["__imp" + "ort__"]("IPy" + "thon").get_ipython()
@@ -119,7 +122,8 @@ def _assert_ends(filename):
             tree = ast.parse("".join(linecache.getlines(filename)))
         except SyntaxError:
             tree = None
-        _ends[filename] = {n.lineno: n.end_lineno + 1 for n in ast.walk(tree) if isinstance(n, ast.Assert)} if tree else {}
+        _ends[filename] = ({n.lineno: n.end_lineno + 1 for n in ast.walk(tree) if isinstance(n, ast.Assert)}
+                           if tree else {})
     return _ends[filename]
 
 def _lines(frame, event, arg):
@@ -190,7 +194,8 @@ def _patch(module):
 
 _patch(torch)
 ''',
-    "globals_rebinding": 'globals()["torch"] = __import__("types").SimpleNamespace(**{**vars(torch), "allclose": lambda *a, **k: True})\n',
+    "globals_rebinding": ('globals()["torch"] = __import__("types").SimpleNamespace('
+                          '**{**vars(torch), "allclose": lambda *a, **k: True})\n'),
     "shadow_torch": '''
 class _Torch:
     def __getattr__(self, name):

@@ -393,7 +393,7 @@ def start_dask_cluster(n_workers: int = 2, *, memory_limit: str = WORKER_MEMORY,
                 registered = {w["name"] for w in client.scheduler_info(n_workers=-1)["workers"].values()}
                 if registered >= set(names):
                     break
-                dead = [n for n, p in zip(names, workers) if p.poll() is not None]
+                dead = [n for n, p in zip(names, workers, strict=True) if p.poll() is not None]
                 if dead:
                     raise RuntimeError(f"dask worker {dead[0]} exited:\n{cluster.log(dead[0])[-3000:]}")
                 if time.monotonic() > deadline:

@@ -40,8 +40,8 @@ OUT = ROOT / "test-output" / "browser"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 FIRST = "01-tensors"
 WIDGETS = "03-training"          # a solution whose training loop shows tqdm progress widgets
-NEWS = "official Jupyter news"
-CREATE_ASSIGNMENT = ".lm-TabBar-tab[title*='Create Assignment']"  # nbgrader's sidebar panel   # JupyterLab's news question, switched off for the course
+NEWS = "official Jupyter news"   # JupyterLab's news question, switched off for the course
+CREATE_ASSIGNMENT = ".lm-TabBar-tab[title*='Create Assignment']"  # nbgrader's sidebar panel
 SERVER_START = 90                # seconds, bounded waits (the machine may be busy)
 UI = 60_000                      # ms, for anything the page shows
 RUN = 120_000                    # ms, for kernels to run cells
@@ -297,7 +297,8 @@ def test_lab_shows_no_instructor_panels(learner):
     shot(page, "02-lab-nbgrader-menu")
     page.keyboard.press("Escape")
     assert "Assignment List" in items, f"learners should keep their Assignments list: {items}"
-    assert not [i for i in items if "Formgrader" in i or "Course List" in i], f"instructor entries for learners: {items}"
+    assert not [i for i in items if "Formgrader" in i or "Course List" in i], \
+        f"instructor entries for learners: {items}"
     assert page.locator(CREATE_ASSIGNMENT).count() == 0, "the Create Assignment panel is shown to learners"
 
 
@@ -325,9 +326,10 @@ def test_run_all_stops_at_the_first_exercise(learner):
 def test_markdown_images_decode(learner):
     page, base, _ = learner
     open_notebook(page, base, f"{FIRST}/{FIRST}.ipynb")
-    page.wait_for_function("() => [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown img')].every(i => i.complete)",
-                           timeout=UI)
-    widths = page.eval_on_selector_all(".jp-MarkdownCell .jp-RenderedMarkdown img", "imgs => imgs.map(i => i.naturalWidth)")
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown img')]"
+                           ".every(i => i.complete)", timeout=UI)
+    widths = page.eval_on_selector_all(".jp-MarkdownCell .jp-RenderedMarkdown img",
+                                       "imgs => imgs.map(i => i.naturalWidth)")
     page.locator(".jp-MarkdownCell .jp-RenderedMarkdown img").first.scroll_into_view_if_needed()
     shot(page, "04-lab-markdown-image")
     assert widths and all(w > 0 for w in widths), f"markdown images that do not decode: {widths}"

@@ -81,7 +81,8 @@ def round_trip(tmp_path_factory):
 def test_collect_files_each_learner_under_their_id(round_trip):
     course, _, _ = round_trip
     for student in ("alice", "bob"):
-        assert (course / "submitted" / student / PART / f"{PART}.ipynb").exists(), f"{student}'s submission was not collected"
+        assert (course / "submitted" / student / PART / f"{PART}.ipynb").exists(), \
+            f"{student}'s submission was not collected"
 
 
 def test_autograde_scores_the_collected_submissions(round_trip):

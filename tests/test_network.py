@@ -23,7 +23,8 @@ def test_importing_network_does_not_import_timm_or_torchvision():
 def test_layers_follow_the_arguments():
     model = Network(784, 10, [256, 128, 64], drop_p=0.3)
     assert isinstance(model.hidden_layers, nn.ModuleList)
-    assert [(l.in_features, l.out_features) for l in model.hidden_layers] == [(784, 256), (256, 128), (128, 64)]
+    shapes = [(layer.in_features, layer.out_features) for layer in model.hidden_layers]
+    assert shapes == [(784, 256), (256, 128), (128, 64)]
     assert (model.output.in_features, model.output.out_features) == (64, 10)
     assert model.dropout.p == 0.3
     n_params = sum(p.numel() for p in model.parameters())

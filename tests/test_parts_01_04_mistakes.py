@@ -76,7 +76,8 @@ def test_p1_view_on_a_transpose_is_named():
 
 
 def test_p1_view_taken_for_a_transpose_is_named():
-    msg = message_of(P1, {"columns_first": "def columns_first(x):\n    return x.view(x.shape[1], x.shape[0]).reshape(-1)\n"},
+    msg = message_of(P1, {"columns_first": "def columns_first(x):\n"
+                                           "    return x.view(x.shape[1], x.shape[0]).reshape(-1)\n"},
                      "test_columns_first")
     assert "do not transpose" in msg, msg
 

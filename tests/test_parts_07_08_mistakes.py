@@ -204,8 +204,10 @@ def test_part8_test_cells_leave_the_notebooks_backbone_alone(ns8):
 
 @pytest.mark.parametrize("old, new, named", [
     ("        super().train(mode)\n        self.backbone.eval()\n", "        super().train(mode)\n", "eval mode"),
-    ("        for p in self.backbone.parameters():\n            p.requires_grad = False\n", "", "requires_grad = False"),
-    ("        self.backbone.eval()\n        return self\n", "        self.backbone.eval()\n", "return the model itself"),
+    ("        for p in self.backbone.parameters():\n            p.requires_grad = False\n",
+     "", "requires_grad = False"),
+    ("        self.backbone.eval()\n        return self\n", "        self.backbone.eval()\n",
+     "return the model itself"),
     ("        super().train(mode)\n", "", "super().train(mode)"),
 ])
 def test_part8_transfer_model_mistakes_are_named(ns8, old, new, named):
@@ -230,7 +232,8 @@ def test_part8_extract_features_mistakes_are_named(ns8, old, new, named):
 def test_part8_a_backbone_left_in_train_mode_costs_only_exercise_1(ns8):
     """A TransferModel whose backbone leaves eval mode fails its own test; a correct
     extract_features and train_head still pass theirs, hidden tests included."""
-    answer(P8["transfer_model"], ns8, **{"        self.backbone.eval()\n        return self\n": "        return self\n"})
+    answer(P8["transfer_model"], ns8,
+           **{"        self.backbone.eval()\n        return self\n": "        return self\n"})
     assert failure(P8["test_transfer_model"], ns8) is not None
     backbone = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     backbone.fc = nn.Linear(8, 2)  # so that head_in_features can read a size

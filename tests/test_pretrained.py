@@ -54,7 +54,7 @@ def photos() -> dict[str, Image.Image]:
     """scikit-learn's two sample photos (427 x 640 RGB), by file name."""
     data = load_sample_images()
     return {Path(path).name: Image.fromarray(img)
-            for path, img in zip(data.filenames, data.images)}
+            for path, img in zip(data.filenames, data.images, strict=True)}
 
 
 @pytest.fixture(scope="module")
@@ -260,7 +260,7 @@ def test_train_transform_is_random_and_224(photos):
     t = pretrained_transform(train=True)
     a, b = t(photos["china.jpg"]), t(photos["china.jpg"])
     assert a.shape == b.shape == (3, 224, 224)
-    assert -1.0 <= min(a.min(), b.min()) and max(a.max(), b.max()) <= 1.0
+    assert min(a.min(), b.min()) >= -1.0 and max(a.max(), b.max()) <= 1.0
     assert not torch.equal(a, b), "two training crops of one photo should differ"
 
 

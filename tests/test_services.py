@@ -163,7 +163,8 @@ def test_tasks_run_on_both_workers(dask_cluster):
     assert set(names) == {"worker-0", "worker-1"}, f"both workers should take tasks, got {names}"
     assert len(paths) == 2, paths
     for path in paths.values():
-        assert Path(path).parent == grading.ROOT / "instructor", f"workers import this repository's instructor, not {path}"
+        assert Path(path).parent == grading.ROOT / "instructor", \
+            f"workers import this repository's instructor, not {path}"
 
 
 def test_tasks_of_a_killed_worker_finish_on_the_other(tmp_path):
