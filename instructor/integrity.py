@@ -234,7 +234,7 @@ MAGIC_FLAGGED = {
     "autocall": "changes how IPython reads code (%autocall)",
     "alias_magic": "redefines magics (%alias_magic)", "loadpy": "loads code (%loadpy)",
 }
-SAFE_EXTENSIONS = {"autoreload"}
+SAFE_EXTENSIONS = {"autoreload", "tensorboard"}  # tensorboard: Part 5 shows %tensorboard
 SAFE_CONFIG = ("InlineBackend",)
 FLAGGED_SHELL_CALLS = {"run_line_magic", "run_cell_magic", "magic", "system", "getoutput"}
 

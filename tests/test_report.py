@@ -62,6 +62,7 @@ def make_gradebook(course: Path) -> None:
 def write_grading_report(course: Path, with_review: bool) -> None:
     fields = ["student", "part", "status", "score", "max_score", "seconds", "reason", "log"]
     fields += ["review"] if with_review else []
+    (course / "autograded").mkdir(exist_ok=True)
     with open(course / "autograded" / grading.REPORT, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
