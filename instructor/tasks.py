@@ -132,6 +132,8 @@ def _grading_converter():
 
 def read_regular_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
     """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) of at most ``limit``."""
+    if stat.S_ISLNK(os.lstat(path).st_mode):
+        raise OSError(f"{path.name} is a symbolic link, not a regular file: never followed")
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         info = os.fstat(fd)

@@ -307,10 +307,10 @@ x = torch.randn(3, 4, requires_grad=True)
 x.grad = None
 input = torch.randn(2, 4)
 input.requires_grad_(True)
-sum = 0
-for iter in range(3):
-    sum += iter
-max = torch.tensor([1.0, 3.0]).max()
+total = 0
+for step in range(3):
+    total += step
+largest = torch.tensor([1.0, 3.0]).max()
 ''',
     "config_and_context": '''
 import os, gc, copy, re, sys

@@ -326,7 +326,15 @@ def test_run_all_stops_at_the_first_exercise(learner):
 def test_markdown_images_decode(learner):
     page, base, _ = learner
     open_notebook(page, base, f"{FIRST}/{FIRST}.ipynb")
-    page.wait_for_function("() => [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown img')]"
+    # JupyterLab renders markdown cells when they come into view: walk down the whole notebook.
+    page.evaluate("""async () => {
+        for (const cell of document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')) {
+            cell.scrollIntoView();
+            await new Promise(r => setTimeout(r, 20));
+        }
+    }""")
+    page.wait_for_function("() => document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown img').length > 0"
+                           " && [...document.querySelectorAll('.jp-MarkdownCell .jp-RenderedMarkdown img')]"
                            ".every(i => i.complete)", timeout=UI)
     widths = page.eval_on_selector_all(".jp-MarkdownCell .jp-RenderedMarkdown img",
                                        "imgs => imgs.map(i => i.naturalWidth)")

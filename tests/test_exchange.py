@@ -12,6 +12,7 @@ import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
 from instructor import grading, testing
+from tests.conftest import require_sandbox
 
 ROOT = testing.ROOT
 PART = "01-tensors"
@@ -41,7 +42,7 @@ def nbgrader(args: list[str], cwd: Path, env: dict | None = None) -> str:
 
 @pytest.fixture(scope="module")
 def round_trip(tmp_path_factory):
-    testing.require_sandbox()
+    require_sandbox()
     base = tmp_path_factory.mktemp("exchange")
     course = testing.make_course(base / "course", [PART])
     exchange = base / "shared-exchange"  # where a hub would put it: outside every learner's HOME

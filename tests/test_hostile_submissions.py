@@ -257,11 +257,15 @@ def run(tmp_path_factory):
     (link / f"{PART}.ipynb").symlink_to(outside)
     for name in ("*", "a?"):  # nbgrader globs with the student id
         testing.write_submission(course, name, PART, ref)
-    for name in CHEATS:  # each in a notebook that otherwise deserves the reference's score
-        hostile(f"cheat_{name}", testing.insert_code(ref, 2, cheats.CHEATS[name]))
+    # Each cheat as a cell of its own right after the first answer (torch is imported by then),
+    # in a notebook that otherwise deserves the reference's score.
+    after_first = 1 + next(i for i, c in enumerate(ref.cells)
+                           if c.metadata.get("nbgrader", {}).get("grade_id") == ids[0])
+    for name in CHEATS:
+        hostile(f"cheat_{name}", testing.insert_code(ref, after_first, cheats.CHEATS[name]))
     honest = testing.student_notebook(course, PART, "all")
-    for i, source in enumerate(cheats.HONEST_CELLS.values()):
-        honest = testing.insert_code(honest, 2 + i, source)
+    for source in cheats.HONEST_CELLS.values():  # after the answers: extra work of the learner's own
+        honest = testing.insert_code(honest, len(honest.cells), source)
     hostile("honest_variants", honest)
     server = LoopbackServer()
     (course / "sentinel.txt").write_text("must survive")
@@ -326,7 +330,7 @@ def test_flag_reasons_say_what_happened(run):
     assert "no 01-tensors.ipynb" in reasons["missing"] and "my answers.txt" in reasons["missing"]
     assert "processes" in reasons["fork_loop"] and "limit" in reasons["fork_loop"]
     assert "memory limit" in reasons["memory_hog_processes"]
-    assert "not a regular file" in reasons["symlinked_upload"]
+    assert "symbolic link" in reasons["symlinked_upload"]
     assert all(len(reason.splitlines()) == 1 for reason in reasons.values()), reasons
 
 
