@@ -217,6 +217,8 @@ def grade(spec: dict) -> dict:
 
     start = time.monotonic()
     student, part = spec["student"], spec["part"]
+    # nbformat validates every notebook nbgrader reads and writes: the compiled validator is faster
+    os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")
     tools = os.path.dirname(sys.executable)  # nbgrader runs `alembic` when it creates a gradebook
     if tools not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
