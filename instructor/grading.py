@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]  # the course repository: helper/ liv
 LOG_DIR = ".logs"                 # under autograded/: one log per job (hidden from nbgrader's globs)
 REPORT = "grading-report.csv"     # under autograded/: the outcome of every job graded so far
 JOURNAL = ".journal.jsonl"        # under autograded/: one line per outcome, appended as it comes
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")  # what `nbgrader submit` puts beside a notebook
 
 
 class GradingError(RuntimeError):
@@ -338,6 +339,16 @@ def record(course: Path, outcome: dict, sha256: str, timestamp: str | None) -> R
         graded = nbformat.reads(outcome["notebook"], as_version=4)
         folder.mkdir(parents=True)
         nbformat.write(graded, folder / f"{part}.ipynb")
+        # nbgrader's feedback and exchange read these beside the graded notebook: copied from the
+        # submission as regular files of a few bytes, never followed
+        from .tasks import read_regular_file
+
+        for name in EXCHANGE_FILES:
+            try:
+                data = read_regular_file(course / "submitted" / student / part / name, 4096)
+            except OSError:
+                continue
+            (folder / name).write_bytes(data)
 
     with gradebook(course) as gb, warnings.catch_warnings():
         # nbgrader's update_or_create_submission trips SQLAlchemy's autoflush warnings
