@@ -330,14 +330,11 @@ def _stop(procs: list[subprocess.Popen], grace: float = 5) -> None:
 
 
 def dask_env(extra: dict | None = None) -> dict:
-    """Environment for scheduler and workers: this venv first on PATH, the repository on
-    PYTHONPATH (workers import ``instructor``)."""
-    env = dict(os.environ)
-    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    env.update(extra or {})
-    return env
+    """Environment for scheduler and workers: the one nbgrader runs in (this venv first on PATH,
+    the repository on PYTHONPATH: workers import ``instructor``)."""
+    from instructor.grading import nbgrader_env
+
+    return nbgrader_env(extra)
 
 
 @contextlib.contextmanager
