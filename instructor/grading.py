@@ -60,6 +60,7 @@ def parse_size(text: str) -> int:
 
 
 def cpu_count() -> int:
+    """CPUs this process may use (its affinity mask), at least 1."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -67,6 +68,7 @@ def cpu_count() -> int:
 
 
 def total_memory() -> int:
+    """Physical memory of this machine, in bytes."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -89,6 +91,7 @@ class Settings:
                 notebook_timeout: int | None = None, memory: str | None = None,
                 cpu: int | None = None, sandbox_mode: str | None = None,
                 processes: int | None = None) -> Settings:
+        """Settings from the arguments, else the GRADING_* environment variables, else defaults (module docstring)."""
         env = os.environ
         jobs = max(1, int(jobs))
         cell = int(timeout or env.get("GRADING_TIMEOUT") or configured_timeout(course) or 600)
@@ -142,6 +145,7 @@ def db_url(course: Path) -> str:
 # ---------------------------------------------------------------------------
 
 def check_course(course: Path) -> Path:
+    """The course folder, resolved; GradingError unless it holds nbgrader_config.py."""
     course = Path(course).resolve()
     if not (course / "nbgrader_config.py").exists():
         raise GradingError(f"{course} has no nbgrader_config.py: run this in the course folder")
@@ -160,6 +164,7 @@ def nbgrader_env(extra: dict | None = None) -> dict:
 
 
 def run_nbgrader(args: list[str], course: Path, **kwargs) -> subprocess.CompletedProcess:
+    """``python -m nbgrader ARGS`` in ``course`` with :func:`nbgrader_env` (kwargs go to subprocess.run)."""
     return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course,
                           env=nbgrader_env(kwargs.pop("env", None)), **kwargs)
 
@@ -186,11 +191,14 @@ def released_parts(course: Path) -> list[str]:
 
 @dataclass
 class Job:
+    """One submission to grade: a student's folder for one part."""
+
     student: str
     part: str
 
     @property
     def key(self) -> str:
+        """``student/part``."""
         return f"{self.student}/{self.part}"
 
 
@@ -234,6 +242,8 @@ def require_sandbox(settings: Settings, say=print) -> str:
 
 @dataclass
 class Result:
+    """The outcome of one submission, as the report and the command line show it."""
+
     student: str
     part: str
     status: str                 # "graded", "flagged" (not gradable, or a limit hit) or "tampered"
@@ -287,6 +297,7 @@ def check_submission(course: Path, job: Job) -> str | None:
 
 
 def journal_path(course: Path) -> Path:
+    """autograded/.journal.jsonl: one JSON line per recorded outcome."""
     return course / "autograded" / JOURNAL
 
 

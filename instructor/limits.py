@@ -77,6 +77,7 @@ class Group:
 
     @property
     def version(self) -> int:
+        """2 for the unified hierarchy, 1 for one hierarchy per controller."""
         return 2 if "" in self.dirs else 1
 
     def join(self, pid: int | None = None) -> None:
@@ -97,6 +98,7 @@ class Group:
         return out
 
     def processes(self) -> list[int]:
+        """The pids of every process in the group."""
         pids: set[int] = set()
         for folder in set(self.dirs.values()):
             with contextlib.suppress(OSError):

@@ -42,6 +42,8 @@ PLOTS = {
 
 @dataclass
 class Submission:
+    """One student's graded notebook of one part, as the report counts it."""
+
     student: str
     part: str
     score: float
@@ -54,6 +56,7 @@ class Submission:
 
     @property
     def percent(self) -> float:
+        """Score as a percentage of the part's maximum."""
         return 100.0 * self.score / self.max_score if self.max_score else 0.0
 
 
@@ -163,11 +166,13 @@ def cell_stats(subs: list[Submission]) -> list[dict]:
 
 
 def flagged_rows(subs: list[Submission]) -> list[dict]:
+    """Rows of flagged.csv: every submission that needs a look, and why."""
     return [{"student": s.student, "part": s.part, "status": s.status, "reason": s.reason}
             for s in sorted(subs, key=lambda s: (s.part, s.student)) if s.status != "graded"]
 
 
 def timing_stats(subs: list[Submission]) -> list[dict]:
+    """Rows of timing.csv: grading seconds per part (jobs, mean, median, max, total)."""
     rows = []
     for part in sorted({s.part for s in subs}):
         secs = [s.seconds for s in subs if s.part == part and s.seconds is not None]
@@ -179,11 +184,13 @@ def timing_stats(subs: list[Submission]) -> list[dict]:
 
 
 def review_rows(subs: list[Submission]) -> list[dict]:
+    """Rows of review.csv: submissions the static scan quoted lines of."""
     return [{"student": s.student, "part": s.part, "review": s.review}
             for s in sorted(subs, key=lambda s: (s.part, s.student)) if s.review]
 
 
 def score_rows(subs: list[Submission]) -> list[dict]:
+    """Rows of scores.csv: every submission's score and status."""
     return [{"student": s.student, "part": s.part, "status": s.status, "score": _r(s.score),
              "max_score": _r(s.max_score), "percent": _r(s.percent)}
             for s in sorted(subs, key=lambda s: (s.part, s.student))]
@@ -207,6 +214,7 @@ def _empty(ax, text: str) -> None:
 
 
 def plot_scores(subs: list[Submission], path: Path) -> None:
+    """Score distribution per part (PNG)."""
     parts = sorted({s.part for s in subs})
     fig, ax = _figure(max(6, 1.1 * len(parts) + 2), 4)
     data = [[s.percent for s in subs if s.part == p and s.status == "graded"] for p in parts]
@@ -226,6 +234,7 @@ def plot_scores(subs: list[Submission], path: Path) -> None:
 
 
 def plot_cells(rows: list[dict], path: Path) -> None:
+    """Pass rate per graded cell, hardest first (PNG)."""
     fig, ax = _figure(8, max(2.5, 0.28 * len(rows) + 1.2))
     if rows:
         labels = [f"{r['part']} / {r['cell']}" for r in rows]
@@ -243,6 +252,7 @@ def plot_cells(rows: list[dict], path: Path) -> None:
 
 
 def plot_flagged(rows: list[dict], path: Path) -> None:
+    """Submissions flagged, by reason (PNG)."""
     fig, ax = _figure(8, 3.2)
     if rows:
         counts = Counter(f"{r['status']}: {r['reason'] or 'no reason given'}"[:70] for r in rows)
@@ -259,6 +269,7 @@ def plot_flagged(rows: list[dict], path: Path) -> None:
 
 
 def plot_timing(subs: list[Submission], path: Path) -> None:
+    """Grading time per part (PNG)."""
     parts = sorted({s.part for s in subs if s.seconds is not None})
     fig, ax = _figure(max(6, 1.1 * len(parts) + 2), 3.5)
     if parts:
@@ -278,6 +289,7 @@ def plot_timing(subs: list[Submission], path: Path) -> None:
 # ---------------------------------------------------------------------------
 
 def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    """Write ``rows`` (dicts) to ``path`` as CSV with a header."""
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

@@ -59,6 +59,7 @@ class SandboxUnavailable(RuntimeError):
 # ---------------------------------------------------------------------------
 
 def bwrap_path() -> str | None:
+    """Where bubblewrap is, or None."""
     return shutil.which("bwrap")
 
 
