@@ -1,5 +1,5 @@
 """Grading throughput: seconds per submission, submissions per hour per core, and the overhead
-each submission pays beyond running its cells (kernel start, nbgrader, gradebook).
+each submission pays beyond running its notebook.
 
     python -m instructor.benchmark [--parts 01-tensors ...] [--students 4] [--jobs 1 2]
                                    [--cluster tcp://HOST:8786] [--cores N] [--repeat 1]
@@ -9,6 +9,18 @@ submits ``--students`` notebooks per part (full, partial, untouched, in turn), t
 all of them once per ``--jobs`` value on a local cluster (alternating runs, so that background
 load hits each alike), or once per repeat on the cluster at ``--cluster`` (``--cores``: the
 cores its workers have together, for the per-core figure).
+
+Overhead, two ways:
+
+- *beyond a plain run*: the task's seconds minus the seconds the same notebook takes when run
+  the plain way, ``jupyter nbconvert --execute`` style (nbclient, an ordinary local kernel,
+  its start and shutdown included, the hidden tests restored as the grader runs them, no
+  sandbox, no nbgrader, no canaries), measured one at a time before the grading runs;
+- *beyond cells*: the task's seconds minus the seconds its kernel spent running cells.
+
+The coordinator's own work per submission (writing the graded notebook, nbgrader's
+SaveAutoGrades into the gradebook, the journal) is timed as well: it bounds how many
+submissions one coordinator can take in an hour, however many workers there are.
 """
 
 from __future__ import annotations
@@ -22,21 +34,81 @@ from pathlib import Path
 from . import grading, notebooks, testing
 
 
-def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int) -> dict:
+def plain_run_seconds(notebook: Path, timeout: int = 600) -> float:
+    """Seconds to run ``notebook`` (outputs cleared) in an ordinary local kernel with nbclient,
+    kernel start and shutdown included: what running it outside the grader costs."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    with tempfile.TemporaryDirectory(prefix="plain-run-") as folder:
+        start = time.monotonic()
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": folder}}).execute()
+        return time.monotonic() - start
+
+
+class _CoordinatorClock:
+    """Times :func:`grading.record` (the coordinator's work per submission) while in use."""
+
+    def __init__(self):
+        self.seconds: list[float] = []
+
+    def __enter__(self):
+        self._record = grading.record
+
+        def timed(*args, **kwargs):
+            start = time.monotonic()
+            try:
+                return self._record(*args, **kwargs)
+            finally:
+                self.seconds.append(time.monotonic() - start)
+
+        grading.record = timed
+        return self
+
+    def __exit__(self, *exc):
+        grading.record = self._record
+
+
+def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int,
+         plain: dict[str, float]) -> dict:
     settings = grading.Settings.resolve(course, jobs=jobs)
     start = time.monotonic()
-    results = grading.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster,
-                                force=True)
+    with _CoordinatorClock() as clock:
+        results = grading.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster,
+                                    force=True)
     wall = time.monotonic() - start
     bad = [f"{x.student}/{x.part}: {x.reason}" for x in results if x.status != "graded"]
     if bad:
         raise SystemExit("benchmark submissions failed to grade: " + "; ".join(bad))
     n = len(results)
+    # steady state: a worker's first task of a part also builds its gradebook for the part
+    # (nbgrader's generate_assignment, ~4 s once per worker and part), reported on its own
+    warm = [x for x in results if x.setup_seconds < 0.05] or results
+    beyond_plain = [x.seconds - plain[x.sha256] for x in warm if x.sha256 in plain]
+    setups = [x.setup_seconds for x in results if x.setup_seconds >= 0.05]
     return {
         "wall": wall, "n": n, "per_submission": wall / n, "per_hour_per_core": n / wall * 3600 / cores,
-        "overhead": statistics.mean(x.seconds - x.cell_seconds for x in results),
+        "overhead": statistics.mean(beyond_plain) if beyond_plain else float("nan"),
+        "beyond_cells": statistics.mean(x.seconds - x.cell_seconds for x in warm),
+        "warm": len(warm), "setup": statistics.mean(setups) if setups else 0.0, "setups": len(setups),
+        "coordinator": statistics.mean(clock.seconds),
         "per_part": {p: statistics.mean(x.seconds for x in results if x.part == p) for p in parts},
+        "results": results,
     }
+
+
+def _plain_runs(course: Path, results) -> dict[str, float]:
+    """Seconds of a plain run for each distinct graded notebook (by submission digest)."""
+    plain: dict[str, float] = {}
+    for x in results:
+        if x.sha256 not in plain:
+            plain[x.sha256] = plain_run_seconds(course / "autograded" / x.student / x.part / f"{x.part}.ipynb")
+    return plain
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,16 +132,26 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.students):
                 kind = kinds[i % 3]
                 testing.submit(course, f"s{i:02d}", part, first if kind == "first" else kind)
+        # a first grading run yields the notebooks as the grader runs them (hidden tests
+        # restored); each distinct one is then run the plain way, one at a time
+        label0, jobs0 = configs[0]
+        warmup = _run(course, parts, jobs0 or 1, args.cluster, args.cores or grading.cpu_count(), {})
+        plain = _plain_runs(course, warmup["results"])
+        print(f"plain runs: {len(plain)} distinct notebooks, mean {statistics.mean(plain.values()):.2f} s "
+              "(nbclient, ordinary kernel, start and shutdown included)", flush=True)
         runs: dict = {label: [] for label, _ in configs}
         for r in range(args.repeat):
             for label, jobs in configs:
-                cores = args.cores or (grading.cpu_count() if label is None else grading.cpu_count())
-                out = _run(course, parts, jobs or 1, args.cluster, cores)
+                cores = args.cores or grading.cpu_count()
+                out = _run(course, parts, jobs or 1, args.cluster, cores, plain)
                 runs[label].append(out)
                 name = f"cluster {args.cluster}" if label is None else f"JOBS={label}"
                 print(f"run {r + 1} {name}: {out['wall']:6.1f} s for {out['n']} submissions = "
                       f"{out['per_submission']:5.2f} s each, {out['per_hour_per_core']:6.0f} per hour per core; "
-                      f"overhead {out['overhead']:.2f} s per submission; mean task time per part: "
+                      f"overhead per submission {out['overhead']:+.2f} s beyond a plain run "
+                      f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} warm tasks), "
+                      f"+{out['setup']:.1f} s once per worker and part ({out['setups']}x); "
+                      f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
                       + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)
         base = statistics.median(o["wall"] for o in runs[configs[0][0]])
         for label, _ in configs:

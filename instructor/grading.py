@@ -253,6 +253,7 @@ class Result:
     review: str = ""            # static-scan findings: graded, but an instructor should look
     seconds: float = 0.0        # the whole task, on its worker
     cell_seconds: float = 0.0   # of which the kernel ran cells; the rest is overhead
+    setup_seconds: float = 0.0  # of which the worker prepared the part (its first task of the part)
     log: str = ""
     sha256: str = ""
     host: str = ""
@@ -337,6 +338,7 @@ def record(course: Path, outcome: dict, sha256: str, timestamp: str | None) -> R
     result = Result(student, part, outcome["status"], reason=_one_line(outcome.get("reason", "")),
                     review=_one_line("; ".join(outcome.get("review") or []), 1000),
                     seconds=outcome.get("seconds", 0.0), cell_seconds=outcome.get("execute_seconds", 0.0),
+                    setup_seconds=outcome.get("setup_seconds", 0.0),
                     sha256=sha256, host=outcome.get("host", ""))
     log_path = course / "autograded" / LOG_DIR / part / f"{student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
