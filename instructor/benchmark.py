@@ -2,13 +2,13 @@
 each submission pays beyond running its notebook.
 
     python -m instructor.benchmark [--parts 01-tensors ...] [--students 4] [--jobs 1 2]
-                                   [--cluster tcp://HOST:8786] [--cores N] [--repeat 1]
+                                   [--cluster tcp://HOST:8786 ...] [--cores N ...] [--repeat 1]
 
 Builds a throw-away course from this repository's solutions (default: every part there is),
 submits ``--students`` notebooks per part (full, partial, untouched, in turn), then autogrades
 all of them once per ``--jobs`` value on a local cluster (alternating runs, so that background
-load hits each alike), or once per repeat on the cluster at ``--cluster`` (``--cores``: the
-cores its workers have together, for the per-core figure).
+load hits each alike), or once per repeat on each cluster given to ``--cluster`` (scheduler
+addresses; ``--cores``: the cores each cluster's workers have together, for the per-core figure).
 
 Overhead, two ways:
 
@@ -74,8 +74,7 @@ class _CoordinatorClock:
         grading.record = self._record
 
 
-def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int,
-         plain: dict[str, float]) -> dict:
+def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int) -> dict:
     settings = grading.Settings.resolve(course, jobs=jobs)
     start = time.monotonic()
     with _CoordinatorClock() as clock:
@@ -89,11 +88,10 @@ def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: 
     # steady state: a worker's first task of a part also builds its gradebook for the part
     # (nbgrader's generate_assignment, ~4 s once per worker and part), reported on its own
     warm = [x for x in results if x.setup_seconds < 0.05] or results
-    beyond_plain = [x.seconds - plain[x.sha256] for x in warm if x.sha256 in plain]
     setups = [x.setup_seconds for x in results if x.setup_seconds >= 0.05]
     return {
         "wall": wall, "n": n, "per_submission": wall / n, "per_hour_per_core": n / wall * 3600 / cores,
-        "overhead": statistics.mean(beyond_plain) if beyond_plain else float("nan"),
+        "warm_results": warm,
         "beyond_cells": statistics.mean(x.seconds - x.cell_seconds for x in warm),
         "warm": len(warm), "setup": statistics.mean(setups) if setups else 0.0, "setups": len(setups),
         "coordinator": statistics.mean(clock.seconds),
@@ -118,12 +116,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="*")
     parser.add_argument("--students", type=int, default=4)
     parser.add_argument("--jobs", type=int, nargs="*", default=[1, 2])
-    parser.add_argument("--cluster", help="a running Dask scheduler (default: local clusters of --jobs workers)")
-    parser.add_argument("--cores", type=int, help="cores of the cluster's workers together (with --cluster)")
+    parser.add_argument("--cluster", nargs="*", default=[],
+                        help="running Dask schedulers (default: local clusters of --jobs workers)")
+    parser.add_argument("--cores", type=int, nargs="*", default=[],
+                        help="cores of each cluster's workers together (with --cluster; default: this machine's)")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
     parts = args.parts or notebooks.existing_parts()
-    configs = [(None, 1)] if args.cluster else [(j, j) for j in args.jobs]
+    # (label, local jobs or None, scheduler address or None, cores for the per-core figure)
+    if args.cluster:
+        cores = args.cores or [grading.cpu_count()] * len(args.cluster)
+        if len(cores) != len(args.cluster):
+            parser.error("give --cores once per --cluster address")
+        configs = [(f"cluster {a}", None, a, c) for a, c in zip(args.cluster, cores, strict=True)]
+    else:
+        configs = [(f"JOBS={j}", j, None, grading.cpu_count()) for j in args.jobs]
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as tmp:
         course = testing.make_course(Path(tmp) / "course", parts)
         kinds = ["all", "first", "none"]
@@ -132,21 +139,22 @@ def main(argv: list[str] | None = None) -> int:
             for i in range(args.students):
                 kind = kinds[i % 3]
                 testing.submit(course, f"s{i:02d}", part, first if kind == "first" else kind)
-        # a first grading run yields the notebooks as the grader runs them (hidden tests
-        # restored); each distinct one is then run the plain way, one at a time
-        label0, jobs0 = configs[0]
-        warmup = _run(course, parts, jobs0 or 1, args.cluster, args.cores or grading.cpu_count(), {})
-        plain = _plain_runs(course, warmup["results"])
+        runs: dict = {label: [] for label, *_ in configs}
+        for r in range(args.repeat):
+            for label, jobs, address, cores in configs:
+                runs[label].append(_run(course, parts, jobs or 1, address, cores))
+                print(f"run {r + 1} {label}: graded {runs[label][-1]['n']} submissions", flush=True)
+        # the notebooks as the grader ran them (hidden tests restored), each distinct one run the
+        # plain way, one at a time
+        plain = _plain_runs(course, runs[configs[0][0]][-1]["results"])
         print(f"plain runs: {len(plain)} distinct notebooks, mean {statistics.mean(plain.values()):.2f} s "
               "(nbclient, ordinary kernel, start and shutdown included)", flush=True)
-        runs: dict = {label: [] for label, _ in configs}
         for r in range(args.repeat):
-            for label, jobs in configs:
-                cores = args.cores or grading.cpu_count()
-                out = _run(course, parts, jobs or 1, args.cluster, cores, plain)
-                runs[label].append(out)
-                name = f"cluster {args.cluster}" if label is None else f"JOBS={label}"
-                print(f"run {r + 1} {name}: {out['wall']:6.1f} s for {out['n']} submissions = "
+            for label, *_ in configs:
+                out = runs[label][r]
+                beyond_plain = [x.seconds - plain[x.sha256] for x in out["warm_results"] if x.sha256 in plain]
+                out["overhead"] = statistics.mean(beyond_plain) if beyond_plain else float("nan")
+                print(f"run {r + 1} {label}: {out['wall']:6.1f} s for {out['n']} submissions = "
                       f"{out['per_submission']:5.2f} s each, {out['per_hour_per_core']:6.0f} per hour per core; "
                       f"overhead per submission {out['overhead']:+.2f} s beyond a plain run "
                       f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} warm tasks), "
@@ -154,11 +162,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
                       + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)
         base = statistics.median(o["wall"] for o in runs[configs[0][0]])
-        for label, _ in configs:
+        for label, *_ in configs:
             wall = statistics.median(o["wall"] for o in runs[label])
-            name = f"cluster {args.cluster}" if label is None else f"JOBS={label}"
-            first = f"JOBS={configs[0][0]}" if configs[0][0] else "the first run"
-            print(f"{name}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {first}")
+            print(f"{label}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {configs[0][0]}")
     return 0
 
 

@@ -1,0 +1,37 @@
+"""The grading benchmark runs end to end and prints what the README's table is made of."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+
+from instructor import benchmark
+
+from .conftest import require_sandbox
+
+
+def test_plain_run_seconds_runs_the_notebook(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import time\ntime.sleep(0.5)")])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    seconds = benchmark.plain_run_seconds(path)
+    assert seconds >= 0.5, f"a notebook that sleeps 0.5 s took {seconds:.2f} s: it did not run"
+
+
+def test_benchmark_reports_overhead_throughput_and_speed_up(capsys):
+    require_sandbox()
+    assert benchmark.main(["--parts", "01-tensors", "--students", "2", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"plain runs: 2 distinct notebooks, mean \d+\.\d+ s", out), out
+    run = re.search(r"run 1 JOBS=1: +[\d.]+ s for 2 submissions = +[\d.]+ s each, +(\d+) per hour per core; "
+                    r"overhead per submission ([-+][\d.]+) s beyond a plain run \(([\d.]+) s beyond cells; "
+                    r"(\d+) warm tasks\), \+([\d.]+) s once per worker and part \((\d+)x\); "
+                    r"coordinator ([\d.]+) s per submission; mean task time per part: 01-tensors [\d.]+ s", out)
+    assert run, out
+    per_hour, overhead, beyond_cells, warm, setup, setups, coordinator = run.groups()
+    assert int(per_hour) > 0 and float(coordinator) > 0
+    # one worker: its first Part 01 task builds the part's gradebook, the second one is warm
+    assert (int(warm), int(setups)) == (1, 1) and float(setup) > 0, out
+    assert float(beyond_cells) > 0, out
+    assert "JOBS=1: median" in out and "speed-up 1.00x over JOBS=1" in out, out
