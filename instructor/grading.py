@@ -15,6 +15,8 @@ Limits, from the environment or the command line (command line wins):
                               timeout: a student can add cells, each just under the limit)
     GRADING_MEMORY            address space per kernel, e.g. 6G (default: min(8G, 3/4 of RAM / JOBS))
     GRADING_CPU               CPU seconds per kernel (default: notebook timeout x threads)
+    GRADING_THREADS           threads per kernel (default: cores / JOBS on a local cluster; on
+                              --cluster, read on each worker from ITS environment, default 1)
     GRADING_SANDBOX           bwrap (default: refuse to grade without it) or rlimits (grade
                               with resource limits only, NOT confined: see README)
 """
@@ -85,6 +87,7 @@ class Settings:
     processes: int = 512        # processes and threads of one submission, all together
     sandbox: str = "bwrap"
     data_dir: str | None = None
+    cpu_given: bool = False     # cpu_seconds was set (argument or GRADING_CPU), not derived from threads
 
     @classmethod
     def resolve(cls, course: Path, jobs: int = 1, timeout: int | None = None,
@@ -96,7 +99,7 @@ class Settings:
         jobs = max(1, int(jobs))
         cell = int(timeout or env.get("GRADING_TIMEOUT") or configured_timeout(course) or 600)
         whole = int(notebook_timeout or env.get("GRADING_NOTEBOOK_TIMEOUT") or 3 * cell)
-        threads = max(1, cpu_count() // jobs)
+        threads = int(env.get("GRADING_THREADS") or max(1, cpu_count() // jobs))
         mem = memory or env.get("GRADING_MEMORY")
         mem_bytes = parse_size(mem) if mem else min(8 * 2**30, int(total_memory() * 0.75 / jobs))
         mode = (sandbox_mode or env.get("GRADING_SANDBOX") or "bwrap").lower()
@@ -107,13 +110,18 @@ class Settings:
         return cls(jobs=jobs, cell_timeout=cell, notebook_timeout=whole, memory_bytes=mem_bytes,
                    cpu_seconds=int(cpu or env.get("GRADING_CPU") or whole * threads),
                    threads=threads, processes=int(processes or env.get("GRADING_PROCESSES") or 512),
-                   sandbox=mode, data_dir=os.path.realpath(data_root()))
+                   sandbox=mode, data_dir=os.path.realpath(data_root()),
+                   cpu_given=bool(cpu or env.get("GRADING_CPU")))
 
-    def task_limits(self) -> dict:
-        """What a grading task needs to confine one submission (plain data: it travels to workers)."""
+    def task_limits(self, cluster: bool = False) -> dict:
+        """What a grading task needs to confine one submission (plain data: it travels to workers).
+        On a ``cluster`` the cores are the worker's, not this machine's: threads per kernel (and the
+        CPU seconds derived from them) are left to the worker (``GRADING_THREADS`` there, default 1)."""
+        remote = cluster and "GRADING_THREADS" not in os.environ
         return {"cell_timeout": self.cell_timeout, "notebook_timeout": self.notebook_timeout,
-                "memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
-                "threads": self.threads, "processes": self.processes, "sandbox": self.sandbox}
+                "memory_bytes": self.memory_bytes,
+                "cpu_seconds": None if remote and not self.cpu_given else self.cpu_seconds,
+                "threads": None if remote else self.threads, "processes": self.processes, "sandbox": self.sandbox}
 
 
 def course_config(course: Path):
@@ -461,11 +469,13 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
     if not todo:
         write_report(course)
         return results
+    limits = settings.task_limits(cluster=bool(cluster))
     say(f"grading {len(todo)} submission(s) of {', '.join(parts)} on "
         f"{'the cluster at ' + cluster if cluster else f'{settings.jobs} local worker(s)'}; "
         f"limits per submission: cell {settings.cell_timeout} s, notebook {settings.notebook_timeout} s, "
         f"memory {settings.memory_bytes / 2**30:.1f} GiB, {settings.processes} processes, "
-        f"CPU {settings.cpu_seconds} s, {settings.threads} thread(s)")
+        + (f"CPU {settings.cpu_seconds} s, {settings.threads} thread(s)" if limits["threads"]
+           else "threads per kernel: the workers' GRADING_THREADS (default 1)"))
     from distributed import as_completed
 
     sources = {part: (course / "solutions" / part / f"{part}.ipynb").read_bytes() for part in parts}
@@ -485,7 +495,7 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
                 return False
             timestamp = _timestamp(course, job)
             spec = {"student": job.student, "part": job.part, "notebook": submission_bytes(course, job),
-                    "source": sources[job.part], "timestamp": timestamp, "limits": settings.task_limits(),
+                    "source": sources[job.part], "timestamp": timestamp, "limits": limits,
                     "data_dir": settings.data_dir, "secret": secret, "masked": masked}
             future = client.submit(_grade_task, spec, key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}",
                                    pure=False)

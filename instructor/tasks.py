@@ -147,8 +147,17 @@ def read_regular_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
         os.close(fd)
 
 
+def worker_limits(lim: dict) -> dict:
+    """``lim`` with what the coordinator left to the worker filled in: threads per kernel from
+    this worker's GRADING_THREADS (default 1), CPU seconds = notebook timeout x threads."""
+    lim = dict(lim)
+    lim["threads"] = lim.get("threads") or int(os.environ.get("GRADING_THREADS") or 1)
+    lim["cpu_seconds"] = lim.get("cpu_seconds") or lim["notebook_timeout"] * lim["threads"]
+    return lim
+
+
 def _sandbox_config(spec: dict, scratch: Path, group) -> dict:
-    lim = spec["limits"]
+    lim = worker_limits(spec["limits"])
     helper = ROOT / "helper"
     binds = [[p, p] for p in sandbox.python_paths()]
     if helper.is_dir():
