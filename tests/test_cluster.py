@@ -21,32 +21,46 @@ from tests.conftest import require_sandbox
 from tests.services import start_dask_cluster
 
 PART = "01-tensors"
+PARTS = ("01-tensors", "02-neural-networks")
+CLASS = ("full", "partial", "empty", "crash", "cheat")
 
 
-def small_class(folder, students=("full", "partial", "empty", "crash"), config=""):
-    """Part 1 for: the solution, the first exercise solved, untouched, and a kernel that dies."""
-    course = testing.make_course(folder, [PART], config)
-    first = testing.answer_ids(course, PART)[:1]
-    kinds = {"full": "all", "partial": first, "empty": "none"}
-    for student in students:
-        if student in kinds:
-            testing.submit(course, student, PART, kinds[student])
-        elif student == "crash":
-            nb = testing.student_notebook(course, PART, first)
-            testing.write_submission(course, student, PART, testing.insert_code(nb, 2, "import os\nos._exit(3)"))
-        else:
-            testing.submit(course, student, PART, "all")
+def small_class(folder, students=("full", "partial", "empty", "crash"), config="", parts=(PART,)):
+    """``parts`` for: the solution, the first exercise solved, untouched, a kernel that dies, a
+    cheat the canaries catch (run_cell wrapped), and any other name: the solution again."""
+    from tests import cheats
+
+    course = testing.make_course(folder, list(parts), config)
+    for part in parts:
+        first = testing.answer_ids(course, part)[:1]
+        kinds = {"full": "all", "partial": first, "empty": "none"}
+        for student in students:
+            if student in kinds:
+                testing.submit(course, student, part, kinds[student])
+            elif student == "crash":
+                nb = testing.student_notebook(course, part, first)
+                testing.write_submission(course, student, part, testing.insert_code(nb, 2, "import os\nos._exit(3)"))
+            elif student == "cheat":
+                nb = testing.student_notebook(course, part, first)
+                after_first = 1 + next(i for i, c in enumerate(nb.cells)
+                                       if c.metadata.get("nbgrader", {}).get("grade_id") == first[0])
+                testing.write_submission(course, student, part,
+                                         testing.insert_code(nb, after_first, cheats.CHEATS["run_cell_wrapped"]))
+            else:
+                testing.submit(course, student, part, "all")
     return course
 
 
 def outcome(course):
-    """(student -> (status, score)) from the report, and student -> score from the gradebook."""
+    """((student, part) -> (status, score, reason, review)) from the report, and
+    (student, part) -> score from the gradebook."""
     from nbgrader.api import Gradebook
 
     with open(course / "autograded" / grading.REPORT, newline="") as f:
-        report = {row["student"]: (row["status"], float(row["score"])) for row in csv.DictReader(f)}
+        report = {(row["student"], row["part"]): (row["status"], float(row["score"]), row["reason"], row["review"])
+                  for row in csv.DictReader(f)}
     with Gradebook(grading.db_url(course)) as gb:
-        book = {s.student.id: s.score for s in gb.find_assignment(PART).submissions}
+        book = {(s.student.id, a.name): s.score for a in gb.assignments for s in a.submissions}
     return report, book
 
 
@@ -61,20 +75,29 @@ def journal_counts(course):
 @pytest.fixture(scope="module")
 def local_run(tmp_path_factory):
     require_sandbox()
-    course = small_class(tmp_path_factory.mktemp("local"))
-    grading.autograde(course, [PART], settings=grading.Settings.resolve(course, jobs=2), say=lambda _: None)
+    course = small_class(tmp_path_factory.mktemp("local"), CLASS, parts=PARTS)
+    grading.autograde(course, list(PARTS), settings=grading.Settings.resolve(course, jobs=2), say=lambda _: None)
     return outcome(course)
 
 
 def test_a_real_cluster_grades_like_a_local_run(tmp_path, local_run):
-    course = small_class(tmp_path / "course")
+    """Two parts x (full, partial, untouched, a dying kernel, a cheat) through a real scheduler and
+    two workers: report and gradebook equal the local run's, submission for submission."""
+    course = small_class(tmp_path / "course", CLASS, parts=PARTS)
     with start_dask_cluster(2) as cluster:
-        results = grading.autograde(course, [PART], settings=grading.Settings.resolve(course),
+        results = grading.autograde(course, list(PARTS), settings=grading.Settings.resolve(course),
                                     cluster=cluster.address, say=lambda _: None)
-    assert len(results) == 4
-    assert outcome(course) == local_run
-    report, _ = local_run
-    assert report["full"][0] == "graded" and report["crash"][0] == "flagged"
+        hosts = {r.host for r in results}
+    assert len(results) == len(CLASS) * len(PARTS)
+    report, book = outcome(course)
+    assert (report, book) == local_run
+    for part in PARTS:
+        assert report[("full", part)][:2] == ("graded", book[("full", part)]) and book[("full", part)] > 0
+        assert 0 < report[("partial", part)][1] < report[("full", part)][1]
+        assert report[("empty", part)][:2] == ("graded", 0)
+        assert report[("crash", part)][0] == "flagged" and "kernel died" in report[("crash", part)][2]
+        assert report[("cheat", part)][:2] == ("tampered", 0) and "canary" in report[("cheat", part)][2]
+    assert hosts == {os.uname().nodename}
 
 
 def test_a_worker_killed_mid_run_costs_nothing(tmp_path):
@@ -109,8 +132,8 @@ def test_a_worker_killed_mid_run_costs_nothing(tmp_path):
     assert sorted(r.student for r in results) == sorted(students)
     assert journal_counts(course) == {s: 1 for s in students}, "each submission recorded exactly once"
     report, book = outcome(course)
-    assert {s: status for s, (status, _) in report.items()} == {s: "graded" for s in students}
-    assert set(book) == set(students)
+    assert {s: row[0] for (s, _), row in report.items()} == {s: "graded" for s in students}
+    assert {s for s, _ in book} == set(students)
 
 
 def test_an_interrupted_coordinator_resumes(tmp_path):

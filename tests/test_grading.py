@@ -9,7 +9,6 @@ import pytest
 from nbgrader.api import Gradebook
 
 from instructor import grading
-
 from tests.conftest import PARTS
 
 
@@ -100,7 +99,8 @@ def test_threads_per_kernel_are_the_workers_own_on_a_cluster(monkeypatch, tmp_pa
         monkeypatch.delenv(name, raising=False)
     settings = grading.Settings.resolve(tmp_path, jobs=1)
     local = settings.task_limits()
-    assert local["threads"] == grading.cpu_count() and local["cpu_seconds"] == settings.notebook_timeout * local["threads"]
+    assert local["threads"] == grading.cpu_count()
+    assert local["cpu_seconds"] == settings.notebook_timeout * local["threads"]
     remote = settings.task_limits(cluster=True)
     assert remote["threads"] is None and remote["cpu_seconds"] is None
     assert tasks.worker_limits(remote)["threads"] == 1

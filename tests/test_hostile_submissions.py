@@ -30,7 +30,7 @@ from tests.conftest import require_sandbox
 PART = "01-tensors"
 # Short limits for this test; real grading keeps 600 s per cell (Part 8 trains for minutes).
 CELL_TIMEOUT = 10       # seconds per cell
-NOTEBOOK_TIMEOUT = 90   # seconds per notebook
+NOTEBOOK_TIMEOUT = 45   # seconds per notebook: Part 1 takes under 10 s, even on a busy machine
 CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below burn before their timeouts
 
 # Cheats graded through the whole pipeline, in the sandbox: the table and a few beyond
@@ -227,7 +227,7 @@ def run(tmp_path_factory):
         cpu_hog = testing.insert_code(cpu_hog, 2, spin)
     hostile("cpu_hog", cpu_hog)
     slow = ref
-    for _ in range(10):  # each cell within the cell timeout, together past the notebook limit
+    for _ in range(5):  # each cell within the cell timeout, together past the notebook limit
         slow = testing.insert_code(slow, 2, "import time\ntime.sleep(9.5)")
     hostile("slow_cells", slow)
     # np.empty maps memory without touching it: the address-space limit trips at once, where
