@@ -80,7 +80,7 @@ try:
     for _ in range(2000):
         pid = os.fork()
         if pid == 0:
-            time.sleep(15)
+            time.sleep(6)  # alive long enough for the next forks to hit the limit
             os._exit(0)
         children.append(pid)
 except OSError as exc:
