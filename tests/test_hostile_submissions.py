@@ -80,7 +80,7 @@ try:
     for _ in range(2000):
         pid = os.fork()
         if pid == 0:
-            time.sleep(6)  # alive long enough for the next forks to hit the limit
+            time.sleep(15)  # alive until the forks hit the limit, even on a slow, busy machine
             os._exit(0)
         children.append(pid)
 except OSError as exc:
