@@ -59,6 +59,7 @@ class Network(nn.Module):
         self.dropout = nn.Dropout(p=drop_p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` or flat inputs ``(B, input_size)`` -> log-probabilities ``(B, output_size)``."""
         if x.dim() > 2:
             x = x.flatten(start_dim=1)  # a new view: the caller's tensor keeps its shape
         first = self.hidden_layers[0] if len(self.hidden_layers) else self.output
