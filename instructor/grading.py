@@ -586,11 +586,21 @@ FEEDBACK_PREPROCESSORS = [
 def feedback(course: Path, parts: list[str] | None = None) -> None:
     """nbgrader generate_feedback: feedback/<student>/<part>/<part>.html for graded work, without
     hidden tests (nbgrader_config.py sets the same pipeline for formgrader)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     course = check_course(course)
     pipeline = "[" + ",".join(repr(p) for p in FEEDBACK_PREPROCESSORS) + "]"
-    for part in parts or released_parts(course):
+    parts = list(parts or released_parts(course))
+
+    def one(part: str) -> None:
         run_nbgrader(["generate_feedback", part, "--force", "--log-level=WARN",
                       f"--GenerateFeedback.preprocessors={pipeline}"], course, check=True)
+
+    # one nbgrader process per part, as many at once as there are cores: each writes only
+    # feedback/<student>/<part>/ and reads the gradebook
+    with ThreadPoolExecutor(max_workers=max(1, min(len(parts), cpu_count()))) as pool:
+        for done in [pool.submit(one, part) for part in parts]:
+            done.result()
 
 
 def export_grades(course: Path, out: Path) -> Path:
