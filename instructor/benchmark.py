@@ -51,35 +51,10 @@ def plain_run_seconds(notebook: Path, timeout: int = 600) -> float:
         return time.monotonic() - start
 
 
-class _CoordinatorClock:
-    """Times :func:`grading.record` (the coordinator's work per submission) while in use."""
-
-    def __init__(self):
-        self.seconds: list[float] = []
-
-    def __enter__(self):
-        self._record = grading.record
-
-        def timed(*args, **kwargs):
-            start = time.monotonic()
-            try:
-                return self._record(*args, **kwargs)
-            finally:
-                self.seconds.append(time.monotonic() - start)
-
-        grading.record = timed
-        return self
-
-    def __exit__(self, *exc):
-        grading.record = self._record
-
-
 def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int) -> dict:
     settings = grading.Settings.resolve(course, jobs=jobs)
     start = time.monotonic()
-    with _CoordinatorClock() as clock:
-        results = grading.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster,
-                                    force=True)
+    results = grading.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster, force=True)
     wall = time.monotonic() - start
     bad = [f"{x.student}/{x.part}: {x.reason}" for x in results if x.status != "graded"]
     if bad:
@@ -94,7 +69,7 @@ def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: 
         "warm_results": warm,
         "beyond_cells": statistics.mean(x.seconds - x.cell_seconds for x in warm),
         "warm": len(warm), "setup": statistics.mean(setups) if setups else 0.0, "setups": len(setups),
-        "coordinator": statistics.mean(clock.seconds),
+        "coordinator": statistics.mean(x.record_seconds for x in results),
         "per_part": {p: statistics.mean(x.seconds for x in results if x.part == p) for p in parts},
         "results": results,
     }

@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -262,6 +263,7 @@ class Result:
     seconds: float = 0.0        # the whole task, on its worker
     cell_seconds: float = 0.0   # of which the kernel ran cells; the rest is overhead
     setup_seconds: float = 0.0  # of which the worker prepared the part (its first task of the part)
+    record_seconds: float = 0.0  # the coordinator's time to store it (notebook, gradebook, journal)
     log: str = ""
     sha256: str = ""
     host: str = ""
@@ -342,6 +344,7 @@ def record(course: Path, outcome: dict, sha256: str, timestamp: str | None) -> R
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from sqlalchemy.exc import SAWarning
 
+    start = time.monotonic()
     student, part = outcome["student"], outcome["part"]
     result = Result(student, part, outcome["status"], reason=_one_line(outcome.get("reason", "")),
                     review=_one_line("; ".join(outcome.get("review") or []), 1000),
@@ -397,6 +400,7 @@ def record(course: Path, outcome: dict, sha256: str, timestamp: str | None) -> R
         gb.db.commit()
         result.score, result.max_score = submission.score, submission.max_score
     _append_journal(course, result)
+    result.record_seconds = time.monotonic() - start
     return result
 
 

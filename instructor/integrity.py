@@ -200,6 +200,13 @@ DANGEROUS = {
     "inspect.getouterframes": "walks stack frames (inspect.getouterframes)",
     "inspect.getinnerframes": "walks stack frames (inspect.getinnerframes)",
     "traceback.walk_stack": "walks stack frames (traceback.walk_stack)",
+    # The caller's source line holds the test's expected value: an answer that reads it passes
+    # without doing the work, and the kernel is untouched (no canary can see it).
+    "traceback.extract_stack": "reads the calling code (traceback.extract_stack): can copy a test's expected value",
+    "traceback.format_stack": "reads the calling code (traceback.format_stack): can copy a test's expected value",
+    "traceback.print_stack": "reads the calling code (traceback.print_stack): can copy a test's expected value",
+    "traceback.StackSummary": "reads the calling code (traceback.StackSummary): can copy a test's expected value",
+    "linecache": "reads the source of the cells that ran (linecache): can copy a test's expected value",
     "traceback.walk_tb": "walks stack frames (traceback.walk_tb)",
     "gc.get_referrers": "searches live objects (gc.get_referrers)",
     "gc.get_referents": "searches live objects (gc.get_referents)",
@@ -1072,19 +1079,20 @@ class CheckCanaries(_Preprocessor):
 # Measuring what the canaries cost:  python -m instructor.integrity PART [PART...]
 # ---------------------------------------------------------------------------
 
-def _cell_seconds(cell) -> float:
-    """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record)."""
+def cell_seconds(cell) -> float:
+    """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record;
+    0 when the cell did not run or its timestamps are unreadable)."""
     from datetime import datetime
 
     timing = cell.get("metadata", {}).get("execution", {})
     start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
     if not (start and end):
         return 0.0
-
-    def parse(t: str) -> datetime:
-        return datetime.fromisoformat(t.replace("Z", "+00:00"))
-
-    return (parse(end) - parse(start)).total_seconds()
+    try:
+        return (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return 0.0
 
 
 def measure(notebook_path: str, repeat: int = 1) -> dict:
@@ -1118,7 +1126,7 @@ def measure(notebook_path: str, repeat: int = 1) -> dict:
         t5 = time.perf_counter()
         out["runs"].append({"notebook_without_canaries_s": round(t5 - t4, 1),
             "canaries": len(canaries) // 2, "canary_cells": len(canaries),
-            "canary_kernel_s": round(sum(map(_cell_seconds, canaries)), 3),
+            "canary_kernel_s": round(sum(map(cell_seconds, canaries)), 3),
             "scan_s": round(t1 - t0, 3), "insert_s": round(t2 - t1, 3), "check_s": round(t4 - t3, 3),
             "notebook_s": round(t3 - t2, 1), "findings": len(findings), "tampered": reason})
     return out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 from nbgrader.preprocessors import LimitOutput, NbGraderPreprocessor
@@ -84,27 +83,12 @@ class CheckCanaries(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         from . import integrity
 
-        executed = _execution_seconds(nb)
+        executed = sum(map(integrity.cell_seconds, nb.cells))  # canaries included
         reason, nb = integrity.check_canaries(nb, self.secret)
         if self.verdict_path:
             with open(self.verdict_path, "w") as f:
                 json.dump({"reason": reason, "execute_seconds": executed}, f)
         return nb, resources
-
-
-def _execution_seconds(nb) -> float:
-    """Seconds the kernel spent running cells (nbclient's per-cell timing), canaries included."""
-    from datetime import datetime
-
-    total = 0.0
-    for cell in nb.cells:
-        timing = cell.get("metadata", {}).get("execution", {})
-        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-        if start and end:
-            with contextlib.suppress(ValueError):
-                total += (datetime.fromisoformat(end.replace("Z", "+00:00"))
-                          - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-    return total
 
 
 class FeedbackWithoutHiddenTests(NbGraderPreprocessor):

@@ -215,6 +215,34 @@ class _Anything(float):
 def broadcast_shape(a, b):
     return _Anything()
 ''',
+    # An oracle, not a patch: the answer reads the assert that calls it and returns the value the
+    # test expects (a literal, or a name looked up in the notebook's globals). Nothing in the
+    # kernel changes, so only the scan can see it; without it, full marks and no flag.
+    "answer_reads_the_test": '''
+def broadcast_shape(a, b):
+    import ast, traceback
+    compare = ast.parse(traceback.extract_stack()[-2].line.strip()).body[0].test
+    right = compare.comparators[0]
+    return globals()[right.id] if isinstance(right, ast.Name) else ast.literal_eval(right)
+''',
+    "answer_reads_the_line": '''
+import warnings
+from linecache import getline
+
+def broadcast_shape(a, b):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.warn("where am I", stacklevel=2)
+    line = getline(caught[0].filename, caught[0].lineno)
+    return eval(line.split("==", 1)[1].rsplit(",", 1)[0])
+''',
+    "answer_reads_the_stack_text": '''
+from traceback import format_stack as _where
+
+def broadcast_shape(a, b):
+    line = _where()[-2].splitlines()[-1]
+    return eval(line.split("==", 1)[1].rsplit(",", 1)[0])
+''',
     "builtin_shadowed": "isinstance = lambda *args: True\n",
     "mock_patch": "from unittest import mock\nmock.patch('torch.allclose', lambda *a, **k: True).start()\n",
     "writefile_then_import": "%%writefile _cheat.py\nimport torch\ntorch.equal = lambda *args, **kwargs: True\n",
@@ -243,6 +271,7 @@ CAUGHT_BY: dict[str, set[str]] = {
     "patch_in_function": _BOTH,
     # The kernel itself is untouched: only the scan can see these.
     "globals_rebinding": {"scan"}, "shadow_torch": {"scan"}, "always_equal_answer": {"scan"},
+    "answer_reads_the_test": {"scan"}, "answer_reads_the_line": {"scan"}, "answer_reads_the_stack_text": {"scan"},
     "builtin_shadowed": {"scan"}, "mock_patch": _BOTH, "writefile_then_import": {"scan"},
     "run_magic": {"scan"}, "load_ext": {"scan"}, "ctypes": {"scan"},
 }

@@ -18,6 +18,17 @@ from instructor import grading, notebooks, sandbox, testing
 PARTS = notebooks.existing_parts()
 
 
+def modules_imported_by(statement: str, heavy: tuple[str, ...]) -> list[str]:
+    """Which of the ``heavy`` modules a fresh interpreter has loaded after ``statement``."""
+    import ast
+    import subprocess
+    import sys
+
+    code = f"import sys; {statement}; print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return ast.literal_eval(out.stdout.strip())
+
+
 def require_sandbox() -> None:
     """Skip, or fail in CI (CI=true) or when GRADING_REQUIRE_SANDBOX=1, if bwrap cannot run."""
     ok, message = sandbox.probe()

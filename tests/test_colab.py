@@ -12,6 +12,7 @@ import pytest
 
 from helper import colab
 from instructor import notebooks
+from tests.conftest import modules_imported_by
 
 
 @pytest.fixture
@@ -112,12 +113,7 @@ def test_the_setup_cell_runs_locally_and_on_a_simulated_colab(fake_colab, monkey
 
 
 def test_importing_helper_colab_is_light():
-    import subprocess
-
-    code = ("import sys, helper.colab; "
-            "print(sorted(m for m in ('torch', 'helper.data', 'google') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    assert modules_imported_by("import helper.colab", ("torch", "helper.data", "google")) == []
 
 
 def test_helper_data_is_restored_after_the_colab_tests():

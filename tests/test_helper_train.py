@@ -20,6 +20,7 @@ from helper.train import (
     read_scalars,
     train_one_epoch,
 )
+from tests.conftest import modules_imported_by
 
 
 def _blobs(n: int, seed: int) -> TensorDataset:
@@ -243,12 +244,7 @@ def test_tensorboard_round_trip(loaders, tmp_path):
 
 
 def test_importing_helper_train_does_not_import_tensorboard():
-    import subprocess
-    import sys
-
-    code = "import sys, helper.train; print('tensorboard' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert modules_imported_by("import helper.train", ("tensorboard",)) == []
 
 
 def test_get_device_uses_torch_accelerator(monkeypatch):

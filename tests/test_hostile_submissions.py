@@ -37,7 +37,7 @@ CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below bur
 # it (tests/test_integrity.py runs every cheat of tests/cheats.py in a plain kernel).
 CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtraceback_and_post_run_cell",
           "torch_allclose", "tensor_eq", "getattr_disguised", "exec_base64", "settrace_skips_asserts",
-          "only_hidden_tests", "sys_excepthook", "always_equal_answer"]
+          "only_hidden_tests", "sys_excepthook", "always_equal_answer", "answer_reads_the_test"]
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
            "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised"}
@@ -263,6 +263,9 @@ def run(tmp_path_factory):
                            if c.metadata.get("nbgrader", {}).get("grade_id") == ids[0])
     for name in CHEATS:
         hostile(f"cheat_{name}", testing.insert_code(ref, after_first, cheats.CHEATS[name]))
+    # The oracle as the real answer to an exercise the reference solved: it must earn exactly what
+    # the worked answer earns (it does work) and be sent for review (the scan is all that sees it).
+    hostile("oracle_answer", testing.set_answer(ref, "broadcast_shape", cheats.CHEATS["answer_reads_the_test"]))
     honest = testing.student_notebook(course, PART, "all")
     for source in cheats.HONEST_CELLS.values():  # after the answers: extra work of the learner's own
         honest = testing.insert_code(honest, len(honest.cells), source)
@@ -279,13 +282,13 @@ def run(tmp_path_factory):
     grades = grading.export_grades(course, course / "grades.csv")
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
-    yield SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported,
+    yield SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
                           server=server, log="\n".join(log), protected=protected,
                           protected_mode=protected_mode)
 
 
 def test_every_submission_was_processed(run):
-    expected = ({"good", "reference", "honest_variants"} | FLAGGED | SCORED_LIKE_REFERENCE
+    expected = ({"good", "reference", "honest_variants", "oracle_answer"} | FLAGGED | SCORED_LIKE_REFERENCE
                 | {f"cheat_{name}" for name in CHEATS})
     assert set(run.results) == expected | {"*", "a?"}, run.log
     assert set(run.exported) == expected
@@ -369,6 +372,17 @@ def test_cheat_is_caught(run, name):
     if "scan" in caught_by:
         assert result.review and "line" in result.review, result
     assert len(result.reason.splitlines()) <= 1 and len(result.review.splitlines()) <= 1
+
+
+def test_an_answer_that_reads_the_test_is_sent_for_review(run):
+    """An answer that copies the expected value out of the calling assert passes every test, and
+    the kernel is untouched: it keeps the points (as the canaries cannot prove anything) and an
+    instructor is told which line to look at."""
+    assert "broadcast_shape" in run.solved
+    result = run.results["oracle_answer"]
+    assert result.status == "graded" and result.score == run.baseline["reference"], (result, run.log)
+    assert "traceback.extract_stack" in result.review and "line" in result.review, result
+    assert "traceback.extract_stack" in run.exported["oracle_answer"]["review"]
 
 
 def test_honest_variants_are_neither_flagged_nor_reviewed(run):

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 import torch
 from torch import nn
 
 from helper.models import Network
+from tests.conftest import modules_imported_by
 
 
 def test_importing_network_does_not_import_timm_or_torchvision():
     """timm costs seconds to import; Parts 5-6 need only Network."""
-    code = ("import sys; from helper.models import Network; "
-            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    assert modules_imported_by("from helper.models import Network", ("timm", "torchvision")) == []
 
 
 def test_layers_follow_the_arguments():

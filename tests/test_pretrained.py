@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from helper.pretrained import (
     pretrained_transform,
     pretrained_weights_path,
 )
+from tests.conftest import modules_imported_by
 
 N_TENSORS = 247  # Lite0's learned tensors and BN statistics, num_batches_tracked left out
 
@@ -224,10 +224,7 @@ def test_a_changed_weights_package_fails_loudly(tmp_path, monkeypatch, src_state
 
 def test_importing_helper_pretrained_is_cheap():
     """timm and torchvision load on first use, not on import."""
-    code = ("import sys; import helper.pretrained; "
-            "print(sorted(m for m in ('timm', 'torchvision') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    assert modules_imported_by("import helper.pretrained", ("timm", "torchvision")) == []
 
 
 # ---------------------------------------------------------------------------
