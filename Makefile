@@ -3,7 +3,8 @@
 #   make lab        JupyterLab on notebooks/ (what learners open)
 #   make formgrader the instructor's view: formgrader on every part, the gradebook, flags
 #   make report     class report in report/index.html (plots and CSV) from the gradebook
-#   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/)
+#   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/),
+#                   in TEST_WORKERS=2 processes
 #   make lint       ruff: lint and import order (configured in pyproject.toml)
 #   make install    virtual environment in $(VENV): `helper` and pyproject.toml's [course,test] extras
 #   make release    regenerate notebooks/ from solutions/ (PART=03-training for one part)
@@ -28,6 +29,7 @@ JOBS ?= 1
 CLUSTER ?=
 FORCE ?=
 FROM ?= downloaded-submissions
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
@@ -59,8 +61,9 @@ formgrader: install
 lint: install
 	$(PY) -m ruff check .
 
+# Two test processes side by side (TEST_WORKERS=0: one), each taking whole files.
 test: lint
-	$(PY) -m pytest $(NBVAL) tests solutions -v --durations=15
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(NBVAL) tests solutions -v --durations=15
 
 release: install
 	$(PY) -m instructor release $(PART)

@@ -8,6 +8,9 @@
   says so explicitly. Tests of the fake data itself use the ``fake_data`` fixture.
 - nbval bookkeeping: prints how many notebook cells had their outputs compared and
   how many were run with their output ignored.
+- Side by side (``pytest -n 2``, what ``make test`` runs): pytest-xdist gives each worker
+  whole files (``--dist loadfile``), the slowest first (``SLOWEST_FIRST``), so that a file's
+  fixtures are built once; the workers share the fake data folder.
 """
 
 from __future__ import annotations
@@ -31,23 +34,38 @@ PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}
 # Test files that grade notebooks (of the parts they name, or of every part).
 _GRADES_NOTEBOOKS = ("make_course", "autograde")
 
+# The slowest files first (measured), so that two workers finish close together; the rest
+# follow in collection order.
+SLOWEST_FIRST = ("tests/test_grading.py", "tests/test_cluster.py", "tests/test_hostile_submissions.py",
+                 "tests/test_integrity.py", "solutions/08-transfer-learning", "tests/test_notebooks.py",
+                 "tests/test_browser.py", "tests/test_exchange.py", "tests/test_instructor_workflow.py",
+                 "tests/test_unprivileged.py", "solutions/07-loading-image-data", "tests/test_benchmark.py",
+                 "tests/test_services.py")
+# Set for pytest-xdist's workers: COURSE_DATA is the controller's fake data folder.
+_FAKE_ENV = "COURSE_DATA_IS_FAKE"
+
 _FAKE_DIR: Path | None = None
+_OWN_FAKE_DIR = False
 _NBVAL: dict[str, Counter] = defaultdict(Counter)
 _NBVAL_SECONDS: dict[str, float] = defaultdict(float)
 
 
 def pytest_configure(config):
     """Point COURSE_DATA at real or (lazily built) fake data before any kernel starts."""
-    global _FAKE_DIR
+    global _FAKE_DIR, _OWN_FAKE_DIR
     # Kernels started by nbval and nbgrader inherit this environment.
     # (MPLBACKEND is left alone: kernels must keep their inline backend, or nbval finds
     # the stored figures missing. Plain test processes have no display and use Agg.)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     # Progress bars redraw at most once a second: fewer kernel messages on a busy machine.
     os.environ.setdefault("TQDM_MININTERVAL", "1")
-    if not os.environ.get("COURSE_DATA"):
+    if os.environ.get(_FAKE_ENV) == "1" and os.environ.get("COURSE_DATA"):
+        _FAKE_DIR = Path(os.environ["COURSE_DATA"])  # a worker: the controller made it
+    elif not os.environ.get("COURSE_DATA"):
         _FAKE_DIR = Path(tempfile.mkdtemp(prefix="course-fake-data-"))
+        _OWN_FAKE_DIR = True
         os.environ["COURSE_DATA"] = str(_FAKE_DIR)
+        os.environ[_FAKE_ENV] = "1"
     config.course_data = os.environ["COURSE_DATA"]
     config.addinivalue_line("markers", "course_data(*names): the fake data sets a test needs "
                             f"({', '.join(fakedata.DATASETS)}) when COURSE_DATA is not set")
@@ -55,8 +73,9 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     """Remove the fake data folder."""
-    if _FAKE_DIR is not None:
+    if _OWN_FAKE_DIR:
         shutil.rmtree(_FAKE_DIR, ignore_errors=True)
+        os.environ.pop(_FAKE_ENV, None)
 
 
 def pytest_report_header(config):
@@ -108,8 +127,15 @@ def fake_data(tmp_path_factory) -> Callable[[str], Path]:
     return lambda name: fakedata.ensure(root, name)
 
 
+def _rank(item) -> int:
+    path = item.nodeid.split("::")[0]
+    return next((i for i, slow in enumerate(SLOWEST_FIRST) if path.startswith(slow)), len(SLOWEST_FIRST))
+
+
 def pytest_collection_modifyitems(session, config, items):
-    """Give nbval cells time to deliver output; count how nbval treats each cell."""
+    """The slowest files first; give nbval cells time to deliver output; note how nbval treats
+    each cell (as a property of its report: with pytest -n, workers collect, the controller counts)."""
+    items.sort(key=_rank)  # stable: a file's tests keep their order
     for item in items:
         if type(item).__name__ != "IPyNbCell":
             continue
@@ -123,14 +149,19 @@ def pytest_collection_modifyitems(session, config, items):
             kind = "compared"
         else:
             kind = "ignored"
-        _NBVAL[Path(str(item.fspath)).name][kind] += 1
+        item.user_properties.append(("nbval", kind))
 
 
 def pytest_runtest_logreport(report):
-    """Wall time per notebook: the sum of its cells' setup, run and teardown (kernel start included)."""
+    """Per notebook: how nbval treated each cell, and the wall time: the sum of its cells'
+    setup, run and teardown (kernel start included)."""
     path, _, rest = report.nodeid.partition("::")
-    if path.endswith(".ipynb"):
-        _NBVAL_SECONDS[Path(path).name] += report.duration
+    if not path.endswith(".ipynb"):
+        return
+    name = Path(path).name
+    _NBVAL_SECONDS[name] += report.duration
+    if report.when == "setup":
+        _NBVAL[name].update(value for key, value in report.user_properties if key == "nbval")
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -412,8 +412,11 @@ def _client(cluster: str | None, settings: Settings):
     os.environ.update({k: nbgrader_env()[k] for k in ("PATH", "PYTHONPATH")})
     if cluster:
         return Client(cluster, timeout="30s"), None
+    # No dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback port,
+    # not 8787: two local runs at once (two courses, or parallel tests) do not collide.
     local = LocalCluster(n_workers=settings.jobs, threads_per_worker=1, processes=True,
                          dashboard_address=None, worker_dashboard_address=None,
+                         scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                          silence_logs=40, host="127.0.0.1")
     return Client(local), local
 

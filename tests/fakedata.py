@@ -14,6 +14,8 @@ Each data set is built on its own, once per folder, only when something asks for
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import re
 import shutil
 import struct
@@ -161,11 +163,21 @@ def ensure(root: Path | str, name: str, seed: int = 0, sizes: tuple[int, int] | 
         raise ValueError(f"unknown data set {name!r}; fake data sets are {', '.join(DATASETS)}")
     root = Path(root)
     target = root / name
-    if not target.exists():
-        partial = root / f".{name}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        _write(partial, name, sizes or SIZES[name], np.random.default_rng([seed, DATASETS.index(name)]))
-        partial.rename(target)
+    if target.exists():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    # Test processes running side by side (pytest -n) share one folder: one builds, the others
+    # wait for it under a lock on the folder itself and then find the data set there.
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not target.exists():
+            partial = root / f".{name}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            _write(partial, name, sizes or SIZES[name], np.random.default_rng([seed, DATASETS.index(name)]))
+            partial.rename(target)
+    finally:
+        os.close(fd)  # releases the lock
     return root
 
 
