@@ -7,8 +7,10 @@ made from a part's solution (all, some or none of the exercises solved), and tam
 
 from __future__ import annotations
 
+import atexit
 import copy
 import shutil
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -18,14 +20,29 @@ from . import grading, notebooks
 ROOT = grading.ROOT
 
 
+# Courses released in this process, by parts: releasing runs one nbgrader process per part,
+# and a copy of the same release is the same course (its gradebook is a file in the folder).
+_RELEASED: dict[tuple[str, ...], Path] = {}
+
+
 def make_course(folder: Path, parts: list[str], config: str = "") -> Path:
     """A course folder with this repository's nbgrader_config.py (plus the lines in ``config``)
-    and ``parts`` released."""
+    and ``parts`` released. Without ``config`` (the gradebook is the course's SQLite file), a
+    course with the same parts released earlier in this process is copied instead."""
     folder.mkdir(parents=True, exist_ok=True)
+    key = tuple(parts)
+    if not config and key in _RELEASED:
+        shutil.copytree(_RELEASED[key], folder, dirs_exist_ok=True, symlinks=True)
+        return folder
     (folder / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + config)
     for part in parts:
         shutil.copytree(ROOT / "solutions" / part, folder / "solutions" / part)
     notebooks.release(folder, parts)
+    if not config:
+        keep = Path(tempfile.mkdtemp(prefix="course-released-"))
+        atexit.register(shutil.rmtree, keep, True)
+        shutil.copytree(folder, keep, dirs_exist_ok=True, symlinks=True)
+        _RELEASED[key] = keep
     return folder
 
 
