@@ -103,6 +103,8 @@ def _data_needed(item) -> set[str]:
     if not any(word in text for word in _GRADES_NOTEBOOKS):
         return needed
     parts = {p for p in PARTS if p in text or p in map(str, params.values())} or set(PARTS)
+    if "graded_class" in getattr(item, "fixturenames", ()):  # every part, whichever test builds it
+        parts = set(PARTS)
     for part in parts:
         needed |= fakedata.needed_by(_source(ROOT / "solutions" / part / f"{part}.ipynb"))
     return needed

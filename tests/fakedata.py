@@ -25,8 +25,9 @@ import numpy as np
 
 from helper.data import CAT_DOG_CLASSES
 
-# (train, test) images; for Cat_Dog_data, images per class.
-SIZES: dict[str, tuple[int, int]] = {"MNIST": (6000, 1000), "FashionMNIST": (1200, 300), "Cat_Dog_data": (80, 30)}
+# (train, test) images; for Cat_Dog_data, images per class. MNIST's test set is as large as the
+# real sample's (Part 7 prints the shape of its first 2,000 test digits).
+SIZES: dict[str, tuple[int, int]] = {"MNIST": (6000, 2000), "FashionMNIST": (1200, 300), "Cat_Dog_data": (80, 30)}
 DATASETS = tuple(SIZES)
 # What loads each data set in a notebook or test: torchvision's call, or the course's helper.
 _LOADS = {
@@ -61,11 +62,19 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Digits drawn with a font at random size, offset, angle and stroke, plus noise."""
+def _labels(n: int, rng: np.random.Generator, first: int | None) -> np.ndarray:
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    if first is not None:
+        labels[0] = first
+    return labels
+
+
+def _fake_digits(n: int, rng: np.random.Generator, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Digits drawn with a font at random size, offset, angle and stroke, plus noise; ``first``:
+    the first image's label (default random)."""
     from PIL import Image, ImageDraw
 
-    labels = rng.integers(0, 10, n).astype(np.uint8)
+    labels = _labels(n, rng, first)
     images = np.zeros((n, 28, 28), np.uint8)
     fonts = {s: _font(s) for s in (18, 20, 22)}
     for i, y in enumerate(labels):
@@ -82,8 +91,10 @@ def _fake_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
     return images, labels
 
 
-def _fake_fashion(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Crude silhouettes, one per Fashion-MNIST class, jittered in size and place."""
+def _fake_fashion(n: int, rng: np.random.Generator, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Crude silhouettes, one per Fashion-MNIST class, jittered in size and place; ``first``: the
+    first image's label (default random). As in the real data, the first test image is an ankle
+    boot (label 9): Part 6 saves it, prints its class and has two runtimes classify it."""
     from PIL import Image, ImageDraw
 
     shapes = {  # polygons on a 28x28 grid, roughly the garment's outline
@@ -98,7 +109,7 @@ def _fake_fashion(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
         8: [(4, 10), (24, 10), (24, 24), (4, 24)],
         9: [(9, 4), (17, 4), (18, 15), (25, 19), (25, 24), (7, 24)],
     }
-    labels = rng.integers(0, 10, n).astype(np.uint8)
+    labels = _labels(n, rng, first)
     images = np.zeros((n, 28, 28), np.uint8)
     for i, y in enumerate(labels):
         s = rng.uniform(0.8, 1.1)
@@ -147,7 +158,7 @@ def _write(folder: Path, name: str, sizes: tuple[int, int], rng: np.random.Gener
     make = _fake_digits if name == "MNIST" else _fake_fashion
     (folder / "raw").mkdir(parents=True)
     for prefix, n in zip(("train", "t10k"), sizes, strict=True):
-        images, labels = make(n, rng)
+        images, labels = make(n, rng, first=9 if (name, prefix) == ("FashionMNIST", "t10k") else None)
         write_idx(folder / "raw" / f"{prefix}-images-idx3-ubyte", images)
         write_idx(folder / "raw" / f"{prefix}-labels-idx1-ubyte", labels)
 

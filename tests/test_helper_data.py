@@ -43,7 +43,9 @@ def test_fake_idx_data_loads_with_canonical_call(fake_data, cls):
     fake_root = fake_data(cls.__name__)
     train = cls(str(fake_root), download=True, train=True, transform=transforms.ToTensor())
     test = cls(str(fake_root), download=True, train=False, transform=transforms.ToTensor())
-    assert (len(train), len(test)) == ((6000, 1000) if cls is datasets.MNIST else (1200, 300))
+    assert (len(train), len(test)) == ((6000, 2000) if cls is datasets.MNIST else (1200, 300))
+    if cls is datasets.FashionMNIST:
+        assert test[0][1] == 9, "the first test image is an ankle boot, as in Fashion-MNIST"
     image, label = train[0]
     assert image.shape == (1, 28, 28) and 0 <= label < 10
     assert set(train.targets.tolist()) == set(range(10)), "every class appears"
