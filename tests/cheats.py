@@ -249,6 +249,13 @@ def broadcast_shape(a, b):
     "run_magic": "%run _cheat.py\n",
     "load_ext": "%load_ext _cheat\n",
     "ctypes": "import ctypes\nctypes.pythonapi.PyErr_Clear()\n",
+    # The shell's compiler asked to optimise: every later cell, tests included, loses its asserts.
+    "compile_strips_asserts": '''
+_compiler = type(get_ipython().compile)
+def _call(self, source, filename, symbol):
+    return compile(source, filename, symbol, self.flags | 0x200, True, optimize=1)
+_compiler.__call__ = _call
+''',
 }
 
 # Which check must catch each cheat ("defeated already" ones only need the scan).
@@ -272,6 +279,7 @@ CAUGHT_BY: dict[str, set[str]] = {
     # The kernel itself is untouched: only the scan can see these.
     "globals_rebinding": {"scan"}, "shadow_torch": {"scan"}, "always_equal_answer": {"scan"},
     "answer_reads_the_test": {"scan"}, "answer_reads_the_line": {"scan"}, "answer_reads_the_stack_text": {"scan"},
+    "compile_strips_asserts": _BOTH,
     "builtin_shadowed": {"scan"}, "mock_patch": _BOTH, "writefile_then_import": {"scan"},
     "run_magic": {"scan"}, "load_ext": {"scan"}, "ctypes": {"scan"},
 }
