@@ -985,12 +985,28 @@ def _judge(checks, fails, canary: _Canary, where: str) -> str | None:
     return None
 
 
-def check_canaries(nb, secret: str):
+def check_canaries(nb, secret: str, timeouts: Iterable[Mapping] = ()):
     """``(reason, cleaned)`` for an executed notebook: reason is None when every canary behaved
     (or the run stopped before reaching it: a dead kernel or a notebook time limit, which the
     grading run reports itself), else one line naming the first canary that did not; cleaned
     is a copy of ``nb`` without the canary cells. Cells are numbered from 1 in the reason, as
-    in the cleaned notebook."""
+    in the cleaned notebook. ``timeouts``: the cells the grading run stopped at their time limit
+    (``{"cell": index in nb, "label": "cell N (id)"}``); a canary that misbehaves after one of
+    them is blamed on the interruption ("timed out in cell N ..."), never called tampering:
+    an interrupted cell (an import cut halfway, say) can leave the kernel broken by itself."""
+    reason, cleaned = _check_canaries(nb, secret)
+    stops = sorted((t for t in timeouts if isinstance(t.get("cell"), int)), key=lambda t: t["cell"])
+    if reason and stops and reason.startswith("tampered:"):
+        where = re.search(r"(after cell (\d+)|at the end)", reason)
+        first = stops[0]
+        number = int(first["label"].split()[1]) if first.get("label", "").startswith("cell ") else 0
+        if where is not None and (where[1] == "at the end" or int(where[2]) >= number):
+            return (f"timed out in {first['label']}: the cell was stopped at its time limit, and the "
+                    f"canaries after it could not vouch for the kernel ({reason[len('tampered: '):]})"), cleaned
+    return reason, cleaned
+
+
+def _check_canaries(nb, secret: str):
     ids = {}
     for k in range(len(nb.cells) // 2 + 1):
         first, second = _canary(secret, k).ids

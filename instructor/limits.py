@@ -6,7 +6,10 @@ is not enforced for root. A control group bounds them all at once:
 
 - ``pids``: processes and threads of the submission together (a fork loop stops at the limit);
 - ``memory``: resident memory of the submission together (the kernel's out-of-memory killer picks
-  a process of THIS submission when it goes over, never an honest neighbour or the grader).
+  a process of THIS submission when it goes over, never an honest neighbour or the grader);
+- CPU accounting (v2's ``cpu.stat``, v1's ``cpuacct``): the CPU time the submission used, all its
+  processes together, which the grading run's cell limit counts (:func:`Group.cpu_seconds`):
+  a busy machine stretches wall time, not CPU time, so a verdict does not depend on the load.
 
 Both cgroup v2 (one unified hierarchy, ``memory.max``/``pids.max``) and v1 (one hierarchy per
 controller, ``memory.limit_in_bytes``/``pids.max``) are handled. Creating groups needs write access
@@ -69,6 +72,109 @@ def _v1_bases() -> dict[str, Path] | None:
     return bases
 
 
+def _v1_cpuacct_base() -> Path | None:
+    own = _own_paths()
+    for mount in (CGROUP_ROOT / "cpuacct", CGROUP_ROOT / "cpu,cpuacct"):
+        if (mount / "cpuacct.usage").exists() and "cpuacct" in own:
+            return mount / own["cpuacct"].lstrip("/")
+    return None
+
+
+def tree_cpu_seconds(root: int) -> float | None:
+    """CPU seconds of process ``root`` and its live descendants (and the children they waited
+    for), from /proc: the fallback where the submission has no control group."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid, ppid = int(entry), int(fields[1])
+        children.setdefault(ppid, []).append(pid)
+        times[pid] = sum(int(v) for v in fields[11:15]) / tick  # utime stime cutime cstime
+    if root not in times:
+        return None
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += times.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def tree_threads(root: int) -> list[int]:
+    """Thread ids of process ``root`` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+    tids, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        with contextlib.suppress(OSError):
+            tids += [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+        todo += children.get(pid, [])
+    return tids
+
+
+def _running(tids: list[int]) -> bool:
+    """Whether any of these threads is running or ready to run (state R)."""
+    for tid in tids:
+        with contextlib.suppress(OSError, IndexError):
+            if Path(f"/proc/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R":
+                return True
+    return False
+
+
+class SubmissionClock:
+    """Seconds a submission has used, counted so that a busy machine does not stretch them.
+
+    Sampled at each :meth:`read`: while any thread of the submission is running (or ready to run
+    and waiting for a core), the clock advances by the CPU seconds it got per allowed thread,
+    never faster than the wall clock; while every thread waits (sleep, I/O, the grader between two
+    cells), it advances with the wall clock. On an idle machine it reads (about) wall time; on a
+    loaded one a computing cell still needs the same CPU to reach its limit, and a sleeping one
+    the same seconds. ``group``: the submission's :class:`Group`, or None to follow the process
+    tree of the pid in ``pid_file``."""
+
+    def __init__(self, group: Group | None, pid_file: str = "", threads: int = 1):
+        self.group, self.pid_file, self.threads = group, pid_file, max(1, threads)
+        self.elapsed = 0.0
+        self._wall, self._cpu = time.monotonic(), self._cpu_seconds()
+
+    def _root(self) -> int | None:
+        try:
+            return int(Path(self.pid_file).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _cpu_seconds(self) -> float:
+        used = self.group.cpu_seconds() if self.group is not None else None
+        if used is None and (root := self._root()) is not None:
+            used = tree_cpu_seconds(root)
+        return used or 0.0
+
+    def _tids(self) -> list[int]:
+        if self.group is not None:
+            return self.group.threads()
+        root = self._root()
+        return tree_threads(root) if root is not None else []
+
+    def read(self) -> float:
+        """Seconds on this clock since it was made."""
+        wall, cpu = time.monotonic(), self._cpu_seconds()
+        dt, dcpu = wall - self._wall, max(0.0, cpu - self._cpu)
+        self._wall, self._cpu = wall, cpu
+        self.elapsed += min(dt, dcpu / self.threads) if _running(self._tids()) else dt
+        return self.elapsed
+
+
 @dataclass
 class Group:
     """One submission's control group(s). ``dirs``: controller -> folder ('' for v2)."""
@@ -97,6 +203,28 @@ class Group:
             out["oom_kill"] = _read_key(mem_dir / "memory.oom_control", "oom_kill")
         return out
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by every process of the group, dead ones included (None: no
+        CPU accounting for this group)."""
+        if self.version == 2:
+            usec = _read_key(Path(self.dirs[""]) / "cpu.stat", "usage_usec", default=-1)
+            return usec / 1e6 if usec >= 0 else None
+        if "cpuacct" not in self.dirs:
+            return None
+        try:
+            return int(Path(self.dirs["cpuacct"], "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError):
+            return None
+
+    def threads(self) -> list[int]:
+        """The thread ids of every process in the group."""
+        tids: set[int] = set()
+        for folder in set(self.dirs.values()):
+            for name in ("cgroup.threads", "tasks"):
+                with contextlib.suppress(OSError):
+                    tids.update(int(t) for t in Path(folder, name).read_text().split())
+        return sorted(tids)
+
     def processes(self) -> list[int]:
         """The pids of every process in the group."""
         pids: set[int] = set()
@@ -120,12 +248,12 @@ class Group:
                 os.rmdir(folder)
 
 
-def _read_key(path: Path, key: str) -> int:
+def _read_key(path: Path, key: str, default: int = 0) -> int:
     try:
         m = re.search(rf"^{key} (\d+)$", path.read_text(), re.MULTILINE)
     except OSError:
-        return 0
-    return int(m[1]) if m else 0
+        return default
+    return int(m[1]) if m else default
 
 
 def _write(path: Path, value: str) -> None:
@@ -162,6 +290,11 @@ def create(memory_bytes: int, max_pids: int, name: str | None = None) -> Group:
         if memsw.exists():
             _write(memsw, str(memory_bytes))
         _write(Path(dirs["pids"]) / "pids.max", str(max_pids))
+        cpu = _v1_cpuacct_base()
+        if cpu is not None:  # accounting only: without it the cell limit counts the kernel's own CPU
+            with contextlib.suppress(OSError):
+                (cpu / GROUP_NAME / name).mkdir(parents=True)
+                dirs["cpuacct"] = str(cpu / GROUP_NAME / name)
     except OSError:
         Group(dirs).destroy()
         raise

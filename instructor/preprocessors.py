@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import html
 import json
+import os
+import re
+import signal
 
-from nbgrader.preprocessors import LimitOutput, NbGraderPreprocessor
-from traitlets import Integer, Unicode
+from nbclient.util import ensure_async, run_sync
+from nbgrader.preprocessors import Execute, LimitOutput, NbGraderPreprocessor
+from traitlets import Dict, Float, Integer, Unicode
 
 
 class LimitOutputSize(LimitOutput):
@@ -75,7 +82,9 @@ class InsertCanaries(NbGraderPreprocessor):
 
 class CheckCanaries(NbGraderPreprocessor):
     """Reads the canaries' outputs, removes the canary cells and writes the verdict (JSON) to
-    ``verdict_path``: ``{"reason": null}`` or a one-line reason the kernel was tampered with."""
+    ``verdict_path``: ``{"reason": null}`` or a one-line reason the kernel was tampered with
+    (``tampered: ...``), or could not be checked after a cell was stopped at its time limit
+    (``timed out in cell N ...``: the stops :class:`SupervisedExecute` left in ``resources``)."""
 
     secret = Unicode("", help="the secret InsertCanaries used").tag(config=True)
     verdict_path = Unicode("", help="where the verdict is written").tag(config=True)
@@ -84,27 +93,187 @@ class CheckCanaries(NbGraderPreprocessor):
         from . import integrity
 
         executed = sum(map(integrity.cell_seconds, nb.cells))  # canaries included
-        reason, nb = integrity.check_canaries(nb, self.secret)
+        reason, nb = integrity.check_canaries(nb, self.secret, resources.get("timeouts", []))
         if self.verdict_path:
             with open(self.verdict_path, "w") as f:
                 json.dump({"reason": reason, "execute_seconds": executed}, f)
         return nb, resources
 
 
+def hidden_test_lines(nb, min_chars: int = 12) -> set[str]:
+    """The lines of every ``### BEGIN HIDDEN TESTS`` block in ``nb``, whitespace folded, that are
+    long enough to say something (``try:``, ``else:`` and short names are too common to hide)."""
+    lines: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        inside = False
+        for line in cell.source.splitlines():
+            if "### BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "### END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(folded := " ".join(line.split())) >= min_chars:
+                lines.add(folded)
+    return lines
+
+
+REMOVED = "[a line of a hidden test was removed here]"
+
+
+def _shown(text: str) -> str:
+    """``text`` as a reader sees it, for matching: tags dropped, entities decoded, white space
+    folded, one kind of quote (``repr`` and f-strings swap them)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]*?>", " ", text)).split()).replace("'", '"')
+
+
+def scrub_text(text: str, hidden: set[str]) -> str:
+    """``text`` with every line that quotes a hidden-test line (or a long enough piece of one)
+    replaced by :data:`REMOVED`. HTML is read as a browser shows it (entities, tags and
+    attributes such as an image's alt text), so escaping does not smuggle a line past."""
+    if not hidden or not text:
+        return text
+    hidden = {h.replace("'", '"') for h in hidden}
+    out, changed = [], False
+    for line in text.splitlines(keepends=True):
+        shown, raw = _shown(line), " ".join(html.unescape(line).split()).replace("'", '"')
+        if any(h in shown or h in raw or (len(shown) >= 12 and shown in h) for h in hidden):
+            out.append(REMOVED + ("\n" if line.endswith("\n") else ""))
+            changed = True
+        else:
+            out.append(line)
+    text = "".join(out) if changed else text
+    # a hidden line spread over several output lines (or wrapped by a logger) is caught as a whole
+    if any(h in _shown(text) for h in hidden):
+        return REMOVED + "\n"
+    return text
+
+
+def _scrub(value, hidden: set[str]):
+    if isinstance(value, str):
+        return scrub_text(value, hidden)
+    if isinstance(value, list):
+        value = [_scrub(v, hidden) for v in value]
+        if all(isinstance(v, str) for v in value) and scrub_text("\n".join(value), hidden) == REMOVED + "\n":
+            return [REMOVED]  # a hidden line spread over several entries (a traceback's frames)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v, hidden) for k, v in value.items()}
+    return value
+
+
 class FeedbackWithoutHiddenTests(NbGraderPreprocessor):
-    """For feedback: hidden tests removed from the test cells (nbgrader's ClearHiddenTests), and a
-    failed test's traceback cut to its last line (``AssertionError: <message>``), since IPython's
-    traceback quotes the lines around the failing assert, hidden ones included."""
+    """For feedback: hidden tests removed from the test cells (nbgrader's ClearHiddenTests), a
+    failed test's traceback cut to its last line (``AssertionError: <message>``), and no line of
+    a hidden test in ANY output of any cell: an answer called by a hidden test can print the code
+    that runs it, log it, raise it, or display it as HTML or in an image's alt text."""
 
     def preprocess(self, nb, resources):
         from nbgrader.preprocessors import ClearHiddenTests
 
+        hidden = hidden_test_lines(nb)
         nb, resources = ClearHiddenTests(enforce_metadata=False).preprocess(nb, resources)
         for cell in nb.cells:
-            if not _is_graded_test(cell):
+            if cell.cell_type != "code":
                 continue
             for output in cell.outputs:
-                if output.output_type == "error":
+                for key in ("text", "evalue", "traceback", "data"):
+                    if key in output:
+                        output[key] = _scrub(output[key], hidden)
+                if output.output_type == "error" and _is_graded_test(cell):
                     message = f"{output.ename}: {output.evalue}" if output.evalue else output.ename
                     output.traceback = [message]
         return nb, resources
+
+
+class SupervisedExecute(Execute):
+    """nbgrader's Execute with each cell's time limit read on the submission's own clock
+    (:class:`instructor.limits.SubmissionClock`: CPU time while it computes, wall time while it
+    waits), so that a verdict is a property of the submission, not of the machine: a busy machine
+    stretches a computing cell's wall time, not its time on that clock.
+
+    A cell over ``cell_limit`` is interrupted (``KeyboardInterrupt`` in the cell, grading goes on);
+    one that keeps going for ``grace`` more seconds is killed with its sandbox. nbclient's own
+    ``timeout`` (wall clock) stays as a backstop. Every stop is written to ``record_path`` as it
+    happens (JSON: a list of ``{"cell", "label", "kind"}``, kind ``time``, ``wall`` or ``killed``),
+    so the grading task can say "timed out in cell N" even when the run dies, and is passed to
+    :class:`CheckCanaries` in ``resources["timeouts"]``."""
+
+    cell_limit = Float(0.0, help="seconds one cell may take on the submission's clock (0: wall timeout only)"
+                       ).tag(config=True)
+    grace = Float(3.0, help="seconds an interrupted cell may go on before it is killed").tag(config=True)
+    threads = Integer(1, help="threads the kernel may use (CPU seconds per clock second)").tag(config=True)
+    cgroup = Dict({}, help="the submission's control group (limits.Group.dirs)").tag(config=True)
+    pid_file = Unicode("", help="file holding the pid of the kernel's launcher").tag(config=True)
+    record_path = Unicode("", help="where stops are written (JSON)").tag(config=True)
+    poll = Float(0.2, help="seconds between two looks at the clock").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stops, self._index = [], 0
+        nb, resources = super().preprocess(nb, resources, km=km)
+        resources["timeouts"] = list(self._stops)
+        return nb, resources
+
+    def _group(self):
+        from . import limits
+
+        return limits.Group(dict(self.cgroup)) if self.cgroup else None
+
+    def _label(self, index: int) -> str:
+        from .integrity import CANARY_KEY
+
+        cells = self.nb.cells
+        number = 1 + sum(1 for c in cells[:index] if CANARY_KEY not in c.metadata)
+        gid = (cells[index].metadata.get("nbgrader") or {}).get("grade_id")
+        return f"cell {number}" + (f" ({gid})" if gid else "")
+
+    def _stop(self, index: int, kind: str) -> None:
+        self._stops.append({"cell": index, "label": self._label(index), "kind": kind})
+        if self.record_path:
+            with open(self.record_path, "w") as f:
+                json.dump(self._stops, f)
+
+    def _kill(self) -> None:
+        group = self._group()
+        pids = group.processes() if group else []
+        with contextlib.suppress(OSError, ValueError), open(self.pid_file) as f:
+            pids.append(int(f.read()))  # the launcher (bwrap): --die-with-parent ends the sandbox
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+    async def _watch(self, index: int) -> None:
+        from . import limits
+
+        clock = limits.SubmissionClock(self._group(), self.pid_file, self.threads)
+        interrupted_at = None
+        while True:
+            await asyncio.sleep(self.poll)
+            used = clock.read()
+            if interrupted_at is None and used > self.cell_limit:
+                interrupted_at = used
+                self._stop(index, "time")
+                self.log.error("Cell %d reached its time limit (%.0f s): interrupting it", index, self.cell_limit)
+                await ensure_async(self.km.interrupt_kernel())
+            elif interrupted_at is not None and used > interrupted_at + self.grace:
+                self._stop(index, "killed")
+                self.log.error("Cell %d would not stop after the interrupt: killing the kernel", index)
+                self._kill()
+                return
+
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        self._index = cell_index
+        watch = None
+        if self.cell_limit > 0 and cell.cell_type == "code":
+            watch = asyncio.ensure_future(self._watch(cell_index))
+        try:
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        finally:
+            if watch is not None:
+                watch.cancel()
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds the name to ITS coroutine
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._stop(self._index, "wall")
+        return await super()._async_handle_timeout(timeout, cell)

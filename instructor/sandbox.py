@@ -50,6 +50,19 @@ ETC_ALLOWED = [
 ]
 
 
+# The kernel's entry point when modules are preloaded: import them (a missing one is left to the
+# cell that imports it), then run ipykernel exactly as ``python -m ipykernel_launcher`` would.
+PRELOAD_LAUNCHER = """import importlib, runpy, sys
+for name in sys.argv.pop(1).split(","):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pass
+sys.argv[0] = "ipykernel_launcher"
+runpy.run_module("ipykernel_launcher", run_name="__main__", alter_sys=True)
+"""
+
+
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot create namespaces on this machine."""
 
@@ -251,6 +264,8 @@ def launch(argv: list[str]) -> None:
         sys.exit(f"sandbox: refusing to start a grading kernel in {cwd}: "
                  f"student code only runs in a student's folder under {allowed}")
     kernel_argv = [config["python"], "-m", "ipykernel_launcher", *rest]
+    if config.get("preload"):
+        kernel_argv = [config["python"], "-c", PRELOAD_LAUNCHER, ",".join(config["preload"]), *rest]
     set_limits(config.get("limits", {}))
     confine_submission(config)
     if config.get("pidfile"):  # the grading task kills this process when the notebook runs out of time

@@ -45,6 +45,8 @@ from . import limits, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_NOTEBOOK_BYTES = 64 * 2**20   # a graded notebook larger than this is refused
+WALL_FACTOR = 10                  # nbclient's wall-clock cell timeout: a backstop at this many times the limit
+STARTUP_TIMEOUT = 300             # seconds for the sandboxed kernel to start (preloads included)
 _TEMPLATES: dict[str, Path] = {}  # per worker process: source digest -> private gradebook
 
 
@@ -105,7 +107,7 @@ def autograde_pipeline() -> list:
     pipeline = []
     for pp in Autograde.class_traits()["autograde_preprocessors"].default():
         if pp is Execute:
-            pipeline += [preprocessors.InsertCanaries, Execute, preprocessors.CheckCanaries]
+            pipeline += [preprocessors.InsertCanaries, preprocessors.SupervisedExecute, preprocessors.CheckCanaries]
         elif pp is LimitOutput:
             pipeline += [preprocessors.LimitOutputSize, preprocessors.HarmlessStderr]
         elif pp in (SaveAutoGrades, AssignLatePenalties):
@@ -156,6 +158,16 @@ def worker_limits(lim: dict) -> dict:
     return lim
 
 
+# Imported by the kernel before it answers (not charged to any cell, never cut halfway by a cell's
+# limit): the canaries' own imports, and torchvision where the part uses it.
+PRELOAD = ("numpy", "torch")
+
+
+def preload_modules(source: bytes) -> list[str]:
+    """The modules a grading kernel of this part imports before its first cell."""
+    return [*PRELOAD, *(["torchvision"] if b"torchvision" in source else [])]
+
+
 def _sandbox_config(spec: dict, scratch: Path, group) -> dict:
     lim = worker_limits(spec["limits"])
     helper = ROOT / "helper"
@@ -189,6 +201,7 @@ def _sandbox_config(spec: dict, scratch: Path, group) -> dict:
         "env": env,
         "cgroup": group.dirs if group else None,
         "pidfile": str(scratch / "kernel.pid"),
+        "preload": preload_modules(spec["source"]),
         "kernel_dir": str(scratch / "kernel"),
         "limits": {
             "memory_bytes": lim["memory_bytes"],
@@ -291,8 +304,19 @@ def grade(spec: dict) -> dict:
         cfg.Autograde.create_student = True
         cfg.Autograde.autograde_preprocessors = autograde_pipeline()
         cfg.Execute.kernel_name = sandbox.KERNEL_NAME
-        cfg.Execute.timeout = int(lim["cell_timeout"])
+        # A cell's limit is read on the submission's own clock (CPU time while it computes, wall
+        # time while it waits): a busy machine does not stretch it. Wall time is only a backstop.
+        threads = worker_limits(lim)["threads"]
+        cfg.SupervisedExecute.cell_limit = float(lim["cell_timeout"])
+        cfg.SupervisedExecute.grace = max(2.0, lim["cell_timeout"] / 20)
+        cfg.SupervisedExecute.threads = threads
+        cfg.SupervisedExecute.cgroup = group.dirs if group else {}
+        cfg.SupervisedExecute.pid_file = str(scratch / "kernel.pid")
+        cfg.SupervisedExecute.record_path = str(scratch / "stops.json")
+        cfg.Execute.timeout = int(lim["cell_timeout"] * WALL_FACTOR)
         cfg.Execute.interrupt_on_timeout = True
+        # The kernel imports PyTorch before it answers: on a loaded machine that takes a while.
+        cfg.Execute.startup_timeout = STARTUP_TIMEOUT
         # Plain tracebacks: IPython's default (context lines, through stack_data) costs ~25 ms for
         # every failed assert, canaries included; feedback shows a failed test's last line anyway.
         cfg.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
@@ -307,21 +331,24 @@ def grade(spec: dict) -> dict:
         cfg.CheckCanaries.secret = spec["secret"]
         cfg.CheckCanaries.verdict_path = str(scratch / "canaries.json")
 
-        timed_out = threading.Event()
+        timed_out, finished = threading.Event(), threading.Event()
 
-        def expire():
-            timed_out.set()
-            _stop_kernel(scratch, group)
+        def watch_notebook():  # the notebook's limit, on the same clock as the cells'
+            clock = limits.SubmissionClock(group, str(scratch / "kernel.pid"), threads)
+            while not finished.wait(0.25):
+                if clock.read() > lim["notebook_timeout"]:
+                    timed_out.set()
+                    _stop_kernel(scratch, group)
+                    return
 
-        timer = threading.Timer(lim["notebook_timeout"], expire)
-        timer.daemon = True
+        timer = threading.Thread(target=watch_notebook, daemon=True)
         timer.start()
         failed = None
         try:
             _run_converter(_grading_converter(), cfg, log)
         except Exception as exc:  # noqa: BLE001 - nbgrader raises NbGraderException and others
             failed = exc
-        timer.cancel()
+        finished.set()
         events = group.events() if group else {"pids": 0, "oom_kill": 0}
         text = stream.getvalue()
         out["log"] = text[-200_000:]
@@ -330,6 +357,9 @@ def grade(spec: dict) -> dict:
         if (scratch / "canaries.json").exists():
             verdict = json.loads((scratch / "canaries.json").read_text())
             out["execute_seconds"] = float(verdict.get("execute_seconds") or 0.0)
+        stops = json.loads((scratch / "stops.json").read_text()) if (scratch / "stops.json").exists() else []
+        stuck = [s["label"] for s in stops if s["kind"] == "killed"] or \
+            [s["label"] for s in stops if s["kind"] == "wall" and failed is not None]
         limit_hits = []
         if events["oom_kill"]:
             limit_hits.append(f"hit the memory limit of {lim['memory_bytes'] / 2**30:.1f} GiB for the whole "
@@ -338,16 +368,23 @@ def grade(spec: dict) -> dict:
             limit_hits.append(f"hit the limit of {lim['processes']} processes/threads for the whole submission")
         if timed_out.is_set():
             out["reason"] = f"stopped after the notebook time limit ({lim['notebook_timeout']} s)"
+        elif stuck and not limit_hits:
+            out["reason"] = f"timed out in {stuck[0]}: it kept running after its time limit and would not stop"
         elif failed is not None or not graded.exists():
             out["reason"] = "; ".join(limit_hits) or diagnose(text)
         else:
             out["notebook"] = read_regular_file(graded).decode("utf-8")
             if limit_hits:  # a canary starved by the submission's own limit is no tampering
                 out["reason"] = "; ".join(limit_hits)
+            elif str(verdict.get("reason") or "").startswith("timed out"):
+                out["reason"] = verdict["reason"]  # flagged: the kernel could not be checked after it
             elif verdict.get("reason"):
                 out["status"], out["reason"] = "tampered", verdict["reason"]
             else:
                 out["status"] = "graded"
+                out["review"] += [f"timed out in {s['label']}: stopped at its time limit "
+                                  f"({_limit_words(s['kind'], lim)}), the rest graded as earned"
+                                  for s in stops]
     except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on
         import traceback
 
@@ -356,7 +393,8 @@ def grade(spec: dict) -> dict:
         out["log"] = stream.getvalue()[-200_000:]
     finally:
         if timer is not None:
-            timer.cancel()
+            finished.set()
+            timer.join()
         if group is not None:
             group.destroy()
         for key, value in saved_env.items():
@@ -367,6 +405,12 @@ def grade(spec: dict) -> dict:
         shutil.rmtree(scratch, ignore_errors=True)
         out["seconds"] = time.monotonic() - start
     return out
+
+
+def _limit_words(kind: str, lim: dict) -> str:
+    if kind == "wall":
+        return f"{lim['cell_timeout'] * WALL_FACTOR} s of wall time"
+    return f"{lim['cell_timeout']} s"
 
 
 def diagnose(log: str) -> str:

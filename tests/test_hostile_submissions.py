@@ -2,6 +2,11 @@
 
 Every case must end with the run completing, the case scored (with the ORIGINAL tests) or
 flagged, the gradebook intact and the honest students' scores what they were when graded alone.
+
+The run is graded on a machine made busy on purpose (``LOAD``, default "busy": more grading
+workers than cores and a process spinning beside them): a verdict must be a property of the
+submission, not of the machine. ``python -m tests.determinism`` grades the same class several
+times, idle and busy, and compares every status and score.
 The "reference" student solved every other exercise; the tampering students start from the
 same answers, so "scored correctly" means "scored exactly like reference".
 
@@ -14,9 +19,13 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -41,9 +50,19 @@ CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtrace
           "compile_strips_asserts"]
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
-           "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised"}
+           "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised", "sleep_ignores_interrupt",
+           "tamper_then_time_out"}
 SCORED_LIKE_REFERENCE = {"tests_edited", "tests_deleted", "tests_markdown", "infinite_loop", "memory_hog",
-                         "huge_output", "wrong_kernelspec", "snoop", "links_and_fifos"}
+                         "huge_output", "wrong_kernelspec", "snoop", "links_and_fifos", "sleeps_past_the_limit"}
+# Stopped at a cell's time limit and graded as earned: sent for review with the cell named.
+TIMED_OUT = {"infinite_loop", "sleeps_past_the_limit"}
+LOAD = os.environ.get("HOSTILE_LOAD", "busy")  # "busy": 3 workers on the cores and a spinning process; "idle"
+
+# An answer that breaks the kernel's comparisons, then runs into the cell's time limit: the
+# canaries after it fail, but the interruption is what they are blamed on (flagged, not tampered).
+TAMPER_THEN_TIME_OUT = """import time, torch
+torch.allclose = lambda *args, **kwargs: True
+time.sleep(1000)"""
 
 # Left in the kernel's own folder: links to what the grader may read or chmod, a FIFO that blocks
 # whoever opens it, a hard link attempt, thousands of files and a large one. Nothing outside the
@@ -178,17 +197,55 @@ def outputs_text(course: Path, student: str) -> str:
     return "\n".join(parts)
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    require_sandbox()
-    course = testing.make_course(tmp_path_factory.mktemp("hostile"), [PART])
+# Right answers to broadcast_shape that, when a test calls them, show the code that is running
+# them: the hidden tests' lines reach the cell's outputs, and must not reach the feedback page.
+_BROADCAST = """
+    n = max(len(a), len(b))
+    a, b = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        return None
+    return tuple(y if x == 1 else x for x, y in zip(a, b))
+"""
+ECHOES = {
+    "echo_printed": "import inspect\ndef broadcast_shape(a, b):\n"
+                    "    print(inspect.getsource(inspect.currentframe().f_back))" + _BROADCAST,
+    "echo_stack": "import traceback\ndef broadcast_shape(a, b):\n    traceback.print_stack()" + _BROADCAST,
+    "echo_logged": "import logging, traceback\ndef broadcast_shape(a, b):\n"
+                   "    logging.getLogger('mine').warning(''.join(traceback.format_stack(limit=3)))" + _BROADCAST,
+    "echo_html": "import html, inspect\nfrom IPython.display import HTML, display\n"
+                 "def broadcast_shape(a, b):\n"
+                 "    code = html.escape(inspect.getsource(inspect.currentframe().f_back))\n"
+                 "    display(HTML('<pre>' + code + '</pre><img alt=\"' + code + '\" src=\"x.png\">'))" + _BROADCAST,
+    "echo_warned": "import inspect, warnings\ndef broadcast_shape(a, b):\n"
+                   "    warnings.warn(repr(inspect.getsource(inspect.currentframe().f_back)))" + _BROADCAST,
+}
+
+
+@contextmanager
+def machine_load(load: str):
+    """"busy": a process spinning on one core for as long as the block runs; "idle": nothing."""
+    if load == "idle":
+        yield
+        return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        yield
+    finally:
+        hog.kill()
+        hog.wait()
+
+
+def grade_hostile_class(course: Path, load: str = LOAD):
+    """Build the hostile class in ``course`` and grade it under ``load``; returns the run."""
     ids = testing.answer_ids(course, PART)
     solved, target = ids[0::2], ids[1]  # hostile code goes in an unsolved answer with solved ones after it
     ref = testing.student_notebook(course, PART, solved)
     testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
     testing.write_submission(course, "reference", PART, ref)
-    settings = grading.Settings.resolve(course, jobs=2, timeout=CELL_TIMEOUT, memory="6G",
-                                        notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS, processes=256)
+    # Busy: more workers than cores (each kernel limited to one thread) and a spinning process.
+    settings = grading.Settings.resolve(course, jobs=3 if load == "busy" else 2, timeout=CELL_TIMEOUT,
+                                        memory="6G", notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS,
+                                        processes=256)
     log = []
     # What the honest students deserve: every point for "good", the solved exercises' for "reference".
     from nbgrader.api import Gradebook
@@ -219,6 +276,10 @@ def run(tmp_path_factory):
         cell.pop("execution_count", None)
     hostile("tests_markdown", markdown)
     hostile("infinite_loop", testing.set_answer(ref, target, "while True:\n    pass"))
+    hostile("sleeps_past_the_limit", testing.set_answer(ref, target, "import time\ntime.sleep(1000)"))
+    hostile("sleep_ignores_interrupt", testing.set_answer(
+        ref, target, "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\ntime.sleep(1000)"))
+    hostile("tamper_then_time_out", testing.set_answer(ref, target, TAMPER_THEN_TIME_OUT))
     hostile("loop_ignores_interrupt", testing.set_answer(
         ref, target, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"))
     hostile("kernel_exit", testing.set_answer(ref, target, "import os\nos._exit(1)"))
@@ -267,6 +328,8 @@ def run(tmp_path_factory):
     # The oracle as the real answer to an exercise the reference solved: it must earn exactly what
     # the worked answer earns (it does work) and be sent for review (the scan is all that sees it).
     hostile("oracle_answer", testing.set_answer(ref, "broadcast_shape", cheats.CHEATS["answer_reads_the_test"]))
+    for name, source in ECHOES.items():
+        hostile(name, testing.set_answer(ref, "broadcast_shape", source))
     honest = testing.student_notebook(course, PART, "all")
     for source in cheats.HONEST_CELLS.values():  # after the answers: extra work of the learner's own
         honest = testing.insert_code(honest, len(honest.cells), source)
@@ -276,21 +339,28 @@ def run(tmp_path_factory):
     hostile("snoop", testing.insert_code(ref, 2, SNOOP.format(course=str(course), part=PART, port=server.port)))
 
     try:
-        results = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
+        with machine_load(load):
+            results = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
     finally:
         server.close()
     grading.feedback(course, [PART])
     grades = grading.export_grades(course, course / "grades.csv")
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
-    yield SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
-                          server=server, log="\n".join(log), protected=protected,
-                          protected_mode=protected_mode)
+    return SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
+                           server=server, log="\n".join(log), protected=protected,
+                           protected_mode=protected_mode)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    require_sandbox()
+    return grade_hostile_class(testing.make_course(tmp_path_factory.mktemp("hostile"), [PART]))
 
 
 def test_every_submission_was_processed(run):
     expected = ({"good", "reference", "honest_variants", "oracle_answer"} | FLAGGED | SCORED_LIKE_REFERENCE
-                | {f"cheat_{name}" for name in CHEATS})
+                | set(ECHOES) | {f"cheat_{name}" for name in CHEATS})
     assert set(run.results) == expected | {"*", "a?"}, run.log
     assert set(run.exported) == expected
 
@@ -401,10 +471,48 @@ def test_glob_student_ids_are_flagged_not_graded(run):
         assert run.results[name].status == "flagged" and "not a usable student id" in run.results[name].reason
 
 
+@pytest.mark.parametrize("student", sorted(TIMED_OUT))
+def test_a_cell_stopped_at_its_limit_is_named_for_review(run, student):
+    """Graded as earned, never tampered, and the stopped cell named (the same in every run)."""
+    result = run.results[student]
+    assert result.status == "graded" and result.review.startswith("timed out in cell "), result
+    assert "graded as earned" in result.review and "KeyboardInterrupt" in outputs_text(run.course, student)
+
+
+def test_a_timeout_is_never_called_tampering(run):
+    """Canaries failing after an interrupted cell are blamed on the interruption (the issue's
+    import cut halfway), and a sleep that ignores the interrupt is said to be one."""
+    reasons = {s: run.results[s].reason for s in ("tamper_then_time_out", "sleep_ignores_interrupt")}
+    assert reasons["tamper_then_time_out"].startswith("timed out in cell "), reasons
+    assert "could not vouch" in reasons["tamper_then_time_out"], reasons
+    assert "would not stop" in reasons["sleep_ignores_interrupt"], reasons
+    assert not any(r.status == "tampered" for s, r in run.results.items() if not s.startswith("cheat_")), \
+        {s: r.reason for s, r in run.results.items() if r.status == "tampered"}
+
+
+@pytest.mark.parametrize("student", sorted(ECHOES))
+def test_no_hidden_test_line_in_any_feedback(run, student):
+    """An answer that prints, logs, warns or displays (HTML, alt text) the code running it gets
+    its points, the hidden tests reach its graded outputs, and not one line reaches its feedback."""
+    from instructor.preprocessors import _shown, hidden_test_lines
+
+    result = run.results[student]
+    assert result.status == "graded" and result.score == run.baseline["reference"], (result, run.log)
+    source = nbformat.read(run.course / "solutions" / PART / f"{PART}.ipynb", as_version=4)
+    hidden = {h.replace("'", '"') for h in hidden_test_lines(source)}
+    echoed = _shown(outputs_text(run.course, student).replace("\\n", "\n"))
+    assert any(h in echoed for h in hidden), "the answer did not echo a hidden test: the check proves nothing"
+    page = (run.course / "feedback" / student / PART / f"{PART}.html").read_text()
+    leaked = sorted(h for h in hidden if h in _shown(page) or h in page)
+    assert not leaked, f"{len(leaked)} hidden-test lines in the feedback: {leaked[:3]}"
+
+
 def test_infinite_loop_stopped_by_the_cell_timeout(run):
     assert "KeyboardInterrupt" in outputs_text(run.course, "infinite_loop") or \
         "CellTimeoutError" in outputs_text(run.course, "infinite_loop")
-    assert run.results["infinite_loop"].seconds < 6 * CELL_TIMEOUT
+    # Stopped promptly: at most a few cell limits beyond an honest neighbour graded in the same
+    # run (wall seconds alone would measure the machine's load, not the loop's handling).
+    assert run.results["infinite_loop"].seconds < run.results["good"].seconds + 6 * CELL_TIMEOUT
 
 
 def test_memory_hog_hits_the_limit_and_the_kernel_survives(run):

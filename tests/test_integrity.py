@@ -236,6 +236,26 @@ def test_check_canaries_reasons(tamper, expected):
         assert reason and reason.startswith("tampered: ") and expected in reason and "\n" not in reason, reason
 
 
+def test_canary_failures_after_a_timeout_are_blamed_on_it():
+    """A cell stopped at its time limit (an import cut halfway, say) can break the kernel by
+    itself: the canaries after it failing is "timed out", never "tampered"; before it, tampered."""
+    nb, secret = small_notebook(), integrity.new_secret()
+    run = _fake_run(nb, secret, lambda k, c, f, can: c.outputs[0].update(text=can.token[:-9] + "100000000\n")
+                    if k >= 1 else None)
+    canaries = [i for i, c in enumerate(run.cells) if integrity.is_canary(c, secret)]
+    first_bad = canaries[2]  # canary 1's first cell; the learner's cell just before it timed out
+    stopped = first_bad - 1
+    number = 1 + sum(1 for c in run.cells[:stopped] if not integrity.is_canary(c, secret))
+    timeouts = [{"cell": stopped, "label": f"cell {number}", "kind": "time"}]
+    reason, cleaned = integrity.check_canaries(run, secret, timeouts)
+    assert reason.startswith(f"timed out in cell {number}: ") and "could not vouch" in reason, reason
+    assert "torch.allclose" in reason and "\n" not in reason and len(cleaned.cells) == len(nb.cells)
+    # a stop AFTER the failing canary does not excuse it
+    late = [{"cell": canaries[-1] - 1, "label": f"cell {len(nb.cells)}", "kind": "time"}]
+    assert integrity.check_canaries(run, secret, late)[0].startswith("tampered: ")
+    assert integrity.check_canaries(run, secret)[0].startswith("tampered: ")
+
+
 def test_check_canaries_stopped_run_and_spoofed_metadata():
     nb, secret = small_notebook(), integrity.new_secret()
     run = _fake_run(nb, secret)
