@@ -97,6 +97,22 @@ def test_p1_a_wrong_activation_costs_only_its_own_exercise():
             "the test must give the learner's activation back"
 
 
+@pytest.mark.parametrize(("answer", "named"), [
+    ("return images[(labels == k).nonzero()]", "nonzero() gives (n, 1) indices"),
+    ("return labels[labels == k]", "expected those images, shape (3, 2, 2)"),
+    ("return images[labels != k]", "expected those images, shape (3, 2, 2)"),
+    ("return images[:3]", "expected images 0, 2 and 4"),
+])
+def test_p1_mask_mistakes_are_named(answer, named):
+    msg = message_of(P1, {"examples_of": f"def examples_of(images, labels, k):\n    {answer}\n"}, "test_examples_of")
+    assert named in msg, msg
+
+
+def test_p1_mask_answer_with_other_names_passes():
+    honest = "def examples_of(images, labels, k):\n    keep = labels.eq(k)\n    return images[keep].clone()\n"
+    run_cells(P1, {"examples_of": honest}, "test_examples_of", hidden=True)
+
+
 def torch_zero():
     import torch
 
