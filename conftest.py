@@ -25,12 +25,12 @@ from pathlib import Path
 
 import pytest
 
+from instructor.course import ROOT, existing_parts
 from tests import fakedata
 
 pytest_plugins = ["tests.services"]
 
-ROOT = Path(__file__).resolve().parent
-PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
+PARTS = existing_parts()
 # Test files that grade notebooks (of the parts they name, or of every part).
 _GRADES_NOTEBOOKS = ("make_course", "autograde")
 

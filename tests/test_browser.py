@@ -33,9 +33,10 @@ import nbformat
 import pytest
 
 from instructor import report, testing
+from instructor.course import ROOT
 from tests import test_report
 
-ROOT = testing.ROOT
+ROOT = ROOT
 OUT = ROOT / "test-output" / "browser"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 FIRST = "01-tensors"

@@ -16,9 +16,10 @@ import nbformat
 import pytest
 
 from instructor import testing
+from instructor.course import ROOT
 from tests.conftest import require_sandbox
 
-ROOT = testing.ROOT
+ROOT = ROOT
 PART = "01-tensors"
 
 
