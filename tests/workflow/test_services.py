@@ -19,8 +19,7 @@ import distributed
 import pytest
 
 from instructor.course import ROOT, db_url, run_nbgrader
-
-from .services import start_dask_cluster
+from tests.services import start_dask_cluster
 
 PART = "01-tensors"
 TASK_SECONDS = 0.5

@@ -46,7 +46,7 @@ NOTEBOOK_TIMEOUT = 45   # seconds per notebook: Part 1 takes under 10 s, even on
 CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below burn before their timeouts
 
 # Cheats graded through the whole pipeline, in the sandbox: the table and a few beyond
-# it (tests/test_integrity.py runs every cheat of tests/cheats.py in a plain kernel).
+# it (tests/instructor/test_integrity.py runs every cheat of tests/cheats.py in a plain kernel).
 CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtraceback_and_post_run_cell",
           "torch_allclose", "tensor_eq", "getattr_disguised", "exec_base64", "settrace_skips_asserts",
           "only_hidden_tests", "sys_excepthook", "always_equal_answer", "answer_reads_the_test",

@@ -19,7 +19,7 @@ import pytest
 from instructor import testing
 from instructor.course import ROOT
 from tests.conftest import require_sandbox
-from tests.test_hostile_submissions import FORK_LOOP
+from tests.instructor.test_tasks import FORK_LOOP
 
 PART = "01-tensors"
 NOBODY = 65534

@@ -1,6 +1,6 @@
 """Grading across machines: a real Dask scheduler and two workers on 127.0.0.1, one killed
 mid-run, an interrupted coordinator resumed, and the gradebook on a real PostgreSQL server.
-Needs bubblewrap, as tests/test_hostile_submissions.py explains."""
+Needs bubblewrap, as tests/instructor/test_tasks.py explains."""
 
 from __future__ import annotations
 
