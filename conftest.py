@@ -25,22 +25,24 @@ from pathlib import Path
 
 import pytest
 
+from instructor.course import ROOT, existing_parts
 from tests import fakedata
 
 pytest_plugins = ["tests.services"]
 
-ROOT = Path(__file__).resolve().parent
-PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
+PARTS = existing_parts()
 # Test files that grade notebooks (of the parts they name, or of every part).
 _GRADES_NOTEBOOKS = ("make_course", "autograde")
 
 # The slowest files first (measured), so that two workers finish close together; the rest
 # follow in collection order.
-SLOWEST_FIRST = ("tests/test_grading.py", "tests/test_cluster.py", "tests/test_hostile_submissions.py",
-                 "tests/test_integrity.py", "solutions/08-transfer-learning", "tests/test_notebooks.py",
-                 "tests/test_browser.py", "tests/test_exchange.py", "tests/test_instructor_workflow.py",
-                 "tests/test_unprivileged.py", "solutions/07-loading-image-data", "tests/test_benchmark.py",
-                 "tests/test_services.py")
+SLOWEST_FIRST = ("tests/instructor/test_coordinator.py", "tests/instructor/test_coordinator_cluster.py",
+                 "tests/instructor/test_tasks.py", "tests/instructor/test_integrity.py",
+                 "solutions/08-transfer-learning", "tests/instructor/test_notebooks.py",
+                 "tests/workflow/test_browser.py", "tests/workflow/test_exchange.py",
+                 "tests/workflow/test_instructor_workflow.py", "tests/workflow/test_unprivileged.py",
+                 "solutions/07-loading-image-data", "tests/instructor/test_benchmark.py",
+                 "tests/workflow/test_services.py")
 # Set for pytest-xdist's workers: COURSE_DATA is the controller's fake data folder.
 _FAKE_ENV = "COURSE_DATA_IS_FAKE"
 

@@ -20,7 +20,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import grading, limits, notebooks, sandbox
+from . import collect, coordinator, export, notebooks, report
+from .course import PART_NAMES, GradingError, existing_parts, part_notebook
+from .settings import Settings, confinement
 
 
 def _parts(value: str | None) -> list[str] | None:
@@ -63,13 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.cmd == "release":
-        known = [name for name, _ in notebooks.PARTS]
-        if args.part and args.part not in known:
-            parser.error(f"unknown part {args.part!r}; parts are: {', '.join(known)}")
+        if args.part and args.part not in PART_NAMES:
+            parser.error(f"unknown part {args.part!r}; parts are: {', '.join(PART_NAMES)}")
         notebooks.release(args.course, [args.part] if args.part else None)
         return 0
     if args.cmd == "stamp":
-        for path in args.notebooks or [notebooks.part_notebook(p) for p in notebooks.existing_parts()]:
+        for path in args.notebooks or [part_notebook(p) for p in existing_parts()]:
             print(f"{path}: {'updated' if notebooks.stamp_file(path) else 'up to date'}")
         return 0
     if args.cmd == "execute":
@@ -81,42 +82,30 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.cmd == "check":
-            ok, message = sandbox.probe()
-            if ok:
-                print(f"OK: student code will run confined: {message}")
-                cg_ok, cg_message = limits.available()
-                print(("OK: per-submission memory and process limits: " if cg_ok else
-                       "WARNING: no per-submission limits (per-process only): ") + cg_message)
-                return 0
-            print("!" * 78)
-            print(f"!! NOT CONFINED: {message}")
-            print("!! `make autograde` refuses to grade; GRADING_SANDBOX=rlimits grades anyway with")
-            print("!! resource limits only (student code can then read solutions/ and the gradebook).")
-            print("!" * 78)
-            return 2
+            ok, lines = confinement()
+            print("\n".join(lines))
+            return 0 if ok else 2
         if args.cmd == "autograde":
-            settings = grading.Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
+            settings = Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
                                                 notebook_timeout=args.notebook_timeout,
                                                 memory=args.memory, sandbox_mode=args.sandbox,
                                                 processes=args.processes)
-            results = grading.autograde(args.course, _parts(args.part), _parts(args.student), settings,
+            results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
                                         cluster=args.cluster, force=args.force)
-            return 1 if any(r.status != "graded" or r.review for r in results) else 0
+            return 1 if any(r.needs_a_look for r in results) else 0
         if args.cmd == "feedback":
-            grading.feedback(args.course, _parts(args.part))
+            export.feedback(args.course, _parts(args.part))
             print(f"feedback written under {Path(args.course).resolve() / 'feedback'}")
         elif args.cmd == "grades":
             out = args.out if args.out.is_absolute() else Path(args.course) / args.out
-            print(f"grades written to {grading.export_grades(args.course, out)}")
+            print(f"grades written to {export.export_grades(args.course, out)}")
         elif args.cmd == "collect":
-            outcome = grading.collect(args.course, args.source, args.part)
+            outcome = collect.collect(args.course, args.source, args.part)
             print(f"collected into {Path(args.course).resolve() / 'submitted'}")
             return 1 if outcome["rejected"] else 0
         elif args.cmd == "report":
-            from . import report
-
             report.build(args.course, args.out)
-    except grading.GradingError as exc:
+    except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -3,6 +3,7 @@ each submission pays beyond running its notebook.
 
     python -m instructor.benchmark [--parts 01-tensors ...] [--students 4] [--jobs 1 2]
                                    [--cluster tcp://HOST:8786 ...] [--cores N ...] [--repeat 1]
+    python -m instructor.benchmark --canaries NOTEBOOK [...]    what the canaries cost
 
 Builds a throw-away course from this repository's solutions (default: every part there is),
 submits ``--students`` notebooks per part (full, partial, untouched, in turn), then autogrades
@@ -18,6 +19,9 @@ Overhead, two ways:
   sandbox, no nbgrader, no canaries), measured one at a time before the grading runs;
 - *beyond cells*: the task's seconds minus the seconds its kernel spent running cells.
 
+``--canaries`` times the integrity checks instead: per notebook, the number of canaries, their
+time in the kernel, and the time scan/insert/check take in the grading process.
+
 The coordinator's own work per submission (writing the graded notebook, nbgrader's
 SaveAutoGrades into the gradebook, the journal) is timed as well: it bounds how many
 submissions one coordinator can take in an hour, however many workers there are.
@@ -26,12 +30,16 @@ submissions one coordinator can take in an hour, however many workers there are.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from . import grading, notebooks, testing
+from . import coordinator, testing
+from .course import existing_parts, locked_ids
+from .integrity import canaries, scanner
+from .settings import Settings, cpu_count
 
 
 def plain_run_seconds(notebook: Path, timeout: int = 600) -> float:
@@ -52,9 +60,9 @@ def plain_run_seconds(notebook: Path, timeout: int = 600) -> float:
 
 
 def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int) -> dict:
-    settings = grading.Settings.resolve(course, jobs=jobs)
+    settings = Settings.resolve(course, jobs=jobs)
     start = time.monotonic()
-    results = grading.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster, force=True)
+    results = coordinator.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster, force=True)
     wall = time.monotonic() - start
     bad = [f"{x.student}/{x.part}: {x.reason}" for x in results if x.status != "graded"]
     if bad:
@@ -84,6 +92,61 @@ def _plain_runs(course: Path, results) -> dict[str, float]:
     return plain
 
 
+def measure_canaries(notebook_path: str, repeat: int = 1) -> dict:
+    """Run a notebook with canaries (nbgrader's Execute) and time the parts the canaries add:
+    their cells in the kernel, and insert/check/scan in the grading process; then run it
+    again without canaries, for the end-to-end difference (noisy on a busy machine)."""
+    import copy
+
+    import nbformat
+    from nbgrader.preprocessors import Execute
+
+    nb = nbformat.read(notebook_path, as_version=4)
+    out = {"notebook": notebook_path, "runs": []}
+    for _ in range(repeat):
+        secret = canaries.new_secret()
+        t0 = time.perf_counter()
+        findings = scanner.scan_notebook(nb, locked_ids(nb))
+        t1 = time.perf_counter()
+        marked = canaries.insert_canaries(nb, secret)
+        t2 = time.perf_counter()
+        Execute(timeout=600, kernel_name="python3").preprocess(
+            marked, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        t3 = time.perf_counter()
+        cells = [c for c in marked.cells if canaries.is_canary(c, secret)]
+        reason, _ = canaries.check_canaries(marked, secret)
+        t4 = time.perf_counter()
+        plain = copy.deepcopy(nb)
+        Execute(timeout=600, kernel_name="python3").preprocess(
+            plain, {"metadata": {"path": str(Path(notebook_path).parent)}})
+        t5 = time.perf_counter()
+        out["runs"].append({"notebook_without_canaries_s": round(t5 - t4, 1),
+            "canaries": len(cells) // 2, "canary_cells": len(cells),
+            "canary_kernel_s": round(sum(map(canaries.cell_seconds, cells)), 3),
+            "scan_s": round(t1 - t0, 3), "insert_s": round(t2 - t1, 3), "check_s": round(t4 - t3, 3),
+            "notebook_s": round(t3 - t2, 1), "findings": len(findings), "tampered": reason})
+    return out
+
+
+def _print_runs(runs: dict, configs: list, plain: dict[str, float], repeat: int) -> None:
+    for r in range(repeat):
+        for label, *_ in configs:
+            out = runs[label][r]
+            beyond_plain = [x.seconds - plain[x.sha256] for x in out["warm_results"] if x.sha256 in plain]
+            out["overhead"] = statistics.mean(beyond_plain) if beyond_plain else float("nan")
+            print(f"run {r + 1} {label}: {out['wall']:6.1f} s for {out['n']} submissions = "
+                  f"{out['per_submission']:5.2f} s each, {out['per_hour_per_core']:6.0f} per hour per core; "
+                  f"overhead per submission {out['overhead']:+.2f} s beyond a plain run "
+                  f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} warm tasks), "
+                  f"+{out['setup']:.1f} s once per worker and part ({out['setups']}x); "
+                  f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
+                  + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)
+    base = statistics.median(o["wall"] for o in runs[configs[0][0]])
+    for label, *_ in configs:
+        wall = statistics.median(o["wall"] for o in runs[label])
+        print(f"{label}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {configs[0][0]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build the course, grade it, print one line per run and a summary."""
     parser = argparse.ArgumentParser(prog="python -m instructor.benchmark", description=__doc__,
@@ -96,16 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cores", type=int, nargs="*", default=[],
                         help="cores of each cluster's workers together (with --cluster; default: this machine's)")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--canaries", nargs="+", metavar="NOTEBOOK", help="time the canaries in these notebooks")
     args = parser.parse_args(argv)
-    parts = args.parts or notebooks.existing_parts()
+    if args.canaries:
+        for path in args.canaries:
+            print(json.dumps(measure_canaries(path, args.repeat)))
+        return 0
+    parts = args.parts or existing_parts()
     # (label, local jobs or None, scheduler address or None, cores for the per-core figure)
     if args.cluster:
-        cores = args.cores or [grading.cpu_count()] * len(args.cluster)
+        cores = args.cores or [cpu_count()] * len(args.cluster)
         if len(cores) != len(args.cluster):
             parser.error("give --cores once per --cluster address")
         configs = [(f"cluster {a}", None, a, c) for a, c in zip(args.cluster, cores, strict=True)]
     else:
-        configs = [(f"JOBS={j}", j, None, grading.cpu_count()) for j in args.jobs]
+        configs = [(f"JOBS={j}", j, None, cpu_count()) for j in args.jobs]
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as tmp:
         course = testing.make_course(Path(tmp) / "course", parts)
         kinds = ["all", "first", "none"]
@@ -124,22 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         plain = _plain_runs(course, runs[configs[0][0]][-1]["results"])
         print(f"plain runs: {len(plain)} distinct notebooks, mean {statistics.mean(plain.values()):.2f} s "
               "(nbclient, ordinary kernel, start and shutdown included)", flush=True)
-        for r in range(args.repeat):
-            for label, *_ in configs:
-                out = runs[label][r]
-                beyond_plain = [x.seconds - plain[x.sha256] for x in out["warm_results"] if x.sha256 in plain]
-                out["overhead"] = statistics.mean(beyond_plain) if beyond_plain else float("nan")
-                print(f"run {r + 1} {label}: {out['wall']:6.1f} s for {out['n']} submissions = "
-                      f"{out['per_submission']:5.2f} s each, {out['per_hour_per_core']:6.0f} per hour per core; "
-                      f"overhead per submission {out['overhead']:+.2f} s beyond a plain run "
-                      f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} warm tasks), "
-                      f"+{out['setup']:.1f} s once per worker and part ({out['setups']}x); "
-                      f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
-                      + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)
-        base = statistics.median(o["wall"] for o in runs[configs[0][0]])
-        for label, *_ in configs:
-            wall = statistics.median(o["wall"] for o in runs[label])
-            print(f"{label}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {configs[0][0]}")
+        _print_runs(runs, configs, plain, args.repeat)
     return 0
 
 

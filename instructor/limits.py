@@ -15,7 +15,7 @@ Both cgroup v2 (one unified hierarchy, ``memory.max``/``pids.max``) and v1 (one 
 controller, ``memory.limit_in_bytes``/``pids.max``) are handled. Creating groups needs write access
 to the hierarchy: root, or a delegated subtree (systemd's ``Delegate=yes``). Where that is missing,
 :func:`available` says why and grading falls back to per-process limits plus a process count per
-user (see the README, "Grading safety").
+user (see docs/grading-safety.md).
 
 This file imports only the standard library: :mod:`instructor.sandbox` uses it in the kernel's
 launcher.
@@ -246,6 +246,17 @@ class Group:
         for folder in set(self.dirs.values()):
             with contextlib.suppress(OSError):
                 os.rmdir(folder)
+
+
+def kill_submission(group: Group | None, pid_file: str = "") -> None:
+    """Kill every process of a submission now: its group's, and the launcher in ``pid_file``
+    (bwrap: ``--die-with-parent`` takes the sandbox with it)."""
+    pids = group.processes() if group is not None else []
+    with contextlib.suppress(OSError, ValueError), open(pid_file) as f:
+        pids.append(int(f.read()))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _read_key(path: Path, key: str, default: int = 0) -> int:

@@ -17,23 +17,12 @@ from pathlib import Path
 
 import nbformat
 
-from . import grading
+from .course import PARTS, ROOT, part_notebook, run_nbgrader
 
-ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 NOTEBOOKS = ROOT / "notebooks"
 ASSETS = ROOT / "assets"
 
-PARTS = [
-    ("01-tensors", "Tensors"),
-    ("02-neural-networks", "Neural networks in PyTorch (MNIST)"),
-    ("03-training", "Training neural networks"),
-    ("04-fashion-mnist", "Classifying Fashion-MNIST"),
-    ("05-inference-validation", "Inference and validation"),
-    ("06-saving-loading", "Saving and loading models"),
-    ("07-loading-image-data", "Loading image data"),
-    ("08-transfer-learning", "Transfer learning"),
-]
 
 SETUP_MARK = "# Course setup"
 # An asset reference written by an author: ![alt](assets/name.png); after stamping the
@@ -52,16 +41,6 @@ def repo_url() -> str:
     if match is None:
         raise LookupError("pyproject.toml has no `Repository = \"...\"` line under [project.urls]")
     return match["url"]
-
-
-def part_notebook(part: str, release: bool = False, course: Path = ROOT) -> Path:
-    """``<course>/solutions/<part>/<part>.ipynb``, or under ``notebooks/`` when ``release``."""
-    return course / ("notebooks" if release else "solutions") / part / f"{part}.ipynb"
-
-
-def existing_parts() -> list[str]:
-    """The known parts that have a solution notebook in this repository, in course order."""
-    return [p for p, _ in PARTS if part_notebook(p).exists()]
 
 
 def colab_url(part: str) -> str:
@@ -192,5 +171,5 @@ def release(course_dir: Path, parts: Iterable[str] | None = None) -> None:
         parts = [p for p, _ in PARTS if part_notebook(p, course=course_dir).exists()]
     for part in parts:
         stamp_file(part_notebook(part, course=course_dir))
-        grading.run_nbgrader(["generate_assignment", part, "--force", "--log-level=WARN"], course_dir,
+        run_nbgrader(["generate_assignment", part, "--force", "--log-level=WARN"], course_dir,
                              check=True)

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import json
-import os
 import re
-import signal
 
 from nbclient.util import ensure_async, run_sync
 from nbgrader.preprocessors import Execute, LimitOutput, NbGraderPreprocessor
 from traitlets import Dict, Float, Integer, Unicode
+
+from . import limits
+from .course import grade_id, is_test_cell
+from .integrity import canaries
 
 
 class LimitOutputSize(LimitOutput):
@@ -50,11 +51,6 @@ class LimitOutputSize(LimitOutput):
         return cell, resources
 
 
-def _is_graded_test(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {}) or {}
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
 class HarmlessStderr(NbGraderPreprocessor):
     """nbgrader scores a graded cell 0 when it printed anything on stderr. A correct answer that
     shows a progress bar or a warning must not lose its points: stderr becomes ordinary output.
@@ -70,14 +66,12 @@ class HarmlessStderr(NbGraderPreprocessor):
 
 class InsertCanaries(NbGraderPreprocessor):
     """Hidden cells that check, after student code ran, that the kernel still behaves: see
-    :func:`instructor.integrity.insert_canaries`. They are removed again by :class:`CheckCanaries`."""
+    :func:`instructor.integrity.canaries.insert_canaries`. They are removed again by :class:`CheckCanaries`."""
 
     secret = Unicode("", help="per-run secret the canaries are derived from").tag(config=True)
 
     def preprocess(self, nb, resources):
-        from . import integrity
-
-        return integrity.insert_canaries(nb, self.secret), resources
+        return canaries.insert_canaries(nb, self.secret), resources
 
 
 class CheckCanaries(NbGraderPreprocessor):
@@ -90,10 +84,8 @@ class CheckCanaries(NbGraderPreprocessor):
     verdict_path = Unicode("", help="where the verdict is written").tag(config=True)
 
     def preprocess(self, nb, resources):
-        from . import integrity
-
-        executed = sum(map(integrity.cell_seconds, nb.cells))  # canaries included
-        reason, nb = integrity.check_canaries(nb, self.secret, resources.get("timeouts", []))
+        executed = sum(map(canaries.cell_seconds, nb.cells))  # canaries included
+        reason, nb = canaries.check_canaries(nb, self.secret, resources.get("timeouts", []))
         if self.verdict_path:
             with open(self.verdict_path, "w") as f:
                 json.dump({"reason": reason, "execute_seconds": executed}, f)
@@ -180,7 +172,7 @@ class FeedbackWithoutHiddenTests(NbGraderPreprocessor):
                 for key in ("text", "evalue", "traceback", "data"):
                     if key in output:
                         output[key] = _scrub(output[key], hidden)
-                if output.output_type == "error" and _is_graded_test(cell):
+                if output.output_type == "error" and is_test_cell(cell):
                     message = f"{output.ename}: {output.evalue}" if output.evalue else output.ename
                     output.traceback = [message]
         return nb, resources
@@ -215,16 +207,12 @@ class SupervisedExecute(Execute):
         return nb, resources
 
     def _group(self):
-        from . import limits
-
         return limits.Group(dict(self.cgroup)) if self.cgroup else None
 
     def _label(self, index: int) -> str:
-        from .integrity import CANARY_KEY
-
         cells = self.nb.cells
-        number = 1 + sum(1 for c in cells[:index] if CANARY_KEY not in c.metadata)
-        gid = (cells[index].metadata.get("nbgrader") or {}).get("grade_id")
+        number = 1 + sum(1 for c in cells[:index] if canaries.CANARY_KEY not in c.metadata)
+        gid = grade_id(cells[index])
         return f"cell {number}" + (f" ({gid})" if gid else "")
 
     def _stop(self, index: int, kind: str) -> None:
@@ -233,18 +221,7 @@ class SupervisedExecute(Execute):
             with open(self.record_path, "w") as f:
                 json.dump(self._stops, f)
 
-    def _kill(self) -> None:
-        group = self._group()
-        pids = group.processes() if group else []
-        with contextlib.suppress(OSError, ValueError), open(self.pid_file) as f:
-            pids.append(int(f.read()))  # the launcher (bwrap): --die-with-parent ends the sandbox
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-
     async def _watch(self, index: int) -> None:
-        from . import limits
-
         clock = limits.SubmissionClock(self._group(), self.pid_file, self.threads)
         interrupted_at = None
         while True:
@@ -258,7 +235,7 @@ class SupervisedExecute(Execute):
             elif interrupted_at is not None and used > interrupted_at + self.grace:
                 self._stop(index, "killed")
                 self.log.error("Cell %d would not stop after the interrupt: killing the kernel", index)
-                self._kill()
+                limits.kill_submission(self._group(), self.pid_file)
                 return
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):

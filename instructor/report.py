@@ -30,7 +30,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import grading
+from . import outcome
+from .course import GradingError, check_course, db_url, gradebook_file
 
 PLOTS = {
     "scores": "scores.png",
@@ -42,7 +43,9 @@ PLOTS = {
 
 @dataclass
 class Submission:
-    """One student's graded notebook of one part, as the report counts it."""
+    """One student's graded notebook of one part, as the report counts it: the gradebook's
+    scores per cell, and the grading :class:`~instructor.outcome.Outcome` (status, reason, review,
+    seconds) where grading recorded one."""
 
     student: str
     part: str
@@ -64,26 +67,17 @@ class Submission:
 # Reading
 # ---------------------------------------------------------------------------
 
-def read_grading_report(course: Path) -> dict[tuple[str, str], dict]:
-    """autograded/grading-report.csv as {(student, part): row}; empty when grading never ran."""
-    path = Path(course) / "autograded" / grading.REPORT
-    if not path.exists():
-        return {}
-    with open(path, newline="") as f:
-        return {(r["student"], r["part"]): r for r in csv.DictReader(f)}
-
-
 def read_submissions(course: Path) -> list[Submission]:
     """Every submission in the gradebook, with per-cell scores and grading-report.csv's outcome."""
     from nbgrader.api import Gradebook
 
     course = Path(course).resolve()
-    url = grading.db_url(course)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        raise grading.GradingError(f"no gradebook at {url[len('sqlite:///'):]}: grade first (make autograde)")
-    outcome = read_grading_report(course)
+    file = gradebook_file(course)
+    if file is not None and not file.exists():
+        raise GradingError(f"no gradebook at {file}: grade first (make autograde)")
+    outcomes = outcome.read_report(course)
     subs = []
-    with Gradebook(url) as gb:
+    with Gradebook(db_url(course)) as gb:
         for assignment in sorted(gb.assignments, key=lambda a: a.name):
             for sub in gb.assignment_submissions(assignment.name):
                 s = Submission(sub.student_id, assignment.name, float(sub.score or 0), float(sub.max_score or 0))
@@ -93,21 +87,14 @@ def read_submissions(course: Path) -> list[Submission]:
                     for g in nb.grades:
                         graded = g.auto_score is not None or g.manual_score is not None
                         s.cells[g.name] = (float(g.score) if graded else None, float(g.max_score or 0))
-                row = outcome.get((s.student, s.part))
-                if row:
-                    s.status = row.get("status") or s.status
-                    s.reason = row.get("reason") or ("" if s.status == "graded" else s.reason)
-                    s.seconds = _float(row.get("seconds"))
-                    s.review = (row.get("review") or "").strip()
+                seen = outcomes.get((s.student, s.part))
+                if seen:
+                    s.status = seen.status or s.status
+                    s.reason = seen.reason or ("" if s.status == "graded" else s.reason)
+                    s.seconds = seen.seconds
+                    s.review = seen.review.strip()
                 subs.append(s)
     return subs
-
-
-def _float(text) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
 
 
 # ---------------------------------------------------------------------------
@@ -335,7 +322,7 @@ th { background: #f3f3f3; } .none { color: #666; font-style: italic; }
 
 def build(course: Path, out: Path | None = None, say=print) -> Path:
     """Write the report into ``out`` (default: report/ in the course); returns index.html."""
-    course = grading.check_course(course)
+    course = check_course(course)
     out = Path(out) if out else course / "report"
     out = out if out.is_absolute() else course / out
     out.mkdir(parents=True, exist_ok=True)

@@ -128,7 +128,7 @@ def write_kernelspec(jupyter_dir: Path, config: dict) -> Path:
     """Write ``<jupyter_dir>/kernels/course-sandbox/kernel.json`` and the run config beside it.
 
     jupyter_dir: a folder to put first on JUPYTER_PATH while grading
-    config: what ``launch`` needs (see ``instructor.grading.sandbox_config``)
+    config: what ``launch`` needs (see ``instructor.tasks._sandbox_config``)
     Returns the kernelspec folder.
     """
     spec_dir = jupyter_dir / "kernels" / KERNEL_NAME

@@ -3,7 +3,7 @@
 :func:`grade` runs wherever a grading worker runs (a process of the local cluster, or a Dask worker
 on another machine). It needs nothing from the course folder: the task carries the submitted
 notebook, the part's source notebook (with its hidden tests) and the limits, and it returns the
-graded notebook and the outcome. Only the coordinator (:mod:`instructor.grading`) writes the
+graded notebook and the outcome. Only the coordinator (:mod:`instructor.coordinator`) writes the
 gradebook and ``autograded/``, so no lock has to span machines.
 
 Inside the task, nbgrader's own ``Autograde`` converter runs in this process (imported once per
@@ -13,7 +13,7 @@ confined kernel of :mod:`instructor.sandbox`. The pipeline is nbgrader's default
 
 - ``LimitOutput`` swapped for :class:`~instructor.preprocessors.LimitOutputSize`;
 - tamper canaries inserted before ``Execute`` and checked (and removed) after it
-  (:mod:`instructor.integrity`);
+  (:mod:`instructor.integrity.canaries`);
 - stderr in graded cells made harmless (a progress bar or warning from a correct answer is not a
   failure; a failed assert still is);
 - no ``SaveAutoGrades``/``AssignLatePenalties``: the coordinator runs them on the returned
@@ -33,39 +33,26 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import sys
 import tempfile
 import threading
 import time
+import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import limits, sandbox
+from .course import ROOT, locked_ids, nbgrader_config, notebook_in, read_regular_file, submission_dir
+from .integrity import scanner
+from .outcome import Outcome
 
-ROOT = Path(__file__).resolve().parents[1]
-MAX_NOTEBOOK_BYTES = 64 * 2**20   # a graded notebook larger than this is refused
 WALL_FACTOR = 10                  # nbclient's wall-clock cell timeout: a backstop at this many times the limit
 STARTUP_TIMEOUT = 300             # seconds for the sandboxed kernel to start (preloads included)
+LOG_CHARS = 200_000               # the end of a task's log that travels back
 _TEMPLATES: dict[str, Path] = {}  # per worker process: source digest -> private gradebook
-
-
-def _course_config(course: Path, part: str, student: str | None = None):
-    from traitlets.config import Config
-
-    cfg = Config()
-    cfg.CourseDirectory.root = str(course)
-    cfg.CourseDirectory.course_id = "intro-pytorch"
-    cfg.CourseDirectory.source_directory = "source"
-    cfg.CourseDirectory.release_directory = "release"
-    cfg.CourseDirectory.submitted_directory = "submitted"
-    cfg.CourseDirectory.autograded_directory = "autograded"
-    cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
-    cfg.CourseDirectory.assignment_id = part
-    cfg.CourseDirectory.include = ["*.ipynb"]
-    if student:
-        cfg.CourseDirectory.student_id = student
-    return cfg
 
 
 def _run_converter(converter_class, cfg, log: logging.Logger) -> None:
@@ -90,7 +77,7 @@ def private_gradebook(part: str, source: bytes, cache: Path) -> Path:
     log = logging.getLogger(f"instructor.release.{digest}")
     log.addHandler(logging.NullHandler())
     log.propagate = False
-    cfg = _course_config(course, part)
+    cfg = nbgrader_config(course, part)
     cfg.GenerateAssignment.force = True
     _run_converter(GenerateAssignment, cfg, log)
     _TEMPLATES[digest] = course / "gradebook.db"
@@ -131,22 +118,6 @@ def _grading_converter():
 
     return ConfinedAutograde
 
-
-def read_regular_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
-    """The bytes of ``path`` if it is a regular file (not a link, FIFO or device) of at most ``limit``."""
-    if stat.S_ISLNK(os.lstat(path).st_mode):
-        raise OSError(f"{path.name} is a symbolic link, not a regular file: never followed")
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path.name} is not a regular file")
-        if info.st_size > limit:
-            raise OSError(f"{path.name} is {info.st_size:,} bytes (limit {limit:,})")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(limit + 1)
-    finally:
-        os.close(fd)
 
 
 def worker_limits(lim: dict) -> dict:
@@ -214,196 +185,263 @@ def _sandbox_config(spec: dict, scratch: Path, group) -> dict:
     }
 
 
-def _stop_kernel(scratch: Path, group) -> None:
-    """The notebook ran out of time: kill the whole submission (nbgrader then sees a dead kernel)."""
-    if group is not None:
-        for pid in group.processes():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, 9)
-    try:
-        pid = int((scratch / "kernel.pid").read_text())
-        os.kill(pid, 9)  # bwrap: --die-with-parent takes the kernel with it
-    except (OSError, ValueError):
-        pass
+
+# ---------------------------------------------------------------------------
+# The task, stage by stage
+# ---------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """One task's private state: its scratch folder, its log, the submission's control group."""
+
+    spec: dict
+    scratch: Path
+    lim: dict
+    stream: io.StringIO = field(default_factory=io.StringIO)
+    group: limits.Group | None = None
+
+    @property
+    def course(self) -> Path:
+        return self.scratch / "course"
+
+    @property
+    def pid_file(self) -> str:
+        return str(self.scratch / "kernel.pid")
+
+    @property
+    def log(self) -> logging.Logger:
+        log = logging.getLogger(f"instructor.task.{self.scratch.name}")
+        if not log.handlers:
+            log.setLevel(logging.INFO)
+            log.propagate = False
+            log.addHandler(logging.StreamHandler(self.stream))
+        return log
+
+    def log_tail(self) -> str:
+        return self.stream.getvalue()[-LOG_CHARS:]
 
 
-def grade(spec: dict) -> dict:
-    """Grade one submission. ``spec``: student, part, notebook (bytes), source (bytes),
-    timestamp (str or None), limits (dict, see ``grading.Settings.task_limits``), data_dir,
-    secret (str: seeds the canaries), masked (folders the kernel must not see).
-    Returns: status ('graded', 'flagged' or 'tampered'), reason, notebook (str, the graded
-    notebook when there is one), review (list of one-line findings), log, host, seconds (the
-    whole task), execute_seconds (of which the kernel ran cells) and setup_seconds (of which this
-    worker built its gradebook for the part: the first task of a part on a worker only)."""
-    import nbformat
-
-    from . import integrity
-
-    start = time.monotonic()
-    student, part = spec["student"], spec["part"]
-    # nbformat validates every notebook nbgrader reads and writes: the compiled validator is faster
+def _prepare_process() -> None:
+    """Once per worker, harmless to repeat: nbformat's compiled validator (faster: it checks
+    every notebook nbgrader reads and writes) and this venv's tools on PATH (nbgrader runs
+    `alembic` when it creates a gradebook)."""
     os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")
-    tools = os.path.dirname(sys.executable)  # nbgrader runs `alembic` when it creates a gradebook
+    tools = os.path.dirname(sys.executable)
     if tools not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
-    out = {"student": student, "part": part, "status": "flagged", "reason": "", "notebook": None,
-           "review": [], "log": "", "seconds": 0.0, "execute_seconds": 0.0, "setup_seconds": 0.0,
-           "host": os.uname().nodename}
+
+
+def _read_notebooks(spec: dict):
+    """(submitted notebook, source notebook); ValueError with the reason if the upload is not one."""
+    import nbformat
+
     try:
         submitted = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - any unreadable upload is the student's, not ours
-        out["reason"] = f"the notebook is not valid notebook JSON ({type(exc).__name__})"
-        out["seconds"] = time.monotonic() - start
-        return out
-    source_nb = nbformat.reads(spec["source"].decode("utf-8"), as_version=4)
-    locked = {c.metadata.get("nbgrader", {}).get("grade_id") for c in source_nb.cells
-              if c.metadata.get("nbgrader", {}).get("locked")}
-    out["review"] = [str(f) for f in integrity.scan_notebook(submitted, locked) if not f.note]
+        raise ValueError(f"the notebook is not valid notebook JSON ({type(exc).__name__})") from None
+    return submitted, nbformat.reads(spec["source"].decode("utf-8"), as_version=4)
 
+
+@contextlib.contextmanager
+def _scratch(spec: dict):
+    """A private folder for one task under this worker's cache (removed afterwards), and the cache."""
     cache = Path(tempfile.gettempdir()) / f"course-grading-{os.getuid()}" / f"worker-{os.getpid()}"
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="job-", dir=cache))
-    stream = io.StringIO()
-    log = logging.getLogger(f"instructor.task.{scratch.name}")
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    log.addHandler(logging.StreamHandler(stream))
-    group = None
-    timer = None
-    saved_env = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
+    run = _Run(spec, Path(tempfile.mkdtemp(prefix="job-", dir=cache)), worker_limits(spec["limits"]))
     try:
-        setup = time.monotonic()
-        template = private_gradebook(part, spec["source"], cache)
-        out["setup_seconds"] = time.monotonic() - setup  # once per worker and part, then ~0
-        course = scratch / "course"
-        folder = course / "submitted" / student / part
-        folder.mkdir(parents=True)
-        (folder / f"{part}.ipynb").write_bytes(spec["notebook"])
-        if spec.get("timestamp"):
-            (folder / "timestamp.txt").write_text(spec["timestamp"])
-        (course / "source" / part).mkdir(parents=True)
-        (course / "source" / part / f"{part}.ipynb").write_bytes(spec["source"])
-        shutil.copy(template, course / "gradebook.db")
-
-        lim = spec["limits"]
-        try:
-            group = limits.create(lim["memory_bytes"], lim["processes"])
-            log.info("per-submission limits: %s", group.dirs)
-        except OSError as exc:
-            group = None
-            log.warning("per-submission limits unavailable (%s): limits are per process", exc)
-        jupyter_dir = scratch / "jupyter"
-        sandbox.write_kernelspec(jupyter_dir, _sandbox_config(spec, scratch, group))
-        kernel_dir = scratch / "kernel"
-        kernel_dir.mkdir()
-        os.environ["JUPYTER_PATH"] = str(jupyter_dir)
-        os.environ["JUPYTER_RUNTIME_DIR"] = str(kernel_dir)
-
-        cfg = _course_config(course, part, student)
-        cfg.Autograde.force = True
-        cfg.Autograde.create_student = True
-        cfg.Autograde.autograde_preprocessors = autograde_pipeline()
-        cfg.Execute.kernel_name = sandbox.KERNEL_NAME
-        # A cell's limit is read on the submission's own clock (CPU time while it computes, wall
-        # time while it waits): a busy machine does not stretch it. Wall time is only a backstop.
-        threads = worker_limits(lim)["threads"]
-        cfg.SupervisedExecute.cell_limit = float(lim["cell_timeout"])
-        cfg.SupervisedExecute.grace = max(2.0, lim["cell_timeout"] / 20)
-        cfg.SupervisedExecute.threads = threads
-        cfg.SupervisedExecute.cgroup = group.dirs if group else {}
-        cfg.SupervisedExecute.pid_file = str(scratch / "kernel.pid")
-        cfg.SupervisedExecute.record_path = str(scratch / "stops.json")
-        cfg.Execute.timeout = int(lim["cell_timeout"] * WALL_FACTOR)
-        cfg.Execute.interrupt_on_timeout = True
-        # The kernel imports PyTorch before it answers: on a loaded machine that takes a while.
-        cfg.Execute.startup_timeout = STARTUP_TIMEOUT
-        # Plain tracebacks: IPython's default (context lines, through stack_data) costs ~25 ms for
-        # every failed assert, canaries included; feedback shows a failed test's last line anyway.
-        cfg.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
-        # The sandbox is thrown away: kill it when the last cell has run instead of waiting
-        # for a graceful shutdown (~1 s with PyTorch loaded). The control group reaps the rest.
-        cfg.Execute.shutdown_kernel = "immediate"
-        cfg.KernelManager.transport = "ipc"
-        cfg.KernelManager.ip = str(kernel_dir / "kernel")
-        cfg.KernelManager.connection_file = str(kernel_dir / "connection.json")
-        cfg.OverwriteCells.add_missing_cells = True
-        cfg.InsertCanaries.secret = spec["secret"]
-        cfg.CheckCanaries.secret = spec["secret"]
-        cfg.CheckCanaries.verdict_path = str(scratch / "canaries.json")
-
-        timed_out, finished = threading.Event(), threading.Event()
-
-        def watch_notebook():  # the notebook's limit, on the same clock as the cells'
-            clock = limits.SubmissionClock(group, str(scratch / "kernel.pid"), threads)
-            while not finished.wait(0.25):
-                if clock.read() > lim["notebook_timeout"]:
-                    timed_out.set()
-                    _stop_kernel(scratch, group)
-                    return
-
-        timer = threading.Thread(target=watch_notebook, daemon=True)
-        timer.start()
-        failed = None
-        try:
-            _run_converter(_grading_converter(), cfg, log)
-        except Exception as exc:  # noqa: BLE001 - nbgrader raises NbGraderException and others
-            failed = exc
-        finished.set()
-        events = group.events() if group else {"pids": 0, "oom_kill": 0}
-        text = stream.getvalue()
-        out["log"] = text[-200_000:]
-        graded = course / "autograded" / student / part / f"{part}.ipynb"
-        verdict = {}
-        if (scratch / "canaries.json").exists():
-            verdict = json.loads((scratch / "canaries.json").read_text())
-            out["execute_seconds"] = float(verdict.get("execute_seconds") or 0.0)
-        stops = json.loads((scratch / "stops.json").read_text()) if (scratch / "stops.json").exists() else []
-        stuck = [s["label"] for s in stops if s["kind"] == "killed"] or \
-            [s["label"] for s in stops if s["kind"] == "wall" and failed is not None]
-        limit_hits = []
-        if events["oom_kill"]:
-            limit_hits.append(f"hit the memory limit of {lim['memory_bytes'] / 2**30:.1f} GiB for the whole "
-                              f"submission ({events['oom_kill']} process(es) killed)")
-        if events["pids"]:
-            limit_hits.append(f"hit the limit of {lim['processes']} processes/threads for the whole submission")
-        if timed_out.is_set():
-            out["reason"] = f"stopped after the notebook time limit ({lim['notebook_timeout']} s)"
-        elif stuck and not limit_hits:
-            out["reason"] = f"timed out in {stuck[0]}: it kept running after its time limit and would not stop"
-        elif failed is not None or not graded.exists():
-            out["reason"] = "; ".join(limit_hits) or diagnose(text)
-        else:
-            out["notebook"] = read_regular_file(graded).decode("utf-8")
-            if limit_hits:  # a canary starved by the submission's own limit is no tampering
-                out["reason"] = "; ".join(limit_hits)
-            elif str(verdict.get("reason") or "").startswith("timed out"):
-                out["reason"] = verdict["reason"]  # flagged: the kernel could not be checked after it
-            elif verdict.get("reason"):
-                out["status"], out["reason"] = "tampered", verdict["reason"]
-            else:
-                out["status"] = "graded"
-                out["review"] += [f"timed out in {s['label']}: stopped at its time limit "
-                                  f"({_limit_words(s['kind'], lim)}), the rest graded as earned"
-                                  for s in stops]
-    except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on
-        import traceback
-
-        stream.write(traceback.format_exc())
-        out["reason"] = f"grading failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
-        out["log"] = stream.getvalue()[-200_000:]
+        yield run, cache
     finally:
-        if timer is not None:
-            finished.set()
-            timer.join()
-        if group is not None:
-            group.destroy()
-        for key, value in saved_env.items():
+        if run.group is not None:
+            run.group.destroy()
+        shutil.rmtree(run.scratch, ignore_errors=True)
+
+
+def _build_course(run: _Run, cache: Path) -> float:
+    """The throw-away course: gradebook (built once per worker and part, then copied), source
+    and submission. Returns the seconds spent building the gradebook (~0 after the first time)."""
+    spec, part = run.spec, run.spec["part"]
+    start = time.monotonic()
+    template = private_gradebook(part, spec["source"], cache)
+    setup = time.monotonic() - start
+    folder = submission_dir(run.course, spec["student"], part)
+    folder.mkdir(parents=True)
+    notebook_in(folder, part).write_bytes(spec["notebook"])
+    if spec.get("timestamp"):
+        (folder / "timestamp.txt").write_text(spec["timestamp"])
+    (run.course / "source" / part).mkdir(parents=True)
+    notebook_in(run.course / "source" / part, part).write_bytes(spec["source"])
+    shutil.copy(template, run.course / "gradebook.db")
+    return setup
+
+
+def _confine(run: _Run) -> None:
+    """The submission's control group (memory and processes of all its processes together)."""
+    try:
+        run.group = limits.create(run.lim["memory_bytes"], run.lim["processes"])
+        run.log.info("per-submission limits: %s", run.group.dirs)
+    except OSError as exc:
+        run.group = None
+        run.log.warning("per-submission limits unavailable (%s): limits are per process", exc)
+
+
+@contextlib.contextmanager
+def _sandboxed_kernel(run: _Run):
+    """The kernelspec that starts the confined kernel, found by jupyter_client through
+    JUPYTER_PATH (and its connection files in JUPYTER_RUNTIME_DIR): set for this task only."""
+    jupyter_dir, kernel_dir = run.scratch / "jupyter", run.scratch / "kernel"
+    sandbox.write_kernelspec(jupyter_dir, _sandbox_config(run.spec, run.scratch, run.group))
+    kernel_dir.mkdir()
+    saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
+    os.environ.update(JUPYTER_PATH=str(jupyter_dir), JUPYTER_RUNTIME_DIR=str(kernel_dir))
+    try:
+        yield kernel_dir
+    finally:
+        for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        shutil.rmtree(scratch, ignore_errors=True)
-        out["seconds"] = time.monotonic() - start
+
+
+def _grading_config(run: _Run, kernel_dir: Path):
+    """nbgrader's Autograde on the throw-away course, with the course's pipeline and limits."""
+    spec, lim = run.spec, run.lim
+    cfg = nbgrader_config(run.course, spec["part"], spec["student"])
+    cfg.Autograde.force = True
+    cfg.Autograde.create_student = True
+    cfg.Autograde.autograde_preprocessors = autograde_pipeline()
+    cfg.Execute.kernel_name = sandbox.KERNEL_NAME
+    # A cell's limit is read on the submission's own clock (CPU time while it computes, wall
+    # time while it waits): a busy machine does not stretch it. Wall time is only a backstop.
+    cfg.SupervisedExecute.cell_limit = float(lim["cell_timeout"])
+    cfg.SupervisedExecute.grace = max(2.0, lim["cell_timeout"] / 20)
+    cfg.SupervisedExecute.threads = lim["threads"]
+    cfg.SupervisedExecute.cgroup = run.group.dirs if run.group else {}
+    cfg.SupervisedExecute.pid_file = run.pid_file
+    cfg.SupervisedExecute.record_path = str(run.scratch / "stops.json")
+    cfg.Execute.timeout = int(lim["cell_timeout"] * WALL_FACTOR)
+    cfg.Execute.interrupt_on_timeout = True
+    # The kernel imports PyTorch before it answers: on a loaded machine that takes a while.
+    cfg.Execute.startup_timeout = STARTUP_TIMEOUT
+    # Plain tracebacks: IPython's default (context lines, through stack_data) costs ~25 ms for
+    # every failed assert, canaries included; feedback shows a failed test's last line anyway.
+    cfg.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]
+    # The sandbox is thrown away: kill it when the last cell has run instead of waiting
+    # for a graceful shutdown (~1 s with PyTorch loaded). The control group reaps the rest.
+    cfg.Execute.shutdown_kernel = "immediate"
+    cfg.KernelManager.transport = "ipc"
+    cfg.KernelManager.ip = str(kernel_dir / "kernel")
+    cfg.KernelManager.connection_file = str(kernel_dir / "connection.json")
+    cfg.OverwriteCells.add_missing_cells = True
+    cfg.InsertCanaries.secret = spec["secret"]
+    cfg.CheckCanaries.secret = spec["secret"]
+    cfg.CheckCanaries.verdict_path = str(run.scratch / "canaries.json")
+    return cfg
+
+
+def _execute(run: _Run, cfg) -> tuple[Exception | None, bool]:
+    """Run nbgrader with the notebook's time limit watched on the submission's own clock.
+    Returns (what nbgrader raised or None, whether the notebook ran out of time)."""
+    timed_out, finished = threading.Event(), threading.Event()
+
+    def watch_notebook():
+        clock = limits.SubmissionClock(run.group, run.pid_file, run.lim["threads"])
+        while not finished.wait(0.25):
+            if clock.read() > run.lim["notebook_timeout"]:
+                timed_out.set()
+                limits.kill_submission(run.group, run.pid_file)  # nbgrader then sees a dead kernel
+                return
+
+    timer = threading.Thread(target=watch_notebook, daemon=True)
+    timer.start()
+    failed = None
+    try:
+        _run_converter(_grading_converter(), cfg, run.log)
+    except Exception as exc:  # noqa: BLE001 - nbgrader raises NbGraderException and others
+        failed = exc
+    finally:
+        finished.set()
+        timer.join()
+    return failed, timed_out.is_set()
+
+
+def _read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
+def _limit_hits(run: _Run) -> list[str]:
+    events = run.group.events() if run.group else {"pids": 0, "oom_kill": 0}
+    hits = []
+    if events["oom_kill"]:
+        hits.append(f"hit the memory limit of {run.lim['memory_bytes'] / 2**30:.1f} GiB for the whole "
+                    f"submission ({events['oom_kill']} process(es) killed)")
+    if events["pids"]:
+        hits.append(f"hit the limit of {run.lim['processes']} processes/threads for the whole submission")
+    return hits
+
+
+def _verdict(run: _Run, out: Outcome, failed: Exception | None, timed_out: bool) -> list[str]:
+    """Fill in ``out`` (status, reason, graded notebook, kernel seconds) from what the run left;
+    returns what the instructor should review about stopped cells."""
+    lim, spec = run.lim, run.spec
+    out.log_text = run.log_tail()
+    graded = notebook_in(run.course / "autograded" / spec["student"] / spec["part"], spec["part"])
+    verdict = _read_json(run.scratch / "canaries.json", {})
+    out.cell_seconds = float(verdict.get("execute_seconds") or 0.0)
+    stops = _read_json(run.scratch / "stops.json", [])
+    stuck = [s["label"] for s in stops if s["kind"] == "killed"] or \
+        [s["label"] for s in stops if s["kind"] == "wall" and failed is not None]
+    limit_hits = _limit_hits(run)
+    if timed_out:
+        out.reason = f"stopped after the notebook time limit ({lim['notebook_timeout']} s)"
+    elif stuck and not limit_hits:
+        out.reason = f"timed out in {stuck[0]}: it kept running after its time limit and would not stop"
+    elif failed is not None or not graded.exists():
+        out.reason = "; ".join(limit_hits) or diagnose(out.log_text)
+    else:
+        out.notebook = read_regular_file(graded).decode("utf-8")
+        if limit_hits:  # a canary starved by the submission's own limit is no tampering
+            out.reason = "; ".join(limit_hits)
+        elif str(verdict.get("reason") or "").startswith("timed out"):
+            out.reason = verdict["reason"]  # flagged: the kernel could not be checked after it
+        elif verdict.get("reason"):
+            out.status, out.reason = "tampered", verdict["reason"]
+        else:
+            out.status = "graded"
+            return [f"timed out in {s['label']}: stopped at its time limit "
+                    f"({_limit_words(s['kind'], lim)}), the rest graded as earned" for s in stops]
+    return []
+
+
+def grade(spec: dict) -> Outcome:
+    """Grade one submission. ``spec``: student, part, notebook (bytes), source (bytes),
+    timestamp (str or None), limits (dict, see ``Settings.task_limits``), data_dir,
+    secret (str: seeds the canaries), masked (folders the kernel must not see).
+    Returns the :class:`~instructor.outcome.Outcome` as the worker saw it: status, reason,
+    review, the graded notebook (when there is one), the log, host and seconds."""
+    start = time.monotonic()
+    out = Outcome(spec["student"], spec["part"], host=os.uname().nodename)
+    _prepare_process()
+    try:
+        submitted, source = _read_notebooks(spec)
+    except ValueError as exc:
+        out.reason, out.seconds = str(exc), time.monotonic() - start
+        return out
+    review = [str(f) for f in scanner.scan_notebook(submitted, locked_ids(source)) if not f.note]
+    with _scratch(spec) as (run, cache):
+        try:
+            out.setup_seconds = _build_course(run, cache)
+            _confine(run)
+            with _sandboxed_kernel(run) as kernel_dir:
+                failed, timed_out = _execute(run, _grading_config(run, kernel_dir))
+            review += _verdict(run, out, failed, timed_out)
+        except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on
+            run.stream.write(traceback.format_exc())
+            out.status, out.notebook = "flagged", None
+            out.reason = f"grading failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            out.log_text = run.log_tail()
+    out.review = "; ".join(review)
+    out.seconds = time.monotonic() - start
     return out
 
 
@@ -415,8 +453,6 @@ def _limit_words(kind: str, lim: dict) -> str:
 
 def diagnose(log: str) -> str:
     """A one-line reason from a failed nbgrader run's log."""
-    import re
-
     checks = [
         (r"DeadKernelError|Kernel died", "the kernel died (it crashed, exited, or hit the memory/CPU limit)"),
         (r"Timeout waiting for IOPub|CellTimeoutError", "a cell kept running after the timeout and would not stop"),

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import nbformat
 
-from . import grading, notebooks
-
-ROOT = grading.ROOT
-
+from . import notebooks
+from .course import ROOT, grade_id, is_answer_cell, is_test_cell, nbgrader_meta
 
 # Courses released in this process, by parts: releasing runs one nbgrader process per part,
 # and a copy of the same release is the same course (its gradebook is a file in the folder).
@@ -46,22 +44,18 @@ def make_course(folder: Path, parts: list[str], config: str = "") -> Path:
     return folder
 
 
-def _meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {}) or {}
-
-
 def solved_test_id(course: Path, part: str, answer_id: str) -> str:
     """The grade id of the test cell that checks answer ``answer_id`` (the next graded cell)."""
     nb = nbformat.read(course / "solutions" / part / f"{part}.ipynb", as_version=4)
-    cells = [c for c in nb.cells if _meta(c).get("grade") or _meta(c).get("solution")]
-    i = next(i for i, c in enumerate(cells) if _meta(c).get("grade_id") == answer_id)
-    return next(_meta(c)["grade_id"] for c in cells[i + 1:] if _meta(c).get("grade") and not _meta(c).get("solution"))
+    cells = [c for c in nb.cells if nbgrader_meta(c).get("grade") or is_answer_cell(c)]
+    i = next(i for i, c in enumerate(cells) if grade_id(c) == answer_id)
+    return next(grade_id(c) for c in cells[i + 1:] if is_test_cell(c))
 
 
 def answer_ids(course: Path, part: str) -> list[str]:
     """The grade ids of a part's answer cells, in order."""
     nb = nbformat.read(course / "solutions" / part / f"{part}.ipynb", as_version=4)
-    return [_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("solution")]
+    return [grade_id(c) for c in nb.cells if is_answer_cell(c)]
 
 
 def student_notebook(course: Path, part: str, solved: str | list[str] = "none") -> nbformat.NotebookNode:
@@ -70,9 +64,9 @@ def student_notebook(course: Path, part: str, solved: str | list[str] = "none") 
     released = nbformat.read(course / "notebooks" / part / f"{part}.ipynb", as_version=4)
     solution = nbformat.read(course / "solutions" / part / f"{part}.ipynb", as_version=4)
     wanted = answer_ids(course, part) if solved == "all" else ([] if solved == "none" else list(solved))
-    answers = {_meta(c)["grade_id"]: c.source for c in solution.cells if _meta(c).get("solution")}
+    answers = {grade_id(c): c.source for c in solution.cells if is_answer_cell(c)}
     for cell in released.cells:
-        gid = _meta(cell).get("grade_id")
+        gid = grade_id(cell)
         if gid in wanted:
             cell.source = "\n".join(line for line in answers[gid].splitlines()
                                     if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
@@ -100,13 +94,13 @@ def submit(course: Path, student: str, part: str, solved: str | list[str] = "non
 
 def grade_cells(nb) -> list:
     """The test cells of ``nb`` (graded, not answers)."""
-    return [c for c in nb.cells if _meta(c).get("grade") and not _meta(c).get("solution")]
+    return [c for c in nb.cells if is_test_cell(c)]
 
 
-def set_answer(nb, grade_id: str, source: str):
-    """A copy of ``nb`` whose answer cell ``grade_id`` holds ``source``."""
+def set_answer(nb, wanted: str, source: str):
+    """A copy of ``nb`` whose answer cell (grade id ``wanted``) holds ``source``."""
     nb = copy.deepcopy(nb)
-    cell = next(c for c in nb.cells if _meta(c).get("grade_id") == grade_id)
+    cell = next(c for c in nb.cells if grade_id(c) == wanted)
     cell.source = source
     return nb
 

@@ -13,9 +13,11 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from instructor import grading, notebooks, sandbox, testing
+from instructor import coordinator, export, sandbox, testing
+from instructor.course import existing_parts
+from instructor.settings import Settings
 
-PARTS = notebooks.existing_parts()
+PARTS = existing_parts()
 
 
 def modules_imported_by(statement: str, heavy: tuple[str, ...]) -> list[str]:
@@ -55,9 +57,9 @@ def graded_class(tmp_path_factory):
         testing.submit(course, "partial", part, solved=[first])
         solved[part] = testing.solved_test_id(course, part, first)
     log: list[str] = []
-    settings = grading.Settings.resolve(course, jobs=2)
-    results = grading.autograde(course, PARTS, settings=settings, say=log.append)
-    grading.feedback(course, PARTS)
-    grades = grading.export_grades(course, course / "grades.csv")
+    settings = Settings.resolve(course, jobs=2)
+    results = coordinator.autograde(course, PARTS, settings=settings, say=log.append)
+    export.feedback(course, PARTS)
+    grades = export.export_grades(course, course / "grades.csv")
     return SimpleNamespace(course=course, results={(r.student, r.part): r for r in results},
                            solved=solved, log="\n".join(log), grades=grades)

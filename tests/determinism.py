@@ -1,4 +1,4 @@
-"""Re-grade determinism: the hostile class of ``tests/test_hostile_submissions.py`` graded several
+"""Re-grade determinism: the hostile class of ``tests/instructor/test_tasks.py`` graded several
 times on an idle machine and on a busy one (three grading workers on two cores plus a process
 spinning beside them); every submission's status, score and reason must be the same in every run.
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from instructor import testing
-from tests.test_hostile_submissions import PART, grade_hostile_class
+from tests.instructor.test_tasks import PART, grade_hostile_class
 
 
 def verdicts(run) -> dict[str, tuple]:

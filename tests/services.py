@@ -51,7 +51,6 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 LOCALHOST = "127.0.0.1"
 
 
@@ -332,7 +331,7 @@ def _stop(procs: list[subprocess.Popen], grace: float = 5) -> None:
 def dask_env(extra: dict | None = None) -> dict:
     """Environment for scheduler and workers: the one nbgrader runs in (this venv first on PATH,
     the repository on PYTHONPATH: workers import ``instructor``)."""
-    from instructor.grading import nbgrader_env
+    from instructor.course import nbgrader_env
 
     return nbgrader_env(extra)
 

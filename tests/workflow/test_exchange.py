@@ -11,10 +11,12 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from instructor import grading, testing
+from instructor import coordinator, export, testing
+from instructor.course import ROOT, run_nbgrader
+from instructor.settings import Settings
 from tests.conftest import require_sandbox
 
-ROOT = testing.ROOT
+ROOT = ROOT
 PART = "01-tensors"
 LEARNER_CONFIG = ROOT / "jupyter" / "learner"
 
@@ -35,7 +37,7 @@ def test_exchange_can_be_moved_for_a_shared_hub(monkeypatch, tmp_path):
 
 
 def nbgrader(args: list[str], cwd: Path, env: dict | None = None) -> str:
-    proc = grading.run_nbgrader([*args, "--log-level=INFO"], cwd, env=env, capture_output=True, text=True)
+    proc = run_nbgrader([*args, "--log-level=INFO"], cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     return proc.stdout + proc.stderr
 
@@ -64,9 +66,9 @@ def round_trip(tmp_path_factory):
         nbgrader(["submit", PART, f"--student={student}"], home, env)
 
     nbgrader(["collect", PART], course, instructor_env)
-    results = {r.student: r for r in grading.autograde(course, [PART], settings=grading.Settings.resolve(course),
+    results = {r.student: r for r in coordinator.autograde(course, [PART], settings=Settings.resolve(course),
                                                        say=lambda *_: None)}
-    grading.feedback(course, [PART])
+    export.feedback(course, [PART])
     nbgrader(["release_feedback", PART], course, instructor_env)
 
     feedback = {}

@@ -10,9 +10,9 @@ import nbformat
 import pytest
 
 from instructor import notebooks
+from instructor.course import PART_NAMES, ROOT, existing_parts, part_notebook
 
-ROOT = Path(__file__).resolve().parents[1]
-PARTS = notebooks.existing_parts()
+PARTS = existing_parts()
 BLOCKS = [("### BEGIN SOLUTION", "### END SOLUTION"), ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")]
 MIN_EXERCISES = {"01-tensors": 4}  # every other part: 3
 
@@ -31,20 +31,20 @@ def grade_meta(cell) -> dict:
 
 def test_parts_exist_in_order_and_match_the_folders():
     on_disk = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
-    names = [p for p, _ in notebooks.PARTS]
+    names = list(PART_NAMES)
     assert on_disk == PARTS, "every folder in solutions/ must be a known part, and vice versa"
     assert all(re.fullmatch(r"0[1-8]-[a-z]+(-[a-z]+)*", p) for p in names)
     assert names == sorted(names)
     assert PARTS, "no parts found"
     for part in PARTS:
-        assert notebooks.part_notebook(part).exists()
+        assert part_notebook(part).exists()
         assert [f.name for f in (ROOT / "solutions" / part).iterdir() if f.suffix == ".ipynb"] == [f"{part}.ipynb"]
 
 
 def test_readme_course_map_lists_every_part_in_order_with_colab_links():
     readme = (ROOT / "README.md").read_text()
     listed = re.findall(r"^\| \[?`?(0[1-8]-[a-z-]+)", readme, flags=re.M)
-    assert listed == [p for p, _ in notebooks.PARTS], "README course map must list all eight parts in order"
+    assert listed == list(PART_NAMES), "README course map must list all eight parts in order"
     for part in PARTS:
         assert notebooks.colab_url(part) in readme, f"README lacks the Open in Colab link for {part}"
         assert (ROOT / "notebooks" / part / f"{part}.ipynb").exists(), f"README links a missing notebook {part}"
@@ -63,7 +63,7 @@ def regenerated(tmp_path_factory):
 @pytest.mark.parametrize("part", PARTS)
 def test_release_in_sync(regenerated, part):
     """`make release` reproduces the committed student notebook exactly."""
-    committed = read(notebooks.part_notebook(part, release=True))
+    committed = read(part_notebook(part, release=True))
     fresh = read(regenerated / part / f"{part}.ipynb")
     assert fresh == committed, f"notebooks/{part} is stale: run `make release PART={part}` and commit"
 
@@ -84,14 +84,14 @@ def _block_lines(source: str) -> tuple[set[str], set[str]]:
 
 @pytest.mark.parametrize("part", PARTS)
 def test_no_solution_or_hidden_test_leaks(part):
-    source = read(notebooks.part_notebook(part))
+    source = read(part_notebook(part))
     inside, outside = set(), set()
     for cell in source.cells:
         i, o = _block_lines(cell.source)
         inside |= i
         outside |= o
     secret = inside - outside  # lines a learner may legitimately see elsewhere are fine
-    released = read(notebooks.part_notebook(part, release=True))
+    released = read(part_notebook(part, release=True))
     for cell in released.cells:
         assert "BEGIN SOLUTION" not in cell.source and "HIDDEN TESTS" not in cell.source
         for line in cell.source.splitlines():
@@ -101,7 +101,7 @@ def test_no_solution_or_hidden_test_leaks(part):
 
 @pytest.mark.parametrize("part", PARTS)
 def test_exercise_structure(part):
-    nb = read(notebooks.part_notebook(part))
+    nb = read(part_notebook(part))
     cells = code_cells(nb)
     answers = [i for i, c in enumerate(cells) if grade_meta(c).get("solution")]
     assert len(answers) >= MIN_EXERCISES.get(part, 3), f"{part} needs more graded exercises"
@@ -122,7 +122,7 @@ def test_exercise_structure(part):
 
 @pytest.mark.parametrize("part", PARTS)
 def test_setup_cell_summary_and_no_dead_apis(part):
-    nb = read(notebooks.part_notebook(part))
+    nb = read(part_notebook(part))
     first_code = code_cells(nb)[0]
     assert first_code.source == notebooks.setup_source(), f"{part}: run `make release` to stamp the setup cell"
     assert notebooks.repo_url() in first_code.source
@@ -136,7 +136,7 @@ def test_setup_cell_summary_and_no_dead_apis(part):
 
 @pytest.mark.parametrize("part", PARTS)
 def test_figures_are_embedded_and_current(part):
-    nb = read(notebooks.part_notebook(part))
+    nb = read(part_notebook(part))
     for cell in nb.cells:
         if cell.cell_type != "markdown":
             continue
@@ -150,7 +150,7 @@ def test_figures_are_embedded_and_current(part):
 
 @pytest.mark.parametrize("part", PARTS)
 def test_solutions_are_stored_executed_and_warning_free(part):
-    nb = read(notebooks.part_notebook(part))
+    nb = read(part_notebook(part))
     for i, cell in enumerate(code_cells(nb)):
         skipped = "nbval-skip" in cell.metadata.get("tags", []) or notebooks.nbval_marker(cell.source) == "NBVAL_SKIP"
         assert not skipped, f"{part} code cell {i} is skipped by nbval: every solution cell must run"
@@ -170,7 +170,7 @@ def figures(path: Path) -> list[tuple[str, bytes]]:
     return [f for c in read(path).cells if c.cell_type == "markdown" for f in notebooks.embedded_figures(c.source)]
 
 
-FIGURE_PARTS = [p for p in PARTS if figures(notebooks.part_notebook(p, release=True))]
+FIGURE_PARTS = [p for p in PARTS if figures(part_notebook(p, release=True))]
 
 
 def test_some_parts_have_figures():
@@ -182,7 +182,7 @@ def test_figures_render_in_feedback_html(part):
     """nbgrader's feedback is nbconvert HTML: every embedded figure must become an <img>."""
     from nbconvert import HTMLExporter
 
-    path = notebooks.part_notebook(part, release=True)
+    path = part_notebook(part, release=True)
     embedded = figures(path)
     html, _ = HTMLExporter().from_notebook_node(read(path))
     rendered = set(re.findall(r'<img [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)', html))

@@ -18,9 +18,8 @@ from pathlib import Path
 import distributed
 import pytest
 
-from instructor import grading
-
-from .services import start_dask_cluster
+from instructor.course import ROOT, db_url, run_nbgrader
+from tests.services import start_dask_cluster
 
 PART = "01-tensors"
 TASK_SECONDS = 0.5
@@ -85,20 +84,20 @@ def test_databases_from_the_factory_are_separate(postgres_server, postgres_db_fa
         assert cur.fetchone() == (0,), "a new database should start empty"
 
 
-@pytest.mark.skipif(not (grading.ROOT / "solutions" / PART).is_dir(), reason=f"{PART} not written yet")
+@pytest.mark.skipif(not (ROOT / "solutions" / PART).is_dir(), reason=f"{PART} not written yet")
 def test_release_and_export_with_a_postgresql_gradebook(postgres_db_factory, tmp_path, venv_on_path):
     from nbgrader.api import Gradebook
 
     url = postgres_db_factory()
     course = tmp_path / "course"
     course.mkdir()
-    config = (grading.ROOT / "nbgrader_config.py").read_text()
+    config = (ROOT / "nbgrader_config.py").read_text()
     (course / "nbgrader_config.py").write_text(config + f"\nc.CourseDirectory.db_url = {url!r}\n")
-    shutil.copytree(grading.ROOT / "solutions" / PART, course / "solutions" / PART)
-    assert grading.db_url(course) == url, "instructor.grading should read db_url from the course config"
+    shutil.copytree(ROOT / "solutions" / PART, course / "solutions" / PART)
+    assert db_url(course) == url, "instructor.grading should read db_url from the course config"
 
     def nbgrader(*args):
-        proc = grading.run_nbgrader([*args, "--log-level=ERROR"], course, capture_output=True, text=True,
+        proc = run_nbgrader([*args, "--log-level=ERROR"], course, capture_output=True, text=True,
                                     timeout=300)
         assert proc.returncode == 0, f"nbgrader {args[0]} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
 
@@ -163,7 +162,7 @@ def test_tasks_run_on_both_workers(dask_cluster):
     assert set(names) == {"worker-0", "worker-1"}, f"both workers should take tasks, got {names}"
     assert len(paths) == 2, paths
     for path in paths.values():
-        assert Path(path).parent == grading.ROOT / "instructor", \
+        assert Path(path).parent == ROOT / "instructor", \
             f"workers import this repository's instructor, not {path}"
 
 

@@ -5,7 +5,7 @@ and a token, in a temporary copy of the course:
 
 - learner (`make lab`): notebooks/ with jupyter/learner + jupyter/common on JUPYTER_CONFIG_PATH;
 - instructor (`make formgrader`): the course root with jupyter/common, a gradebook with known
-  scores (built with nbgrader's API, as tests/test_report.py does) and the class report.
+  scores (built with nbgrader's API, as tests/instructor/test_report.py does) and the class report.
 
 Screenshots of every step go to test-output/browser/. Debian's `chromium` is driven through
 ``executable_path`` (Playwright's own browser download is never used); without it the module is
@@ -33,9 +33,10 @@ import nbformat
 import pytest
 
 from instructor import report, testing
-from tests import test_report
+from instructor.course import ROOT
+from tests.instructor import test_report
 
-ROOT = testing.ROOT
+ROOT = ROOT
 OUT = ROOT / "test-output" / "browser"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 FIRST = "01-tensors"

@@ -8,7 +8,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from instructor import grading
+from instructor import coordinator, tasks
+from instructor.course import REPORT
+from instructor.settings import Settings, cpu_count
 from tests.conftest import PARTS
 
 
@@ -80,26 +82,24 @@ def test_grades_csv_says_how_each_row_was_graded(graded_class):
 
 def test_regrading_skips_what_was_graded(graded_class):
     """Run again on the same class: nothing is graded twice, the report stays whole."""
-    from instructor import grading
 
     said = []
-    results = grading.autograde(graded_class.course, PARTS[:1], settings=grading.Settings.resolve(
+    results = coordinator.autograde(graded_class.course, PARTS[:1], settings=Settings.resolve(
         graded_class.course), say=said.append)
     assert results == [] and any("not graded again" in line for line in said), said
-    with open(graded_class.course / "autograded" / grading.REPORT, newline="") as f:
+    with open(graded_class.course / "autograded" / REPORT, newline="") as f:
         assert len(list(csv.DictReader(f))) == 3 * len(PARTS)
 
 
 def test_threads_per_kernel_are_the_workers_own_on_a_cluster(monkeypatch, tmp_path):
     """The coordinator's cores say nothing about a remote worker's: on --cluster, each worker's
     GRADING_THREADS (default 1) sets its kernels' threads and the CPU seconds that follow."""
-    from instructor import tasks
 
     for name in ("GRADING_THREADS", "GRADING_CPU"):
         monkeypatch.delenv(name, raising=False)
-    settings = grading.Settings.resolve(tmp_path, jobs=1)
+    settings = Settings.resolve(tmp_path, jobs=1)
     local = settings.task_limits()
-    assert local["threads"] == grading.cpu_count()
+    assert local["threads"] == cpu_count()
     assert local["cpu_seconds"] == settings.notebook_timeout * local["threads"]
     remote = settings.task_limits(cluster=True)
     assert remote["threads"] is None and remote["cpu_seconds"] is None
@@ -108,5 +108,5 @@ def test_threads_per_kernel_are_the_workers_own_on_a_cluster(monkeypatch, tmp_pa
     on_worker = tasks.worker_limits(remote)
     assert (on_worker["threads"], on_worker["cpu_seconds"]) == (3, settings.notebook_timeout * 3)
     # an explicit CPU limit, or GRADING_THREADS on the coordinator, is the instructor's word: sent as is
-    assert grading.Settings.resolve(tmp_path, cpu=100).task_limits(cluster=True)["cpu_seconds"] == 100
-    assert grading.Settings.resolve(tmp_path).task_limits(cluster=True)["threads"] == 3
+    assert Settings.resolve(tmp_path, cpu=100).task_limits(cluster=True)["cpu_seconds"] == 100
+    assert Settings.resolve(tmp_path).task_limits(cluster=True)["threads"] == 3

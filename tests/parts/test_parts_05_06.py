@@ -10,7 +10,7 @@ import matplotlib
 import nbformat
 import pytest
 
-from instructor import notebooks
+from instructor.course import part_notebook
 
 matplotlib.use("Agg")
 
@@ -18,7 +18,7 @@ PART5, PART6 = "05-inference-validation", "06-saving-loading"
 
 
 def _cells(part: str) -> tuple[list, dict[str, str]]:
-    nb = nbformat.read(notebooks.part_notebook(part), as_version=4)
+    nb = nbformat.read(part_notebook(part), as_version=4)
     codes = [c for c in nb.cells if c.cell_type == "code"]
     by_id = {c.metadata["nbgrader"]["grade_id"]: c.source for c in codes
              if c.metadata.get("nbgrader", {}).get("grade_id")}

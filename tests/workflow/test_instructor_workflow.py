@@ -1,7 +1,7 @@
 """The instructor's workflow end to end, through the command line the Makefile calls:
 release, collect (loose files and a zip), autograde on a local Dask cluster of two workers,
 feedback, grades. Three students: full marks, partly solved, untouched.
-Needs bubblewrap, as tests/test_hostile_submissions.py explains.
+Needs bubblewrap, as tests/instructor/test_tasks.py explains.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ import nbformat
 import pytest
 
 from instructor import testing
+from instructor.course import ROOT
 from tests.conftest import require_sandbox
 
-ROOT = testing.ROOT
+ROOT = ROOT
 PART = "01-tensors"
 
 

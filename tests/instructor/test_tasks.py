@@ -32,7 +32,10 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from instructor import grading, testing
+from instructor import coordinator, export, testing
+from instructor.course import GradingError
+from instructor.settings import Settings
+from instructor.settings import require_sandbox as confine_or_refuse
 from tests import cheats
 from tests.conftest import require_sandbox
 
@@ -43,7 +46,7 @@ NOTEBOOK_TIMEOUT = 45   # seconds per notebook: Part 1 takes under 10 s, even on
 CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below burn before their timeouts
 
 # Cheats graded through the whole pipeline, in the sandbox: the table and a few beyond
-# it (tests/test_integrity.py runs every cheat of tests/cheats.py in a plain kernel).
+# it (tests/instructor/test_integrity.py runs every cheat of tests/cheats.py in a plain kernel).
 CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtraceback_and_post_run_cell",
           "torch_allclose", "tensor_eq", "getattr_disguised", "exec_base64", "settrace_skips_asserts",
           "only_hidden_tests", "sys_excepthook", "always_equal_answer", "answer_reads_the_test",
@@ -243,7 +246,7 @@ def grade_hostile_class(course: Path, load: str = LOAD):
     testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
     testing.write_submission(course, "reference", PART, ref)
     # Busy: more workers than cores (each kernel limited to one thread) and a spinning process.
-    settings = grading.Settings.resolve(course, jobs=3 if load == "busy" else 2, timeout=CELL_TIMEOUT,
+    settings = Settings.resolve(course, jobs=3 if load == "busy" else 2, timeout=CELL_TIMEOUT,
                                         memory="6G", notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS,
                                         processes=256)
     log = []
@@ -340,11 +343,11 @@ def grade_hostile_class(course: Path, load: str = LOAD):
 
     try:
         with machine_load(load):
-            results = {r.student: r for r in grading.autograde(course, [PART], settings=settings, say=log.append)}
+            results = {r.student: r for r in coordinator.autograde(course, [PART], settings=settings, say=log.append)}
     finally:
         server.close()
-    grading.feedback(course, [PART])
-    grades = grading.export_grades(course, course / "grades.csv")
+    export.feedback(course, [PART])
+    grades = export.export_grades(course, course / "grades.csv")
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
     return SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
@@ -558,12 +561,12 @@ def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path):
     from instructor import sandbox
 
     monkeypatch.setattr(sandbox, "probe", lambda: (False, "bwrap is not installed"))
-    settings = grading.Settings.resolve(tmp_path, sandbox_mode="bwrap")
-    with pytest.raises(grading.GradingError, match="Grading refused.*GRADING_SANDBOX=rlimits"):
-        grading.require_sandbox(settings)
+    settings = Settings.resolve(tmp_path, sandbox_mode="bwrap")
+    with pytest.raises(GradingError, match="Grading refused.*GRADING_SANDBOX=rlimits"):
+        confine_or_refuse(settings)
     said = []
-    settings = grading.Settings.resolve(tmp_path, sandbox_mode="rlimits")
-    assert "NONE" in grading.require_sandbox(settings, said.append)
+    settings = Settings.resolve(tmp_path, sandbox_mode="rlimits")
+    assert "NONE" in confine_or_refuse(settings, said.append)
     assert "WARNING: grading WITHOUT a sandbox" in said[0]
 
 
@@ -583,4 +586,4 @@ def test_kernel_refuses_to_start_outside_a_student_folder(tmp_path):
 
 @pytest.mark.parametrize("name", ["*", "a?", "[ab]", "-rf", ".hidden"])
 def test_unusable_student_ids_are_refused(tmp_path, name):
-    assert "not a usable student id" in grading.check_submission(tmp_path, grading.Job(name, PART))
+    assert "not a usable student id" in coordinator.check_submission(tmp_path, coordinator.Job(name, PART))

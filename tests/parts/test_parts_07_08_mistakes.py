@@ -26,8 +26,8 @@ from torchvision.transforms import v2
 
 from helper.pretrained import head_in_features
 from helper.train import evaluate, fit
+from instructor.course import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.DOTALL)
 
 

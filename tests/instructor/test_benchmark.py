@@ -7,8 +7,7 @@ import re
 import nbformat
 
 from instructor import benchmark
-
-from .conftest import require_sandbox
+from tests.conftest import require_sandbox
 
 
 def test_plain_run_seconds_runs_the_notebook(tmp_path):

@@ -12,9 +12,9 @@ from torch import nn
 from torchvision import datasets, transforms
 
 import helper.data as hd
+from instructor.course import ROOT
 from tests import fakedata
 
-ROOT = Path(__file__).resolve().parents[1]
 # The course's data is not read here; the fake data tests ask the `fake_data` fixture.
 pytestmark = pytest.mark.course_data()
 

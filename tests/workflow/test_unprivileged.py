@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from instructor import testing
+from instructor.course import ROOT
 from tests.conftest import require_sandbox
-from tests.test_hostile_submissions import FORK_LOOP
+from tests.instructor.test_tasks import FORK_LOOP
 
 PART = "01-tensors"
 NOBODY = 65534
@@ -46,7 +47,7 @@ def course_of_nobody():
     # An ordinary grading account has its own readable venv; here the test's venv may sit in
     # root's home: let uid 65534 traverse to it (not list or read anything else) for the test.
     changed = _reachable([sys.executable, os.path.realpath(sys.executable), sys.prefix, sys.base_prefix,
-                          testing.ROOT / "helper"])
+                          ROOT / "helper"])
     try:
         course = testing.make_course(base / "course", [PART])
         ids = testing.answer_ids(course, PART)
@@ -67,11 +68,11 @@ def course_of_nobody():
 def test_grading_runs_as_an_ordinary_user(course_of_nobody):
     base, course = course_of_nobody
     env = {k: v for k, v in os.environ.items() if k not in ("COURSE_DATA",)}
-    env.update(HOME=str(base / "home"), TMPDIR=str(base / "home"), PYTHONPATH=str(testing.ROOT))
+    env.update(HOME=str(base / "home"), TMPDIR=str(base / "home"), PYTHONPATH=str(ROOT))
     cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--inh-caps=-all",
            sys.executable, "-m", "instructor", "--course", str(course), "autograde", "--jobs", "1",
            "--processes", "200"]
-    proc = subprocess.run(cmd, cwd=testing.ROOT, env=env, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     out = proc.stdout + proc.stderr
     assert "per-submission limits UNAVAILABLE" in out, out[-3000:]
     with open(course / "autograded" / "grading-report.csv", newline="") as f:

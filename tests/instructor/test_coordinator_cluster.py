@@ -1,6 +1,6 @@
 """Grading across machines: a real Dask scheduler and two workers on 127.0.0.1, one killed
 mid-run, an interrupted coordinator resumed, and the gradebook on a real PostgreSQL server.
-Needs bubblewrap, as tests/test_hostile_submissions.py explains."""
+Needs bubblewrap, as tests/instructor/test_tasks.py explains."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ import time
 import nbformat
 import pytest
 
-from instructor import grading, testing
+from instructor import coordinator, export, testing
+from instructor.course import JOURNAL, REPORT, ROOT, db_url
+from instructor.settings import Settings
 from tests.conftest import require_sandbox
 from tests.services import start_dask_cluster
 
@@ -56,17 +58,17 @@ def outcome(course):
     (student, part) -> score from the gradebook."""
     from nbgrader.api import Gradebook
 
-    with open(course / "autograded" / grading.REPORT, newline="") as f:
+    with open(course / "autograded" / REPORT, newline="") as f:
         report = {(row["student"], row["part"]): (row["status"], float(row["score"]), row["reason"], row["review"])
                   for row in csv.DictReader(f)}
-    with Gradebook(grading.db_url(course)) as gb:
+    with Gradebook(db_url(course)) as gb:
         book = {(s.student.id, a.name): s.score for a in gb.assignments for s in a.submissions}
     return report, book
 
 
 def journal_counts(course):
     counts: dict[str, int] = {}
-    for line in (course / "autograded" / grading.JOURNAL).read_text().splitlines():
+    for line in (course / "autograded" / JOURNAL).read_text().splitlines():
         student = line.split('"student": "')[1].split('"')[0]
         counts[student] = counts.get(student, 0) + 1
     return counts
@@ -76,7 +78,7 @@ def journal_counts(course):
 def local_run(tmp_path_factory):
     require_sandbox()
     course = small_class(tmp_path_factory.mktemp("local"), CLASS, parts=PARTS)
-    grading.autograde(course, list(PARTS), settings=grading.Settings.resolve(course, jobs=2), say=lambda _: None)
+    coordinator.autograde(course, list(PARTS), settings=Settings.resolve(course, jobs=2), say=lambda _: None)
     return outcome(course)
 
 
@@ -106,7 +108,7 @@ def test_a_real_cluster_grades_like_a_local_run_even_when_a_worker_dies(tmp_path
         killed = threading.Event()
         killer = threading.Thread(target=kill_a_busy_worker, args=(cluster, client, killed), daemon=True)
         killer.start()
-        results = grading.autograde(course, list(PARTS), settings=grading.Settings.resolve(course),
+        results = coordinator.autograde(course, list(PARTS), settings=Settings.resolve(course),
                                     cluster=cluster.address, say=lambda _: None)
         killer.join(timeout=5)
         client.close()
@@ -131,7 +133,7 @@ def test_an_interrupted_coordinator_resumes(tmp_path):
     course = small_class(tmp_path / "course", students)
     cmd = [sys.executable, "-m", "instructor", "--course", str(course), "autograde", "--jobs", "1"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(cmd, cwd=testing.ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env)
     first = []
     deadline = time.monotonic() + 600
@@ -146,7 +148,7 @@ def test_an_interrupted_coordinator_resumes(tmp_path):
     assert proc.returncode != 0
     graded_before = journal_counts(course)
     assert 1 <= sum(graded_before.values()) < len(students)
-    again = subprocess.run(cmd, cwd=testing.ROOT, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"{sum(graded_before.values())} submission(s) graded before and unchanged" in again.stdout
     assert journal_counts(course) == {s: 1 for s in students}, "nothing graded twice, nothing lost"
@@ -157,11 +159,11 @@ def test_gradebook_on_postgresql_round_trip(tmp_path, postgres_db_factory):
     require_sandbox()
     url = postgres_db_factory()
     course = small_class(tmp_path / "course", ("full", "empty"), config=f"\nc.CourseDirectory.db_url = {url!r}\n")
-    results = grading.autograde(course, [PART], settings=grading.Settings.resolve(course, jobs=2),
+    results = coordinator.autograde(course, [PART], settings=Settings.resolve(course, jobs=2),
                                 say=lambda _: None)
     assert {r.student: r.status for r in results} == {"full": "graded", "empty": "graded"}
-    grading.feedback(course, [PART])
-    out = grading.export_grades(course, course / "grades.csv")
+    export.feedback(course, [PART])
+    out = export.export_grades(course, course / "grades.csv")
     with open(out, newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     assert float(rows["full"]["score"]) == float(rows["full"]["max_score"]) > 0

@@ -12,7 +12,8 @@ import zipfile
 import nbformat
 import pytest
 
-from instructor import grading, testing
+from instructor import collect
+from instructor.course import ROOT
 
 PART = "01-tensors"
 
@@ -59,7 +60,7 @@ def uploads(tmp_path):
 def test_hostile_archives_rejected_honest_ones_collected(uploads):
     course, src = uploads
     said = []
-    outcome = grading.collect(course, src, PART, say=said.append)
+    outcome = collect.collect(course, src, PART, say=said.append)
     assert sorted(s for s, _ in outcome["collected"]) == ["alice", "bob"], said
     reasons = dict(outcome["rejected"])
     assert "(..)" in reasons["slip.zip"]
@@ -79,6 +80,6 @@ def test_hostile_archives_rejected_honest_ones_collected(uploads):
 def test_collect_exits_1_when_anything_was_rejected(uploads):
     course, src = uploads
     proc = subprocess.run([sys.executable, "-m", "instructor", "--course", str(course), "collect", str(src),
-                           "--part", PART], cwd=testing.ROOT, capture_output=True, text=True, timeout=120)
+                           "--part", PART], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "rejected slip.zip" in proc.stdout and "collected 2 submission(s)" in proc.stdout

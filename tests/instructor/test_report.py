@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from instructor import grading, report
+from instructor import report
+from instructor.course import REPORT, ROOT, GradingError, gradebook
 
-ROOT = grading.ROOT
+ROOT = ROOT
 P1, P2 = "01-tensors", "02-neural-networks"
 CELLS = {P1: {"test_a": 2, "test_b": 1}, P2: {"test_c": 4}}
 SCORES = {  # (part, student) -> {cell: auto score}
@@ -42,7 +43,7 @@ OUTCOME = {  # (part, student) -> (status, seconds, reason, review)
 def make_gradebook(course: Path) -> None:
     from sqlalchemy.exc import SAWarning
 
-    with grading.gradebook(course) as gb, warnings.catch_warnings():
+    with gradebook(course) as gb, warnings.catch_warnings():
         warnings.simplefilter("ignore", SAWarning)  # nbgrader's add_submission trips autoflush warnings
         for part, cells in CELLS.items():
             gb.add_assignment(part)
@@ -63,7 +64,7 @@ def write_grading_report(course: Path, with_review: bool) -> None:
     fields = ["student", "part", "status", "score", "max_score", "seconds", "reason", "log"]
     fields += ["review"] if with_review else []
     (course / "autograded").mkdir(exist_ok=True)
-    with open(course / "autograded" / grading.REPORT, "w", newline="") as f:
+    with open(course / "autograded" / REPORT, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         for (part, student), (status, seconds, reason, review) in OUTCOME.items():
@@ -163,5 +164,5 @@ def test_without_grading_report(course):
 
 def test_no_gradebook_is_a_clear_error(tmp_path):
     shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
-    with pytest.raises(grading.GradingError, match="no gradebook"):
+    with pytest.raises(GradingError, match="no gradebook"):
         report.build(tmp_path)

@@ -9,6 +9,7 @@ tests included, as nbgrader restores them) and every answer wrong, plus the chea
 from __future__ import annotations
 
 import copy
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,10 +17,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor import integrity
+from instructor import preprocessors
+from instructor.course import ROOT, editable_cells, is_locked, locked_ids
+from instructor.integrity import canaries, scanner
 from tests.cheats import CAUGHT_BY, CHEATS, HONEST_CELLS
 
-ROOT = Path(__file__).resolve().parents[1]
 PART = "01-tensors"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
 KEEP = ("setup", "activation", "test_activation", "neuron", "test_neuron", "broadcast_shape",
@@ -47,7 +49,7 @@ def small_notebook(answers: str = "wrong"):
             "import torch" in cell.source or cell.source.startswith("features = torch.randn((1, 5))"))
         if gid in KEEP or plain:
             cell = copy.deepcopy(cell)
-            if gid and (integrity._is_locked(cell) or answers == "solution"):
+            if gid and (is_locked(cell) or answers == "solution"):
                 cell.source = by_id[gid].source
             cells.append(cell)
     nb = copy.deepcopy(released)
@@ -97,9 +99,9 @@ def execute(nb, folder: Path, timeout: int = 60):
 
 def graded_run(nb, folder: Path):
     """Canaries in, execute, canaries out: (reason, score, cleaned notebook)."""
-    secret = integrity.new_secret()
-    executed = execute(integrity.insert_canaries(nb, secret), folder)
-    reason, cleaned = integrity.check_canaries(executed, secret)
+    secret = canaries.new_secret()
+    executed = execute(canaries.insert_canaries(nb, secret), folder)
+    reason, cleaned = canaries.check_canaries(executed, secret)
     return reason, score(cleaned), cleaned
 
 
@@ -118,13 +120,13 @@ def kernel_env(monkeypatch):
 def test_solutions_and_released_notebooks_scan_clean(part):
     for kind in ("solutions", "notebooks"):
         nb = _read(kind, part)
-        assert integrity.scan_notebook(nb, integrity.locked_ids(nb)) == [], f"{kind}/{part} was flagged"
+        assert scanner.scan_notebook(nb, locked_ids(nb)) == [], f"{kind}/{part} was flagged"
 
 
 @pytest.mark.parametrize("name", sorted(HONEST_CELLS))
 def test_honest_cells_scan_clean(name):
     nb, i = with_cell(small_notebook("solution"), HONEST_CELLS[name])
-    findings = integrity.scan_notebook(nb, integrity.locked_ids(_read("solutions")))
+    findings = scanner.scan_notebook(nb, locked_ids(_read("solutions")))
     flags = [str(f) for f in findings if not f.note]
     assert flags == [], f"honest code flagged: {flags}"
     if name == "syntax_error":
@@ -134,7 +136,7 @@ def test_honest_cells_scan_clean(name):
 @pytest.mark.parametrize("name", sorted(n for n in CHEATS if "scan" in CAUGHT_BY[n]))
 def test_scan_flags_cheat(name):
     nb, i = with_cell(small_notebook(), CHEATS[name], name)
-    findings = integrity.scan_notebook(nb, integrity.locked_ids(_read("solutions")))
+    findings = scanner.scan_notebook(nb, locked_ids(_read("solutions")))
     assert findings, f"{name}: not flagged"
     assert {f.cell for f in findings} == {i}, f"{name}: findings outside the cheat's cell: {findings}"
     for f in findings:
@@ -143,7 +145,7 @@ def test_scan_flags_cheat(name):
 
 
 def test_scan_finding_is_one_readable_line():
-    [finding] = integrity.scan_source("import torch\ntorch.allclose = lambda *a, **k: True\n")
+    [finding] = scanner.scan_source("import torch\ntorch.allclose = lambda *a, **k: True\n")
     assert (finding.cell, finding.line, finding.quote) == (None, 2, "torch.allclose = lambda *a, **k: True")
     assert "torch.allclose" in finding.reason and "\n" not in str(finding)
 
@@ -152,13 +154,13 @@ def test_scan_cells_a_learner_cannot_edit_are_skipped_unless_changed():
     nb = small_notebook()
     test = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == "test_activation")
     nb.cells[test].source += "\ntorch.allclose = lambda *a, **k: True\n"
-    locked = integrity.locked_ids(_read("solutions"))
-    assert integrity.scan_notebook(nb, locked) == []     # nbgrader restores this cell's source
+    locked = locked_ids(_read("solutions"))
+    assert scanner.scan_notebook(nb, locked) == []     # nbgrader restores this cell's source
     sources = {_meta(c)["grade_id"]: c.source for c in _read("solutions").cells if _meta(c).get("grade_id") in locked}
-    assert [f.cell for f in integrity.scan_notebook(nb, sources)] == [test]
+    assert [f.cell for f in scanner.scan_notebook(nb, sources)] == [test]
     # a second cell claiming a locked id (metadata is the learner's to edit) is scanned
     nb.cells.append(copy.deepcopy(nb.cells[test]))
-    assert [f.cell for f in integrity.scan_notebook(nb, locked)] == [len(nb.cells) - 1]
+    assert [f.cell for f in scanner.scan_notebook(nb, locked)] == [len(nb.cells) - 1]
 
 
 # ---------------------------------------------------------------------------
@@ -167,10 +169,10 @@ def test_scan_cells_a_learner_cannot_edit_are_skipped_unless_changed():
 
 def test_canaries_placed_after_every_editable_cell_and_at_the_end():
     nb = small_notebook()
-    secret = integrity.new_secret()
-    marked = integrity.insert_canaries(nb, secret)
-    editable = set(integrity._editable(nb, integrity.locked_ids(nb)))
-    flags = [integrity.is_canary(c, secret) for c in marked.cells]
+    secret = canaries.new_secret()
+    marked = canaries.insert_canaries(nb, secret)
+    editable = set(editable_cells(nb, locked_ids(nb)))
+    flags = [canaries.is_canary(c, secret) for c in marked.cells]
     assert flags[-2:] == [True, True] and sum(flags) == 2 * (len(editable) + 1)
     originals = [c for c, f in zip(marked.cells, flags, strict=True) if not f]
     assert originals == nb.cells, "insert_canaries changed the learner's cells"
@@ -185,12 +187,12 @@ def test_canaries_placed_after_every_editable_cell_and_at_the_end():
 
 def test_canaries_depend_on_the_secret_and_stay_out_of_sight():
     nb = small_notebook()
-    a, b = (integrity.insert_canaries(nb, integrity.new_secret()) for _ in range(2))
+    a, b = (canaries.insert_canaries(nb, canaries.new_secret()) for _ in range(2))
     sources_a = {c.source for c in a.cells} - {c.source for c in nb.cells}
     sources_b = {c.source for c in b.cells} - {c.source for c in nb.cells}
     assert sources_a and not sources_a & sources_b
-    secret = integrity.new_secret()
-    canary = integrity._canary(secret, 0)
+    secret = canaries.new_secret()
+    canary = canaries._canary(secret, 0)
     for source in (canary.checks, canary.fails):
         assert secret not in source and canary.token not in source
         assert source.startswith('"""Check ') and "assert " in source, "canaries must look like test cells"
@@ -201,12 +203,12 @@ def test_canaries_depend_on_the_secret_and_stay_out_of_sight():
 def _fake_run(nb, secret, tamper=None):
     """``nb`` with canaries whose outputs are what an honest kernel gives (or ``tamper``'s:
     called with k, the canary's two cells, and the canary)."""
-    nb = integrity.insert_canaries(nb, secret)
+    nb = canaries.insert_canaries(nb, secret)
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = n + 1
-    cells = [c for c in nb.cells if integrity.is_canary(c, secret)]
+    cells = [c for c in nb.cells if canaries.is_canary(c, secret)]
     for k in range(len(cells) // 2):
-        canary, checks, fails = integrity._canary(secret, k), cells[2 * k], cells[2 * k + 1]
+        canary, checks, fails = canaries._canary(secret, k), cells[2 * k], cells[2 * k + 1]
         checks.outputs = [nbformat.v4.new_output("stream", name="stdout", text=canary.token + "\n")]
         fails.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=canary.message, traceback=[])]
         if tamper:
@@ -225,8 +227,8 @@ def _fake_run(nb, secret, tamper=None):
     (lambda k, c, f, can: c.outputs.append(f.outputs[0]), "raised AssertionError"),
 ])
 def test_check_canaries_reasons(tamper, expected):
-    nb, secret = small_notebook(), integrity.new_secret()
-    reason, cleaned = integrity.check_canaries(_fake_run(nb, secret, tamper), secret)
+    nb, secret = small_notebook(), canaries.new_secret()
+    reason, cleaned = canaries.check_canaries(_fake_run(nb, secret, tamper), secret)
     # strict=False: a length mismatch is reported by the assert just below, not as a ValueError here
     assert cleaned.cells == nb.cells or all(c.source == d.source for c, d in zip(cleaned.cells, nb.cells, strict=False))
     assert len(cleaned.cells) == len(nb.cells)
@@ -239,65 +241,66 @@ def test_check_canaries_reasons(tamper, expected):
 def test_canary_failures_after_a_timeout_are_blamed_on_it():
     """A cell stopped at its time limit (an import cut halfway, say) can break the kernel by
     itself: the canaries after it failing is "timed out", never "tampered"; before it, tampered."""
-    nb, secret = small_notebook(), integrity.new_secret()
+    nb, secret = small_notebook(), canaries.new_secret()
     run = _fake_run(nb, secret, lambda k, c, f, can: c.outputs[0].update(text=can.token[:-9] + "100000000\n")
                     if k >= 1 else None)
-    canaries = [i for i, c in enumerate(run.cells) if integrity.is_canary(c, secret)]
-    first_bad = canaries[2]  # canary 1's first cell; the learner's cell just before it timed out
+    marked = [i for i, c in enumerate(run.cells) if canaries.is_canary(c, secret)]
+    first_bad = marked[2]  # canary 1's first cell; the learner's cell just before it timed out
     stopped = first_bad - 1
-    number = 1 + sum(1 for c in run.cells[:stopped] if not integrity.is_canary(c, secret))
+    number = 1 + sum(1 for c in run.cells[:stopped] if not canaries.is_canary(c, secret))
     timeouts = [{"cell": stopped, "label": f"cell {number}", "kind": "time"}]
-    reason, cleaned = integrity.check_canaries(run, secret, timeouts)
+    reason, cleaned = canaries.check_canaries(run, secret, timeouts)
     assert reason.startswith(f"timed out in cell {number}: ") and "could not vouch" in reason, reason
     assert "torch.allclose" in reason and "\n" not in reason and len(cleaned.cells) == len(nb.cells)
     # a stop AFTER the failing canary does not excuse it
-    late = [{"cell": canaries[-1] - 1, "label": f"cell {len(nb.cells)}", "kind": "time"}]
-    assert integrity.check_canaries(run, secret, late)[0].startswith("tampered: ")
-    assert integrity.check_canaries(run, secret)[0].startswith("tampered: ")
+    late = [{"cell": marked[-1] - 1, "label": f"cell {len(nb.cells)}", "kind": "time"}]
+    assert canaries.check_canaries(run, secret, late)[0].startswith("tampered: ")
+    assert canaries.check_canaries(run, secret)[0].startswith("tampered: ")
 
 
 def test_check_canaries_stopped_run_and_spoofed_metadata():
-    nb, secret = small_notebook(), integrity.new_secret()
+    nb, secret = small_notebook(), canaries.new_secret()
     run = _fake_run(nb, secret)
     stopped = copy.deepcopy(run)                      # the kernel died half way: later cells never ran
     half = len(stopped.cells) // 2
     for cell in stopped.cells[half:]:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    assert integrity.check_canaries(stopped, secret)[0] is None
+    assert canaries.check_canaries(stopped, secret)[0] is None
     skipped = copy.deepcopy(run)                      # one canary never ran, later cells did
-    for cell in [c for c in skipped.cells if integrity.is_canary(c, secret)][:2]:
+    for cell in [c for c in skipped.cells if canaries.is_canary(c, secret)][:2]:
         cell.outputs, cell.execution_count = [], None
-    assert "did not run" in integrity.check_canaries(skipped, secret)[0]
+    assert "did not run" in canaries.check_canaries(skipped, secret)[0]
     # metadata stripped (ClearMetadataPreprocessor): canaries are still found by their ids
     for cell in run.cells:
-        cell.metadata.pop(integrity.CANARY_KEY, None)
-    reason, cleaned = integrity.check_canaries(run, secret)
+        cell.metadata.pop(canaries.CANARY_KEY, None)
+    reason, cleaned = canaries.check_canaries(run, secret)
     assert reason is None and len(cleaned.cells) == len(nb.cells)
     # a learner's cell carrying canary metadata is not a canary (and its marker is dropped)
     spoof = copy.deepcopy(nb)
-    spoof.cells[2].metadata[integrity.CANARY_KEY] = {"canary": 0}
-    marked = integrity.insert_canaries(spoof, secret)
-    assert not integrity.is_canary(marked.cells[2], secret)
+    spoof.cells[2].metadata[canaries.CANARY_KEY] = {"canary": 0}
+    marked = canaries.insert_canaries(spoof, secret)
+    assert not canaries.is_canary(marked.cells[2], secret)
 
 
-def test_preprocessors_pass_results_in_resources():
-    nb, resources = with_cell(small_notebook(), CHEATS["torch_allclose"])[0], {}
-    nb, resources = integrity.ScanCells()(nb, resources)
-    nb, resources = integrity.InsertCanaries()(nb, resources)
-    secret = resources["integrity"]["secret"]
-    canaries = [c for c in nb.cells if integrity.is_canary(c, secret)]
-    assert canaries, "InsertCanaries must run when nbgrader registers it (enabled by default)"
-    for j, cell in enumerate(canaries):   # what an honest kernel prints
-        canary = integrity._canary(secret, j // 2)
+def test_canary_preprocessors_insert_check_and_remove(tmp_path):
+    """The preprocessors nbgrader's pipeline runs (instructor.preprocessors), around what the
+    grading task scans first."""
+    nb = with_cell(small_notebook(), CHEATS["torch_allclose"])[0]
+    findings = scanner.scan_notebook(nb, locked_ids(nb))
+    assert [f.line for f in findings] == [1] and "torch.allclose" in findings[0].reason
+    secret, verdict = canaries.new_secret(), tmp_path / "canaries.json"
+    nb, resources = preprocessors.InsertCanaries(secret=secret)(nb, {})
+    marked = [c for c in nb.cells if canaries.is_canary(c, secret)]
+    assert marked, "InsertCanaries must run when nbgrader registers it (enabled by default)"
+    for j, cell in enumerate(marked):   # what an honest kernel prints
+        canary = canaries._canary(secret, j // 2)
         cell.execution_count = j + 1
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=canary.token + "\n") if j % 2 == 0 else
                         nbformat.v4.new_output("error", ename="AssertionError", evalue=canary.message, traceback=[])]
-    nb, resources = integrity.CheckCanaries()(nb, resources)
-    info = resources["integrity"]
-    assert "secret" not in info and info["tampered"] is None
-    assert [f.line for f in info["findings"]] == [1] and "torch.allclose" in info["findings"][0].reason
-    assert not any(integrity.CANARY_KEY in c.metadata for c in nb.cells)
+    nb, resources = preprocessors.CheckCanaries(secret=secret, verdict_path=str(verdict))(nb, resources)
+    assert json.loads(verdict.read_text())["reason"] is None
+    assert not any(canaries.CANARY_KEY in c.metadata for c in nb.cells)
 
 
 # ---------------------------------------------------------------------------
@@ -343,4 +346,4 @@ def test_canaries_catch_cheats(kernel_env, tmp_path, chunk):
     assert not missed, f"cheats the canaries missed (score they got): {missed}"
     for reason, _, cleaned in results.values():
         assert reason.startswith("tampered: ") and "\n" not in reason, reason
-        assert not any(integrity.CANARY_KEY in c.metadata for c in cleaned.cells)
+        assert not any(canaries.CANARY_KEY in c.metadata for c in cleaned.cells)

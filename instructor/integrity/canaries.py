@@ -1,0 +1,270 @@
+"""Canaries: hidden cells that check, from outside, that the learner's kernel still reports
+failures (see the package's docstring).
+
+    secret = new_secret()                       # one per graded notebook, never written down
+    nb = insert_canaries(nb, secret)            # a copy with canary cells added
+    ...execute nb (nbgrader's Execute, allow_errors=True)...
+    reason, nb = check_canaries(nb, secret)     # reason: None or one line; canaries removed
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..course import editable_cells, grade_id, is_test_cell, locked_ids
+from .rules import shorten
+
+CANARY_KEY = "course_integrity"   # cell metadata: {"canary": k}; never shown to learners
+_WORDS = ("shape", "values", "gradient", "batch", "output", "weights", "bias", "loss", "layer", "mean",
+          "scale", "sum", "order", "sign", "range", "dtype", "device", "result", "input", "logits")
+# Known-false checks, in the order their bits are printed.
+_COMPARISONS = ("torch.allclose", "torch.equal", "torch.isclose", "Tensor.__eq__", "Tensor.__bool__",
+                "numpy.allclose", "torch.testing.assert_close", "numpy.testing.assert_allclose",
+                "the assert statement or AssertionError")
+
+
+def new_secret() -> str:
+    """A fresh random secret for one graded notebook."""
+    return secrets.token_hex(16)
+
+
+def _derive(secret: str, k: int, what: str) -> int:
+    digest = hmac.new(secret.encode(), f"{k}:{what}".encode(), hashlib.sha256).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+@dataclass(frozen=True)
+class _Canary:
+    """Canary point k: two cells, run one after the other."""
+
+    checks: str     # must run without an error and print ``token``
+    fails: str      # must fail with AssertionError(message); short, so its traceback is cheap
+    token: str      # "prefix value bits": bits are the known-false checks, all "0"
+    prefix: str
+    message: str
+    ids: tuple[str, str]
+
+    def source(self, part: int) -> str:
+        return (self.checks, self.fails)[part]
+
+
+def _canary(secret: str, k: int) -> _Canary:
+    def d(what: str) -> int:
+        return _derive(secret, k, what)
+
+    n = f"_q{d('name') % 36 ** 5:x}_"
+    a, b, m, c = 1000 + d("a") % 9000, 1000 + d("b") % 9000, 10007 + d("m") % 90000, d("c") % 1000
+    value = a * b % m + c
+    size, shift = 3 + d("size") % 5, 1 + d("shift") % 7
+    prefix = "".join("abcdefghijklmnopqrstuvwxyz"[(d("p") >> (5 * i)) % 26] for i in range(8))
+    message = f"expected {d('msg') % 10 ** 9:09d}, {_WORDS[d('w3') % len(_WORDS)]} differs"
+    words = [_WORDS[d(f"w{i}") % len(_WORDS)] for i in range(6)]
+    wrong_a, wrong_b = 100 + d("fa") % 900, 100 + d("fb") % 900
+    checks = f'''"""Check the {words[0]} and {words[1]} of the {words[2]}"""
+### BEGIN HIDDEN TESTS
+import builtins as {n}b, numpy as {n}n, torch as {n}t
+{n}v = {a} * {b} % {m} + {c}
+{n}x = {n}t.arange({size}, dtype={n}t.float32, device="cpu")
+{n}y = {n}x + {shift}
+{n}r = [{n}t.allclose({n}x, {n}y), {n}t.equal({n}x, {n}y), bool({n}t.isclose({n}x, {n}y).any()),
+       bool(({n}x == {n}y).any()), bool({n}x.sum() == {n}y.sum()), bool({n}n.allclose({n}x.numpy(), {n}y.numpy()))]
+for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_allclose, "numpy.")):
+    {n}r.append(not str(getattr({n}f, "__module__", "")).startswith({n}p))
+try:
+    assert {n}v < 0, "{message}"
+except BaseException as {n}e:
+    {n}r.append(type({n}e) is not {n}b.AssertionError)
+else:
+    {n}r.append(True)
+{n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
+del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p
+### END HIDDEN TESTS'''
+    fails = (f'"""Check the {words[3]} of the {words[4]}"""\n'
+             f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"')
+    token = f"{prefix} {value} {'0' * len(_COMPARISONS)}"
+    return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"))
+
+
+def _canary_index(cell, secret: str, ids: dict[str, int] | None = None) -> int | None:
+    """j if ``cell`` is this run's canary cell j (point j // 2, part j % 2). Its source must
+    match: a learner's cell that copied the metadata or the id is not one."""
+    meta = (cell.get("metadata") or {}).get(CANARY_KEY)
+    j = meta.get("canary") if isinstance(meta, dict) else None
+    if not isinstance(j, int) and ids is not None:
+        j = ids.get(cell.get("id"))
+    if not isinstance(j, int) or j < 0 or cell.get("cell_type") != "code":
+        return None
+    return j if cell.get("source") == _canary(secret, j // 2).source(j % 2) else None
+
+
+def is_canary(cell, secret: str) -> bool:
+    """Whether ``cell`` is one of the canary cells ``secret`` made."""
+    return _canary_index(cell, secret) is not None
+
+
+def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None = None):
+    """A copy of ``nb`` with a canary (two cells) after every code cell a learner can edit,
+    before every locked test cell not already preceded by one, and at the end. ``locked``: as
+    for :func:`scan_notebook`; default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's
+    OverwriteCells has restored the locked cells' metadata)."""
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    locked = locked_ids(nb) if locked is None else locked
+    editable = set(editable_cells(nb, locked))
+    with_ids = nb.get("nbformat", 4) > 4 or nb.get("nbformat_minor", 0) >= 5
+    for cell in nb.cells:   # a learner's copy of canary metadata must not pass for a canary
+        (cell.get("metadata") or {}).pop(CANARY_KEY, None)
+    cells, k = [], 0
+
+    def add():
+        nonlocal k
+        canary = _canary(secret, k)
+        for part in (0, 1):
+            cell = nbformat.v4.new_code_cell(canary.source(part))
+            cell.metadata[CANARY_KEY] = {"canary": 2 * k + part}
+            if with_ids:
+                cell["id"] = canary.ids[part]
+            else:
+                cell.pop("id", None)
+            cells.append(cell)
+        k += 1
+
+    for i, cell in enumerate(nb.cells):
+        if (is_test_cell(cell) and i not in editable
+                and not (cells and CANARY_KEY in cells[-1].metadata)):
+            add()
+        cells.append(cell)
+        if i in editable:
+            add()
+    add()
+    nb.cells = cells
+    return nb
+
+
+def _stdout(cell) -> str:
+    return "".join(o.get("text", "") for o in cell.get("outputs", [])
+                   if o.get("output_type") == "stream" and o.get("name") == "stdout")
+
+
+def _ran(cell) -> bool:
+    return bool(cell.get("outputs")) or cell.get("execution_count") is not None
+
+
+def _error_text(error) -> str:
+    return f"{error.get('ename')}: {shorten(str(error.get('evalue', '')), 60)}"
+
+
+def _judge(checks, fails, canary: _Canary, where: str) -> str | None:
+    """None if the executed canary cells behaved, else the reason (``where``: "after cell 9")."""
+    the = f"the canary {where}"
+    text = _stdout(checks)   # searched, not split: a learner's background thread may print into it
+    errors = [o for o in checks.get("outputs", []) if o.get("output_type") == "error"]
+    if canary.token not in text:
+        ours = re.findall(re.escape(canary.prefix) + r" (-?\d+) ([01]+)", text)
+        if ours:
+            # strict=False: the bits come from the cell's (possibly tampered) output, any length
+            wrong = [name for name, bit in zip(_COMPARISONS, ours[-1][1], strict=False) if bit != "0"]
+            if wrong:
+                return f"tampered: in {the} checks that must fail passed: {', '.join(wrong)}"
+            return f"tampered: {the} printed a wrong value"
+        if errors:
+            return f"tampered: {the} raised {_error_text(errors[0])} before its checks ran"
+        return f"tampered: {the} neither ran its checks nor printed their result (the cell was skipped or hidden)"
+    if errors:
+        return f"tampered: {the} raised {_error_text(errors[0])} after its checks"
+    errors = [o for o in fails.get("outputs", []) if o.get("output_type") == "error"]
+    if not any(o.get("ename") == "AssertionError" and o.get("evalue") == canary.message for o in errors):
+        if errors:
+            return f"tampered: {the} should have failed with its own assertion but raised {_error_text(errors[0])}"
+        return f"tampered: {the} should have failed but ran without an error"
+    return None
+
+
+def check_canaries(nb, secret: str, timeouts: Iterable[Mapping] = ()):
+    """``(reason, cleaned)`` for an executed notebook: reason is None when every canary behaved
+    (or the run stopped before reaching it: a dead kernel or a notebook time limit, which the
+    grading run reports itself), else one line naming the first canary that did not; cleaned
+    is a copy of ``nb`` without the canary cells. Cells are numbered from 1 in the reason, as
+    in the cleaned notebook. ``timeouts``: the cells the grading run stopped at their time limit
+    (``{"cell": index in nb, "label": "cell N (id)"}``); a canary that misbehaves after one of
+    them is blamed on the interruption ("timed out in cell N ..."), never called tampering:
+    an interrupted cell (an import cut halfway, say) can leave the kernel broken by itself."""
+    reason, cleaned = _check_canaries(nb, secret)
+    stops = sorted((t for t in timeouts if isinstance(t.get("cell"), int)), key=lambda t: t["cell"])
+    if reason and stops and reason.startswith("tampered:"):
+        where = re.search(r"(after cell (\d+)|at the end)", reason)
+        first = stops[0]
+        number = int(first["label"].split()[1]) if first.get("label", "").startswith("cell ") else 0
+        if where is not None and (where[1] == "at the end" or int(where[2]) >= number):
+            return (f"timed out in {first['label']}: the cell was stopped at its time limit, and the "
+                    f"canaries after it could not vouch for the kernel ({reason[len('tampered: '):]})"), cleaned
+    return reason, cleaned
+
+
+def _check_canaries(nb, secret: str):
+    ids = {}
+    for k in range(len(nb.cells) // 2 + 1):
+        first, second = _canary(secret, k).ids
+        ids[first], ids[second] = 2 * k, 2 * k + 1
+    found: list[tuple[int, int]] = []           # (cell index, j)
+    for i, cell in enumerate(nb.cells):
+        j = _canary_index(cell, secret, ids)
+        if j is not None:
+            found.append((i, j))
+    canary_cells = {i for i, _ in found}
+    cleaned = copy.deepcopy(nb)
+    cleaned.cells = [c for i, c in enumerate(cleaned.cells) if i not in canary_cells]
+    if not found:
+        return "tampered: no canary cells in the graded notebook (grading pipeline error)", cleaned
+    if [j for _, j in found] != list(range(len(found))) or len(found) % 2 or \
+            any(found[p + 1][0] != found[p][0] + 1 for p in range(0, len(found), 2)):
+        return "tampered: canary cells missing or out of order (grading pipeline error)", cleaned
+    last_ran = max((i for i, c in enumerate(nb.cells) if i not in canary_cells and c.get("cell_type") == "code"
+                    and _ran(c)), default=-1)
+    for p in range(0, len(found), 2):
+        i, j = found[p]
+        kept = i - sum(1 for c in canary_cells if c < i)      # cells of the cleaned notebook before it
+        if p == len(found) - 2 and kept == len(cleaned.cells):
+            where = "at the end"
+        elif kept == 0:
+            where = "at the start"
+        else:
+            gid = grade_id(cleaned.cells[kept - 1])
+            where = f"after cell {kept}" + (f" ({gid})" if gid else "")
+        checks, fails = nb.cells[i], nb.cells[i + 1]
+        if not (_ran(checks) and _ran(fails)):
+            if last_ran > i:
+                return f"tampered: the canary {where} did not run while later cells did", cleaned
+            return None, cleaned  # execution stopped before here; the grading run reports why
+        reason = _judge(checks, fails, _canary(secret, j // 2), where)
+        if reason:
+            return reason, cleaned
+    return None, cleaned
+
+
+# ---------------------------------------------------------------------------
+# The same steps as nbconvert preprocessors (for nbgrader's Autograde)
+# ---------------------------------------------------------------------------
+
+
+def cell_seconds(cell) -> float:
+    """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record;
+    0 when the cell did not run or its timestamps are unreadable)."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return 0.0
+    try:
+        return (datetime.fromisoformat(end.replace("Z", "+00:00"))
+                - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    except ValueError:
+        return 0.0
+

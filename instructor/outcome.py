@@ -1,0 +1,122 @@
+"""The outcome of grading one submission: one dataclass from the worker (:mod:`instructor.tasks`)
+through Dask to the coordinator, the journal, ``grading-report.csv``, the grades CSV and the report.
+
+    Outcome(student, part, status="graded", score=..., ...)   what the worker and the coordinator fill in
+    append(course, outcome)        one JSON line in autograded/.journal.jsonl, as it comes
+    read_journal(course)           {(student, part): Outcome}: the latest of each
+    write_report(course)           autograded/grading-report.csv from the journal
+    read_report(course)            that CSV back, as Outcomes
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from .course import JOURNAL, REPORT
+
+STATUSES = ("graded", "flagged", "tampered")   # flagged: not gradable, or a limit hit
+
+
+@dataclass
+class Outcome:
+    """One submission, graded or not. The worker fills in what it saw; the coordinator adds the
+    scores (from the gradebook), the digest and the log's path, and journals it."""
+
+    student: str
+    part: str
+    status: str = "flagged"     # one of STATUSES
+    score: float = 0.0
+    max_score: float = 0.0
+    seconds: float = 0.0        # the whole task, on its worker
+    cell_seconds: float = 0.0   # of which the kernel ran cells; the rest is overhead
+    reason: str = ""            # why not graded (flagged, tampered): one line
+    review: str = ""            # static-scan findings and stopped cells: graded, but look
+    log: str = ""               # the task's log, relative to the course (once recorded)
+    sha256: str = ""            # of the submitted notebook
+    host: str = ""              # the worker's machine
+    setup_seconds: float = 0.0  # of which the worker prepared the part (its first task of the part)
+    record_seconds: float = 0.0  # the coordinator's time to store it (notebook, gradebook, journal)
+    log_text: str = ""          # the task's log itself (travels from the worker, never journaled)
+    notebook: str | None = None  # the graded notebook (travels from the worker, never journaled)
+
+    @property
+    def needs_a_look(self) -> bool:
+        """Flagged, tampered, or graded with findings to review."""
+        return self.status != "graded" or bool(self.review)
+
+
+# What the journal and grading-report.csv keep, in this order.
+FIELDS = [f.name for f in fields(Outcome)][:12]
+
+
+def journal_path(course: Path) -> Path:
+    """autograded/.journal.jsonl: one JSON line per recorded outcome."""
+    return Path(course) / "autograded" / JOURNAL
+
+
+def report_path(course: Path) -> Path:
+    """autograded/grading-report.csv: the latest outcome of every student and part."""
+    return Path(course) / "autograded" / REPORT
+
+
+def _from_row(row: dict) -> Outcome:
+    known = {name: row[name] for name in FIELDS if name in row}
+    for name in ("score", "max_score", "seconds", "cell_seconds"):
+        try:
+            known[name] = float(known.get(name) or 0)
+        except ValueError:
+            known[name] = 0.0
+    return Outcome(**known)
+
+
+def append(course: Path, outcome: Outcome) -> None:
+    """Journal ``outcome`` (flushed to disk: a crash loses nothing recorded)."""
+    row = {k: v for k, v in asdict(outcome).items() if k in FIELDS}
+    with open(journal_path(course), "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_journal(course: Path) -> dict[tuple[str, str], Outcome]:
+    """Every outcome recorded so far (the last one per student and part)."""
+    outcomes: dict[tuple[str, str], Outcome] = {}
+    path = journal_path(course)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            outcomes[(row["student"], row["part"])] = _from_row(row)
+    return outcomes
+
+
+def write_report(course: Path) -> Path:
+    """autograded/grading-report.csv: the latest outcome of every student and part (from the journal)."""
+    path = report_path(course)
+    outcomes = read_journal(course)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for key in sorted(outcomes):
+            row = asdict(outcomes[key])
+            for name in ("seconds", "cell_seconds"):
+                row[name] = f"{row[name]:.2f}"
+            writer.writerow(row)
+    os.replace(tmp, path)
+    return path
+
+
+def read_report(course: Path) -> dict[tuple[str, str], Outcome]:
+    """grading-report.csv as {(student, part): Outcome}; empty when grading never ran."""
+    path = report_path(course)
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        return {(r["student"], r["part"]): _from_row(r) for r in csv.DictReader(f)}
