@@ -25,7 +25,7 @@ import nbformat
 import pytest
 
 from instructor import notebooks
-from tests.test_parts_01_04_mistakes import _notebook, _python
+from tests.parts.test_parts_01_04_mistakes import _notebook, _python
 
 matplotlib.use("Agg")
 
