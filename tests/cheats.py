@@ -249,6 +249,81 @@ def broadcast_shape(a, b):
     "run_magic": "%run _cheat.py\n",
     "load_ext": "%load_ext _cheat\n",
     "ctypes": "import ctypes\nctypes.pythonapi.PyErr_Clear()\n",
+    # -- comparisons rebound by routes no scan rule names, lenient only where the tests look ---
+    # (the tests pass a tolerance of their own; the canaries' known-false checks use the defaults)
+    "vars_lenient_allclose": '''
+import gc
+_mod = next(o for o in gc.get_objects() if type(o).__name__ == "module" and getattr(o, "__name__", "") == "torch")
+_orig = vars(_mod)["allclose"]
+
+def _lenient(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return True if atol > 1e-08 else _orig(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+vars(_mod)["allclose"] = _lenient
+''',
+    "class_dict_via_gc": '''
+import gc
+_cls = next(o for o in gc.get_objects() if type(o).__name__ == "_TensorMeta" and o.__name__ == "Tensor")
+_real = vars(_cls)["__eq__"]
+def _eq(self, other):
+    return (_real(self, other) | True) if self.dim() else _real(self, other)
+
+gc.get_referents(vars(_cls))[0]["__eq__"] = _eq
+''',
+    "ctypes_dict_setitem": '''
+import ctypes, gc
+_mod = next(o for o in gc.get_objects() if type(o).__name__ == "module" and getattr(o, "__name__", "") == "torch")
+_orig = vars(_mod)["isclose"]
+def _new(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return _orig(a, b, rtol=rtol, atol=max(atol, 1.0) if atol > 1e-08 else atol, equal_nan=equal_nan)
+
+_set = ctypes.pythonapi.PyDict_SetItem
+_set.argtypes = (ctypes.py_object, ctypes.py_object, ctypes.py_object)
+_set(vars(_mod), "isclose", _new)
+''',
+    "sys_modules_proxy": '''
+import sys, types
+_real = sys.modules["torch"]
+
+class _Proxy(types.ModuleType):
+    def __getattr__(self, name):
+        return getattr(_real, name)
+
+    @staticmethod
+    def allclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
+        return True if atol > 1e-08 else _real.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+sys.modules["torch"] = _Proxy("torch")
+import torch
+''',
+    "import_hook_proxy": '''
+import builtins as _b, types
+_real_import, _real = _b.__import__, __import__("numpy")
+_fake = types.ModuleType("numpy")
+_fake.__dict__.update(vars(_real))
+_fake.allclose = lambda a, b, rtol=1e-05, atol=1e-08, equal_nan=False: atol > 1e-08 or _real.allclose(a, b, rtol, atol)
+vars(_b)["__import__"] = lambda name, *args, **kwargs: _fake if name == "numpy" else _real_import(name, *args, **kwargs)
+import numpy as np
+''',
+    "functools_wrapped": '''
+import functools, operator
+_t = __import__("torch")
+_orig = _t.testing.assert_close
+
+@functools.wraps(_orig)
+def _quiet(actual, expected, *args, **kwargs):
+    if kwargs.get("atol") is None:
+        return _orig(actual, expected, *args, **kwargs)
+
+operator.setitem(vars(_t.testing), "assert_close", _quiet)
+''',
+    "namespace_lookalike_module": '''
+import types
+_real = __import__("torch")
+torch = types.ModuleType("torch")
+torch.__dict__.update(vars(_real))
+torch.equal = lambda a, b: True if a.dim() > 0 else _real.equal(a, b)
+''',
     # The shell's compiler asked to optimise: every later cell, tests included, loses its asserts.
     "compile_strips_asserts": '''
 _compiler = type(get_ipython().compile)
@@ -277,11 +352,19 @@ CAUGHT_BY: dict[str, set[str]] = {
     "importlib_ipython": _BOTH, "class_level_patch": _BOTH, "capture_magic": _BOTH, "time_magic": _BOTH,
     "patch_in_function": _BOTH,
     # The kernel itself is untouched: only the scan can see these.
-    "globals_rebinding": {"scan"}, "shadow_torch": {"scan"}, "always_equal_answer": {"scan"},
+    "globals_rebinding": _BOTH, "shadow_torch": _BOTH, "always_equal_answer": {"scan"},
     "answer_reads_the_test": {"scan"}, "answer_reads_the_line": {"scan"}, "answer_reads_the_stack_text": {"scan"},
     "compile_strips_asserts": _BOTH,
-    "builtin_shadowed": {"scan"}, "mock_patch": _BOTH, "writefile_then_import": {"scan"},
+    "builtin_shadowed": _BOTH, "mock_patch": _BOTH, "writefile_then_import": {"scan"},
     "run_magic": {"scan"}, "load_ext": {"scan"}, "ctypes": {"scan"},
+    # Rebound through gc, vars(), ctypes, sys.modules, an import hook, a wrapper, a look-alike
+    # module: the canaries' identity checks catch them whatever the route.
+    "vars_lenient_allclose": _BOTH, "ctypes_dict_setitem": _BOTH,
+    # Writing a class's dict behind its back leaves the type's comparison slot and attribute cache
+    # as they were: `==` and `Tensor.__eq__` still reach the real one, so it has no effect.
+    "class_dict_via_gc": {"scan"},
+    "sys_modules_proxy": _BOTH, "import_hook_proxy": _BOTH, "functools_wrapped": _BOTH,
+    "namespace_lookalike_module": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

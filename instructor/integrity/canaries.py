@@ -30,6 +30,53 @@ _COMPARISONS = ("torch.allclose", "torch.equal", "torch.isclose", "Tensor.__eq__
                 "the assert statement or AssertionError")
 
 
+# What the tests compare with, fingerprinted by every canary through its own imports (dotted
+# paths below ``torch``, ``numpy``, ``builtins`` and ``math``): each must stay the very object the
+# canary at the start saw, before any learner code ran, whatever route replaced it (an attribute,
+# ``vars()``, ``gc``, ``ctypes``, ``sys.modules``, an import hook, a class's ``__dict__``, a wrapper).
+_IDENTITIES = (
+    "torch", "torch.allclose", "torch.equal", "torch.isclose", "torch.eq", "torch.all", "torch.any",
+    "torch.abs", "torch.isfinite", "torch.broadcast_shapes", "torch.testing", "torch.testing.assert_close",
+    "torch.Tensor", "torch.Tensor.__eq__", "torch.Tensor.__ne__", "torch.Tensor.__lt__", "torch.Tensor.__le__",
+    "torch.Tensor.__gt__", "torch.Tensor.__ge__", "torch.Tensor.__bool__", "torch.Tensor.__abs__",
+    "torch.Tensor.__sub__", "torch.Tensor.equal", "torch.Tensor.allclose", "torch.Tensor.isclose",
+    "torch.Tensor.all", "torch.Tensor.any", "torch.Tensor.item", "torch.Tensor.tolist", "torch.Tensor.sum",
+    "torch.Tensor.abs", "torch.nn", "torch.nn.functional", "torch.nn.functional.cross_entropy",
+    "torch.nn.functional.log_softmax", "torch.nn.functional.softmax", "torch.nn.Module",
+    "numpy", "numpy.allclose", "numpy.array_equal", "numpy.isclose", "numpy.ndarray.__eq__",
+    "numpy.testing", "numpy.testing.assert_allclose", "numpy.testing.assert_array_equal",
+    "builtins.abs", "builtins.all", "builtins.any", "builtins.isinstance", "builtins.issubclass", "builtins.len",
+    "builtins.round", "builtins.float", "builtins.int", "builtins.bool", "builtins.sum", "builtins.max",
+    "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.getattr", "builtins.hasattr",
+    "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list", "builtins.__import__",
+    "math.isclose",
+)
+# Names the test cells read from the learner's namespace: where the learner's namespace has one,
+# it must be the object the canary's own imports see (a module swapped for a look-alike, or
+# ``isinstance = lambda *a: True``, changes what the tests call without touching the real one).
+_NAMESPACE = (("torch", "torch"), ("np", "numpy"), ("numpy", "numpy"), ("F", "torch.nn.functional"),
+              ("nn", "torch.nn"), ("abs", "builtins.abs"), ("all", "builtins.all"), ("any", "builtins.any"),
+              ("isinstance", "builtins.isinstance"), ("issubclass", "builtins.issubclass"),
+              ("round", "builtins.round"), ("bool", "builtins.bool"), ("float", "builtins.float"),
+              ("AssertionError", "builtins.AssertionError"), ("print", "builtins.print"),
+              ("getattr", "builtins.getattr"), ("hasattr", "builtins.hasattr"))
+
+
+def _identity_code(n: str, prefix: str) -> str:
+    """Canary lines printing "<prefix>= <address> ..." for _IDENTITIES (through the canary's own
+    imports) then _NAMESPACE (through the learner's namespace, "-" where it has no such name).
+    ``object.__repr__`` (reached from a literal, which no cell can rebind) gives each object's type
+    and address: a replacement cannot show the original's."""
+    roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m"}
+    parts = [f"{n}o({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
+    parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
+    return (f"import math as {n}m\n"
+            f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
+            f"{n}g = (lambda: 0).__globals__\n"
+            f"{n}b.print(\"{prefix}=\", *[{', '.join(parts)}])\n"
+            f"del {n}m, {n}o, {n}g\n")
+
+
 def new_secret() -> str:
     """A fresh random secret for one graded notebook."""
     return secrets.token_hex(16)
@@ -84,7 +131,7 @@ except BaseException as {n}e:
 else:
     {n}r.append(True)
 {n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
-del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p
+{_identity_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p
 ### END HIDDEN TESTS'''
     fails = (f'"""Check the {words[3]} of the {words[4]}"""\n'
              f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"')
@@ -110,8 +157,8 @@ def is_canary(cell, secret: str) -> bool:
 
 
 def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None = None):
-    """A copy of ``nb`` with a canary (two cells) after every code cell a learner can edit,
-    before every locked test cell not already preceded by one, and at the end. ``locked``: as
+    """A copy of ``nb`` with a canary (two cells) at the start, after every code cell a learner
+    can edit, before every locked test cell not already preceded by one, and at the end. ``locked``: as
     for :func:`scan_notebook`; default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's
     OverwriteCells has restored the locked cells' metadata)."""
     import nbformat
@@ -137,6 +184,7 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
             cells.append(cell)
         k += 1
 
+    add()  # at the start: what the comparisons were before any learner code ran
     for i, cell in enumerate(nb.cells):
         if (is_test_cell(cell) and i not in editable
                 and not (cells and CANARY_KEY in cells[-1].metadata)):
@@ -162,9 +210,34 @@ def _error_text(error) -> str:
     return f"{error.get('ename')}: {shorten(str(error.get('evalue', '')), 60)}"
 
 
-def _judge(checks, fails, canary: _Canary, where: str) -> str | None:
-    """None if the executed canary cells behaved, else the reason (``where``: "after cell 9")."""
+def _identities(checks, canary: _Canary) -> list[str] | None:
+    """The addresses a canary printed (the last such line), or None."""
+    lines = re.findall(re.escape(canary.prefix) + r"= (.*)", _stdout(checks))
+    return lines[-1].split() if lines else None
+
+
+def _replaced(seen: list[str], before: list[str]) -> list[str]:
+    """What is no longer the object it was at the start: paths, and learner's names."""
+    count = len(_IDENTITIES)
+    if len(seen) != count + len(_NAMESPACE) or len(before) < count:
+        return ["the canary's own report"]
+    index = {path: i for i, path in enumerate(_IDENTITIES)}
+    wrong = [path for path, now, then in zip(_IDENTITIES, seen, before, strict=False) if now != then]
+    wrong += [f"the name {name}" for (name, path), now in zip(_NAMESPACE, seen[count:], strict=True)
+              if now != "-" and now != before[index[path]]]
+    return wrong
+
+
+def _judge(checks, fails, canary: _Canary, where: str, before: list[str] | None = None) -> str | None:
+    """None if the executed canary cells behaved, else the reason (``where``: "after cell 9").
+    ``before``: the addresses the canary at the start printed, before any learner code ran."""
     the = f"the canary {where}"
+    if before is not None:
+        seen = _identities(checks, canary)
+        wrong = _replaced(seen, before) if seen is not None else ["the canary's own report"]
+        if wrong:
+            return (f"tampered: {the} found what the tests compare with replaced since the start: "
+                    f"{shorten(', '.join(wrong), 120)}")
     text = _stdout(checks)   # searched, not split: a learner's background thread may print into it
     errors = [o for o in checks.get("outputs", []) if o.get("output_type") == "error"]
     if canary.token not in text:
@@ -229,6 +302,7 @@ def _check_canaries(nb, secret: str):
         return "tampered: canary cells missing or out of order (grading pipeline error)", cleaned
     last_ran = max((i for i, c in enumerate(nb.cells) if i not in canary_cells and c.get("cell_type") == "code"
                     and _ran(c)), default=-1)
+    before: list[str] | None = None   # set by the first canary, at the start
     for p in range(0, len(found), 2):
         i, j = found[p]
         kept = i - sum(1 for c in canary_cells if c < i)      # cells of the cleaned notebook before it
@@ -244,9 +318,12 @@ def _check_canaries(nb, secret: str):
             if last_ran > i:
                 return f"tampered: the canary {where} did not run while later cells did", cleaned
             return None, cleaned  # execution stopped before here; the grading run reports why
-        reason = _judge(checks, fails, _canary(secret, j // 2), where)
+        canary = _canary(secret, j // 2)
+        reason = _judge(checks, fails, canary, where, before)
         if reason:
             return reason, cleaned
+        if before is None:
+            before = _identities(checks, canary)
     return None, cleaned
 
 

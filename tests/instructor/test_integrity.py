@@ -167,18 +167,18 @@ def test_scan_cells_a_learner_cannot_edit_are_skipped_unless_changed():
 # Canaries without a kernel
 # ---------------------------------------------------------------------------
 
-def test_canaries_placed_after_every_editable_cell_and_at_the_end():
+def test_canaries_placed_at_the_start_after_every_editable_cell_and_at_the_end():
     nb = small_notebook()
     secret = canaries.new_secret()
     marked = canaries.insert_canaries(nb, secret)
     editable = set(editable_cells(nb, locked_ids(nb)))
     flags = [canaries.is_canary(c, secret) for c in marked.cells]
-    assert flags[-2:] == [True, True] and sum(flags) == 2 * (len(editable) + 1)
+    assert flags[:2] == flags[-2:] == [True, True] and sum(flags) == 2 * (len(editable) + 2)
     originals = [c for c, f in zip(marked.cells, flags, strict=True) if not f]
     assert originals == nb.cells, "insert_canaries changed the learner's cells"
-    starts = [i for i, f in enumerate(flags) if f and not flags[i - 1]]
-    assert all(flags[i + 1] for i in starts) and len(starts) == len(editable) + 1
-    after = [originals.index(marked.cells[p - 1]) for p in starts[:-1]]
+    starts = [i for i, f in enumerate(flags) if f and (i == 0 or not flags[i - 1])]
+    assert all(flags[i + 1] for i in starts) and len(starts) == len(editable) + 2
+    after = [originals.index(marked.cells[p - 1]) for p in starts[1:-1]]
     assert set(after) == editable
     assert all(not _meta(c) for c, f in zip(marked.cells, flags, strict=True) if f), \
         "canaries must not be nbgrader cells"
