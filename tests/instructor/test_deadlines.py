@@ -168,3 +168,13 @@ def test_bad_file_stops_autograde_before_grading(tmp_path, capsys):
 def test_date_alone_means_end_of_that_day_utc(tmp_path):
     (tmp_path / "deadlines.toml").write_text("[due]\n01-tensors = 2025-10-06\n")
     assert deadlines.load(tmp_path).due[P1].isoformat() == "2025-10-06T23:59:59"
+
+
+def test_without_the_file_nothing_is_late(tmp_path):
+    """No deadlines.toml: nbgrader's default plugin, no due date, so a timestamp costs nothing."""
+    course = new_course(tmp_path, None)
+    done = coordinator.record(course, Outcome("ann", P1, status="graded", notebook=graded_notebook()), "digest",
+                              CASES["eli"][0], deadlines.load(course))
+    assert (done.score, done.late_days, done.penalty) == (3, 0, 0)
+    with gradebook(course) as gb:
+        assert gb.find_assignment(P1).duedate is None
