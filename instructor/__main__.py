@@ -3,7 +3,8 @@
     check                          is student code confined on this machine? (says so loudly)
     autograde [--part P] [--jobs N | --cluster tcp://HOST:8786] [--student S] [--force]
     feedback  [--part P]           HTML feedback per student, in feedback/
-    grades    [--out grades.csv]   nbgrader's CSV export
+    grades    [--out FILE] [--format csv|canvas|moodle] [--roster roster.csv]
+                                   nbgrader's CSV export, or the file Canvas or Moodle imports
     collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
     release   [PART]               stamp the solutions, then nbgrader generate_assignment
     stamp     [NB ...]             Colab setup cell + embedded figures, in place
@@ -20,7 +21,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import collect, coordinator, export, notebooks, report
+from . import collect, coordinator, export, lms, notebooks, report
 from .course import PART_NAMES, GradingError, existing_parts, part_notebook
 from .settings import Settings, confinement
 
@@ -49,8 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="default GRADING_SANDBOX or bwrap")
     p = sub.add_parser("feedback", help="HTML feedback for every graded submission")
     p.add_argument("--part")
-    p = sub.add_parser("grades", help="export the gradebook to CSV")
-    p.add_argument("--out", type=Path, default=Path("grades.csv"))
+    p = sub.add_parser("grades", help="export the gradebook to CSV (nbgrader's, Canvas's or Moodle's)")
+    p.add_argument("--format", choices=lms.FORMATS, default="csv",
+                   help="csv: nbgrader's export with status columns (default); canvas or moodle: their import file")
+    p.add_argument("--out", type=Path, help="default: grades.csv, canvas-grades.csv or moodle-grades.csv")
+    p.add_argument("--roster", type=Path, help="CSV of student_id and the platform's ids (see instructor/lms.py)")
     p = sub.add_parser("collect", help="collect downloaded submissions with nbgrader zip_collect")
     p.add_argument("source", type=Path, help="folder of <student>_<part>.ipynb files and/or .zip archives")
     p.add_argument("--part", required=True)
@@ -97,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
             export.feedback(args.course, _parts(args.part))
             print(f"feedback written under {Path(args.course).resolve() / 'feedback'}")
         elif args.cmd == "grades":
-            out = args.out if args.out.is_absolute() else Path(args.course) / args.out
-            print(f"grades written to {export.export_grades(args.course, out)}")
+            out = args.out or Path("grades.csv" if args.format == "csv" else f"{args.format}-grades.csv")
+            out = out if out.is_absolute() else Path(args.course) / out
+            if args.format == "csv":
+                print(f"grades written to {export.export_grades(args.course, out)}")
+            else:
+                print(f"{args.format} grades written to {lms.export(args.course, out, args.format, args.roster)}")
         elif args.cmd == "collect":
             outcome = collect.collect(args.course, args.source, args.part)
             print(f"collected into {Path(args.course).resolve() / 'submitted'}")

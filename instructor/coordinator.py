@@ -40,6 +40,8 @@ from .course import (
     submission_dir,
     usable_student_id,
 )
+from .deadlines import Deadlines
+from .deadlines import load as load_deadlines
 from .outcome import Outcome
 from .settings import Settings, require_sandbox
 
@@ -127,9 +129,18 @@ def _store_files(course: Path, result: Outcome):
     return graded
 
 
-def _store_scores(course: Path, result: Outcome, graded, timestamp: str | None) -> None:
-    """The gradebook: nbgrader's SaveAutoGrades from the graded notebook; a flagged or tampered
-    submission scores 0 (as nbgrader scores a missing notebook) and is flagged until looked at."""
+def _set_deadline(gb, deadlines, part: str, student: str, submission) -> None:
+    """The part's due date and the student's extension, from deadlines.toml, in the gradebook."""
+    gb.find_assignment(part).duedate = deadlines.due.get(part)
+    submission.extension = deadlines.extension(student, part)
+    gb.db.commit()
+
+
+def _store_scores(course: Path, result: Outcome, graded, timestamp: str | None, deadlines=None) -> None:
+    """The gradebook: nbgrader's SaveAutoGrades from the graded notebook, then its
+    AssignLatePenalties (with deadlines.toml's policy as the plugin, when there is one); a flagged
+    or tampered submission scores 0 (as nbgrader scores a missing notebook) and is flagged until
+    looked at."""
     from nbgrader.api import MissingEntry
     from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
     from sqlalchemy.exc import SAWarning
@@ -146,30 +157,38 @@ def _store_scores(course: Path, result: Outcome, graded, timestamp: str | None) 
                 submission = gb.update_or_create_submission(part, student, **extra)
         except MissingEntry:
             submission = gb.update_or_create_submission(part, student, **extra)
+        if deadlines is not None:
+            _set_deadline(gb, deadlines, part, student, submission)
         if graded is not None:
             resources = {"nbgrader": {"db_url": db_url(course), "assignment": part, "notebook": part,
                                       "student": student}}
             SaveAutoGrades().preprocess(graded, resources)
-            AssignLatePenalties().preprocess(graded, resources)
+            late = AssignLatePenalties(config=deadlines.nbgrader_config()) if deadlines else AssignLatePenalties()
+            late.preprocess(graded, resources)
             gb.db.expire_all()
             submission = gb.find_submission(part, student)
         for nb in submission.notebooks:
             nb.flagged = result.needs_a_look
             if result.status != "graded" or graded is None:
+                nb.late_submission_penalty = None
                 for grade in nb.grades:
                     grade.auto_score, grade.needs_manual_grade = 0, False
         gb.db.commit()
         result.score, result.max_score = submission.score, submission.max_score
+        result.penalty = float(submission.late_submission_penalty or 0)
+        result.late_days = deadlines.late_days(submission.total_seconds_late) if deadlines else 0
 
 
-def record(course: Path, result: Outcome, sha256: str = "", timestamp: str | None = None) -> Outcome:
+def record(course: Path, result: Outcome, sha256: str = "", timestamp: str | None = None,
+           deadlines: Deadlines | None = None) -> Outcome:
     """Store one task's outcome: the graded notebook under autograded/, its log, the gradebook
-    and the journal. Returns it, completed (scores, log path, digest, time taken)."""
+    (with ``deadlines``' late penalty) and the journal. Returns it, completed (scores, late days
+    and penalty, log path, digest, time taken)."""
     start = time.monotonic()
     result.reason, result.review = one_line(result.reason), one_line(result.review, 1000)
     result.sha256 = sha256
     graded = _store_files(course, result)
-    _store_scores(course, result, graded, timestamp)
+    _store_scores(course, result, graded, timestamp, deadlines)
     journal.append(course, result)
     result.record_seconds = time.monotonic() - start
     return result
@@ -208,7 +227,8 @@ def _progress(total: int):
     return tqdm(total=total, desc="grading", unit="submission", mininterval=1.0, disable=total < 2)
 
 
-def _triage(course: Path, jobs: list[Job], force: bool) -> tuple[list[Outcome], list[tuple[Job, str]]]:
+def _triage(course: Path, jobs: list[Job], force: bool,
+            deadlines: Deadlines | None = None) -> tuple[list[Outcome], list[tuple[Job, str]]]:
     """(outcomes of what cannot be sent to a worker, [(job, digest)] to grade): a submission
     graded before with the same bytes is left out unless ``force``."""
     done = {} if force else journal.read_journal(course)
@@ -225,7 +245,8 @@ def _triage(course: Path, jobs: list[Job], force: bool) -> tuple[list[Outcome], 
         except OSError as exc:
             why = f"the submitted notebook cannot be read safely: {exc}"
         if why:
-            refused.append(record(course, Outcome(job.student, job.part, reason=why)))
+            refused.append(record(course, Outcome(job.student, job.part, reason=why),
+                                  timestamp=_timestamp(course, job), deadlines=deadlines))
             continue
         digest = hashlib.sha256(data).hexdigest()
         previous = done.get((job.student, job.part))
@@ -242,7 +263,7 @@ def _limits_line(settings: Settings, task_limits: dict) -> str:
 
 
 def _grade_on_cluster(course: Path, todo: list[tuple[Job, str]], settings: Settings, task_limits: dict,
-                      cluster: str | None, say) -> list[Outcome]:
+                      cluster: str | None, say, deadlines: Deadlines | None = None) -> list[Outcome]:
     """Send ``todo`` to the workers, at most two per worker at a time (memory stays flat for a
     class of 10,000), and record each outcome as it comes."""
     from distributed import as_completed
@@ -281,7 +302,7 @@ def _grade_on_cluster(course: Path, todo: list[tuple[Job, str]], settings: Setti
             except Exception as exc:  # noqa: BLE001 - e.g. the task's workers kept dying
                 result = Outcome(job.student, job.part, reason=f"the grading task failed: "
                                  f"{type(exc).__name__}: {one_line(exc, 200)}")
-            results.append(record(course, result, digest, timestamp))
+            results.append(record(course, result, digest, timestamp, deadlines))
             bar.update(1)
             say(_result_line(results[-1]))
             submit_next()
@@ -330,6 +351,7 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
     a Dask cluster (local by default, ``cluster`` = scheduler address otherwise). What was graded
     before (same notebook bytes) is not graded again unless ``force``."""
     course = check_course(course)
+    deadlines = load_deadlines(course)  # a bad deadlines.toml stops here, before anything is graded
     settings = settings or Settings.resolve(course)
     parts = _parts_to_grade(course, parts)
     jobs = find_jobs(course, parts, students)
@@ -338,7 +360,7 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
         return []
     (course / "autograded").mkdir(exist_ok=True)
     say(require_sandbox(settings, say))
-    results, todo = _triage(course, jobs, force)
+    results, todo = _triage(course, jobs, force, deadlines)
     skipped = len(jobs) - len(todo) - len(results)
     if skipped:
         say(f"{skipped} submission(s) graded before and unchanged: not graded again (--force to regrade)")
@@ -347,7 +369,7 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
         say(f"grading {len(todo)} submission(s) of {', '.join(parts)} on "
             f"{'the cluster at ' + cluster if cluster else f'{settings.jobs} local worker(s)'}; "
             + _limits_line(settings, task_limits))
-        results += _grade_on_cluster(course, todo, settings, task_limits, cluster, say)
+        results += _grade_on_cluster(course, todo, settings, task_limits, cluster, say, deadlines)
     journal.write_report(course)
     _say_what_needs_a_look(results, say)
     return results

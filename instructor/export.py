@@ -40,7 +40,8 @@ def feedback(course: Path, parts: list[str] | None = None) -> None:
 def export_grades(course: Path, out: Path) -> Path:
     """nbgrader export (one CSV row per student and part) plus what grading said of each row:
     ``status`` (graded, flagged, tampered, or missing when nothing was graded), ``reason`` and
-    ``review``, so a flagged 0 never reads like an earned 0."""
+    ``review``, so a flagged 0 never reads like an earned 0, and ``late_days`` (deadlines.toml;
+    nbgrader's own ``late_submission_penalty`` column has the points taken)."""
     course = check_course(course)
     out = Path(out).resolve()
     run_nbgrader(["export", f"--to={out}", "--log-level=WARN"], course, check=True)
@@ -54,8 +55,9 @@ def export_grades(course: Path, out: Path) -> Path:
         row["status"] = seen.status if seen else ("missing" if not row.get("timestamp") else "graded")
         row["reason"] = seen.reason if seen else ""
         row["review"] = seen.review if seen else ""
+        row["late_days"] = seen.late_days if seen else 0
     with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields + ["status", "reason", "review"])
+        writer = csv.DictWriter(f, fieldnames=fields + ["status", "reason", "review", "late_days"])
         writer.writeheader()
         writer.writerows(rows)
     return out

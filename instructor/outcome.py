@@ -38,6 +38,8 @@ class Outcome:
     log: str = ""               # the task's log, relative to the course (once recorded)
     sha256: str = ""            # of the submitted notebook
     host: str = ""              # the worker's machine
+    late_days: int = 0          # days past the due date (deadlines.toml; 0 on time or within the grace period)
+    penalty: float = 0.0        # points taken for lateness (nbgrader's late_submission_penalty)
     setup_seconds: float = 0.0  # of which the worker prepared the part (its first task of the part)
     record_seconds: float = 0.0  # the coordinator's time to store it (notebook, gradebook, journal)
     log_text: str = ""          # the task's log itself (travels from the worker, never journaled)
@@ -50,7 +52,7 @@ class Outcome:
 
 
 # What the journal and grading-report.csv keep, in this order.
-FIELDS = [f.name for f in fields(Outcome)][:12]
+FIELDS = [f.name for f in fields(Outcome)][:14]
 
 
 def journal_path(course: Path) -> Path:
@@ -65,11 +67,12 @@ def report_path(course: Path) -> Path:
 
 def _from_row(row: dict) -> Outcome:
     known = {name: row[name] for name in FIELDS if name in row}
-    for name in ("score", "max_score", "seconds", "cell_seconds"):
+    for name, kind in (("score", float), ("max_score", float), ("seconds", float), ("cell_seconds", float),
+                       ("penalty", float), ("late_days", int)):
         try:
-            known[name] = float(known.get(name) or 0)
+            known[name] = kind(float(known.get(name) or 0))
         except ValueError:
-            known[name] = 0.0
+            known[name] = kind(0)
     return Outcome(**known)
 
 

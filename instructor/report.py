@@ -7,12 +7,14 @@ wrote it, ``autograded/grading-report.csv``; writes ``report/index.html`` (one s
 page: the PNG plots are embedded, and also written beside it) and the numbers behind every
 plot as CSV files:
 
-    scores.csv     one row per submission: student, part, status, score, max_score, percent
+    scores.csv     one row per submission: student, part, status, score (after any late penalty),
+                   max_score, percent, late_days, penalty
     parts.csv      score distribution per part (graded submissions only)
     cells.csv      pass rate per graded cell (full marks = passed), hardest first
     flagged.csv    submissions that need a look (could not be graded, tampering) and why
     timing.csv     grading time per part (from grading-report.csv)
     review.csv     static-scan findings per submission (when grading-report.csv has them)
+    late.csv       submissions past their due date (deadlines.toml): days late and points taken
 
 Submissions that could not be graded score 0 until an instructor looks at them: they are
 listed under "flagged" and left out of the score distribution and the pass rates, so one
@@ -30,7 +32,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import outcome
+from . import deadlines, outcome
 from .course import GradingError, check_course, db_url, gradebook_file
 
 PLOTS = {
@@ -56,6 +58,8 @@ class Submission:
     seconds: float | None = None
     review: str = ""
     cells: dict = field(default_factory=dict)   # grade id -> (score or None, max_score)
+    late_days: int = 0                # past the due date, with any extension (deadlines.toml)
+    penalty: float = 0.0              # points taken for lateness (already out of ``score``)
 
     @property
     def percent(self) -> float:
@@ -76,11 +80,16 @@ def read_submissions(course: Path) -> list[Submission]:
     if file is not None and not file.exists():
         raise GradingError(f"no gradebook at {file}: grade first (make autograde)")
     outcomes = outcome.read_report(course)
+    rules = deadlines.load(course)
+    grace = rules.grace_seconds if rules else 0.0
     subs = []
     with Gradebook(db_url(course)) as gb:
         for assignment in sorted(gb.assignments, key=lambda a: a.name):
             for sub in gb.assignment_submissions(assignment.name):
-                s = Submission(sub.student_id, assignment.name, float(sub.score or 0), float(sub.max_score or 0))
+                penalty = float(sub.late_submission_penalty or 0)
+                s = Submission(sub.student_id, assignment.name, max(0.0, float(sub.score or 0) - penalty),
+                               float(sub.max_score or 0), penalty=penalty,
+                               late_days=deadlines.late_days(sub.total_seconds_late, grace))
                 for nb in sub.notebooks:
                     if nb.flagged:
                         s.status, s.reason = "flagged", "flagged in the gradebook"
@@ -93,6 +102,7 @@ def read_submissions(course: Path) -> list[Submission]:
                     s.reason = seen.reason or ("" if s.status == "graded" else s.reason)
                     s.seconds = seen.seconds
                     s.review = seen.review.strip()
+                    s.late_days = seen.late_days
                 subs.append(s)
     return subs
 
@@ -179,8 +189,16 @@ def review_rows(subs: list[Submission]) -> list[dict]:
 def score_rows(subs: list[Submission]) -> list[dict]:
     """Rows of scores.csv: every submission's score and status."""
     return [{"student": s.student, "part": s.part, "status": s.status, "score": _r(s.score),
-             "max_score": _r(s.max_score), "percent": _r(s.percent)}
+             "max_score": _r(s.max_score), "percent": _r(s.percent), "late_days": s.late_days,
+             "penalty": _r(s.penalty)}
             for s in sorted(subs, key=lambda s: (s.part, s.student))]
+
+
+def late_rows(subs: list[Submission]) -> list[dict]:
+    """Rows of late.csv: submissions past their due date (with any extension) and what it cost."""
+    return [{"student": s.student, "part": s.part, "late_days": s.late_days, "penalty": _r(s.penalty),
+             "score": _r(s.score)}
+            for s in sorted(subs, key=lambda s: (s.part, s.student)) if s.late_days or s.penalty]
 
 
 # ---------------------------------------------------------------------------
@@ -301,13 +319,14 @@ def _table(rows: list[dict], fields: list[str], limit: int | None = None) -> str
 
 
 FIELDS = {
-    "scores.csv": ["student", "part", "status", "score", "max_score", "percent"],
+    "scores.csv": ["student", "part", "status", "score", "max_score", "percent", "late_days", "penalty"],
     "parts.csv": ["part", "submissions", "graded", "flagged", "max_score", "mean_percent", "median_percent",
                   "min_percent", "max_percent", "full_marks"],
     "cells.csv": ["part", "cell", "graded", "passed", "pass_rate", "mean_score", "max_score"],
     "flagged.csv": ["student", "part", "status", "reason"],
     "timing.csv": ["part", "jobs", "mean_seconds", "median_seconds", "max_seconds", "total_seconds"],
     "review.csv": ["student", "part", "review"],
+    "late.csv": ["student", "part", "late_days", "penalty", "score"],
 }
 
 STYLE = """
@@ -318,6 +337,19 @@ table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
 th { background: #f3f3f3; } .none { color: #666; font-style: italic; }
 """
+
+
+OPTIONAL = {  # tables shown only when they have rows: title, text
+    "review.csv": ("Review notes", "Static-scan findings to read before trusting a score."),
+    "late.csv": ("Late submissions", "Past the due date (with any extension) in deadlines.toml; "
+                 "the penalty is already taken from the score."),
+}
+
+
+def _optional_sections(tables: dict) -> list[str]:
+    return [f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>"
+            f"{_table(tables[name], FIELDS[name])}<p><a href='{name}'>{name}</a></p>"
+            for name, (title, text) in OPTIONAL.items() if tables.get(name)]
 
 
 def build(course: Path, out: Path | None = None, say=print) -> Path:
@@ -334,9 +366,11 @@ def build(course: Path, out: Path | None = None, say=print) -> Path:
         "flagged.csv": flagged_rows(subs),
         "timing.csv": timing_stats(subs),
     }
-    reviews = review_rows(subs)
+    reviews, late = review_rows(subs), late_rows(subs)
     if reviews:
         tables["review.csv"] = reviews
+    if late:
+        tables["late.csv"] = late
     for name, rows in tables.items():
         write_csv(out / name, rows, FIELDS[name])
     plot_scores(subs, out / PLOTS["scores"])
@@ -363,9 +397,7 @@ def build(course: Path, out: Path | None = None, say=print) -> Path:
             f"<a href='{PLOTS[plot]}'>{_image(out / PLOTS[plot], title)}</a>"
             f"{_table(tables[table], FIELDS[table], limit)}"
             f"<p><a href='{table}'>{table}</a></p>")
-    if reviews:
-        parts_html.append("<h2>Review notes</h2><p>Static-scan findings to read before trusting a score.</p>"
-                          + _table(reviews, FIELDS["review.csv"]) + "<p><a href='review.csv'>review.csv</a></p>")
+    parts_html += _optional_sections(tables)
     parts_html.append("<p>Every score: <a href='scores.csv'>scores.csv</a></p>")
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Class report</title>"
             f"<style>{STYLE}</style></head><body><h1>Class report</h1>"
