@@ -6,6 +6,8 @@
 #   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/),
 #                   in TEST_WORKERS=2 processes
 #   make lint       ruff: lint and import order (configured in pyproject.toml)
+#   make requirements  requirements.txt: pip-compile's exact pins of pyproject.toml's dependencies
+#                   and extras, at the versions installed in $(VENV) (what `make test` ran with)
 #   make install    virtual environment in $(VENV): `helper` and pyproject.toml's [course,test] extras
 #   make release    regenerate notebooks/ from solutions/ (PART=03-training for one part)
 #   make data       download every data set the course uses (run once while online)
@@ -33,7 +35,7 @@ TEST_WORKERS ?= 2
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: lab formgrader report test lint install release data assets outputs clean collect autograde feedback grades
+.PHONY: lab formgrader report test lint install requirements release data assets outputs clean collect autograde feedback grades
 
 install: $(STAMP)
 
@@ -64,6 +66,15 @@ lint: install
 # Two test processes side by side (TEST_WORKERS=0: one), each taking whole files.
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(NBVAL) tests solutions -v --durations=15
+
+# requirements.txt is generated, never edited by hand: pip-compile resolves pyproject.toml (the
+# dependencies and the course and test extras) and keeps the versions already pinned in its output
+# file, which starts as the venv's `pip freeze` (taken before pip-tools goes in).
+requirements: install
+	$(PY) -m pip freeze --exclude-editable > requirements.txt
+	$(PY) -m pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make requirements" $(PY) -m piptools compile --quiet --extra course --extra test \
+		--strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt pyproject.toml
 
 release: install
 	$(PY) -m instructor release $(PART)
