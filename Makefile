@@ -5,7 +5,11 @@
 #   make report     class report in report/index.html (plots and CSV) from the gradebook
 #   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/),
 #                   in TEST_WORKERS=2 processes
+#   make test-floor nbval on every solution with the oldest versions pyproject.toml allows
+#                   (torch 2.6, torchvision 0.21, ...), in a venv of their own, $(FLOOR_VENV)
 #   make lint       ruff: lint and import order (configured in pyproject.toml)
+#   make requirements  requirements.txt: pip-compile's exact pins of pyproject.toml's dependencies
+#                   and extras, at the versions installed in $(VENV) (what `make test` ran with)
 #   make install    virtual environment in $(VENV): `helper` and pyproject.toml's [course,test] extras
 #   make release    regenerate notebooks/ from solutions/ (PART=03-training for one part)
 #   make data       download every data set the course uses (run once while online)
@@ -32,8 +36,11 @@ FROM ?= downloaded-submissions
 TEST_WORKERS ?= 2
 STAMP := $(VENV)/.course-installed
 NBVAL := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg
+FLOOR_VENV ?= .venv-floor
+FLOOR_PY := $(FLOOR_VENV)/bin/python
+FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test lint install release data assets outputs clean collect autograde feedback grades
+.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades
 
 install: $(STAMP)
 
@@ -64,6 +71,32 @@ lint: install
 # Two test processes side by side (TEST_WORKERS=0: one), each taking whole files.
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(NBVAL) tests solutions -v --durations=15
+
+# The floor: every direct dependency, the course extra's included, at the lowest version its range
+# in pyproject.toml admits (uv's lowest-direct resolution: torch 2.6, torchvision 0.21, numpy 1.24,
+# matplotlib 3.7, nbval 0.11, ...); what they need in turn comes at its newest.
+floor-install: $(FLOOR_STAMP)
+
+$(FLOOR_STAMP): pyproject.toml
+	test -x $(FLOOR_PY) || python3 -m venv $(FLOOR_VENV)
+	$(FLOOR_PY) -m pip install --quiet uv
+	$(FLOOR_VENV)/bin/uv pip install --quiet --python $(FLOOR_PY) --resolution lowest-direct -e '.[course]'
+	touch $(FLOOR_STAMP)
+
+# nbval only, on the floor. Outputs that legitimately differ between versions (random draws, an
+# exception's type, library messages) are compared with the newest PyTorch only, in `make test`:
+# here (--nbval-lax) every cell must run, and every check in it hold.
+test-floor: floor-install
+	$(FLOOR_PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg solutions -v --durations=8
+
+# requirements.txt is generated, never edited by hand: pip-compile resolves pyproject.toml (the
+# dependencies and the course and test extras) and keeps the versions already pinned in its output
+# file, which starts as the venv's `pip freeze` (taken before pip-tools goes in).
+requirements: install
+	$(PY) -m pip freeze --exclude-editable > requirements.txt
+	$(PY) -m pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make requirements" $(PY) -m piptools compile --quiet --extra course --extra test \
+		--strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt pyproject.toml
 
 release: install
 	$(PY) -m instructor release $(PART)
