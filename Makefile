@@ -20,6 +20,8 @@
 #                   CLUSTER=tcp://HOST:8786 a running Dask scheduler; FORCE=1 regrades everything)
 #   make feedback   HTML feedback per student in feedback/ (PART=... for one part)
 #   make grades     export every score to grades.csv
+#   make bench-learner  each solution's run time for a learner: full-size fake data, CPU only
+#                   (slow: many minutes; not part of make test)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -40,7 +42,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades
+.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner
 
 install: $(STAMP)
 
@@ -122,6 +124,10 @@ feedback: install
 
 grades: install
 	$(PY) -m instructor grades --out grades.csv
+
+# Full-size fake data (the real sets' sizes and class counts), every solution run on the CPU.
+bench-learner: install
+	$(PY) -m tests.bench_learner --json test-output/bench-learner.json $(if $(PART),--part $(PART))
 
 report: install
 	$(PY) -m instructor report --out report

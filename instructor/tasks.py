@@ -51,6 +51,10 @@ from .outcome import Outcome
 
 WALL_FACTOR = 10                  # nbclient's wall-clock cell timeout: a backstop at this many times the limit
 STARTUP_TIMEOUT = 300             # seconds for the sandboxed kernel to start (preloads included)
+# Seconds to wait for a cell's last outputs after its reply: nbclient's default (4 s) flagged a
+# cell that printed 50 MB on a busy machine as one that "would not stop". The clock still bounds
+# the notebook; a thread printing after its cell does not hold this wait.
+IOPUB_TIMEOUT = 120
 LOG_CHARS = 200_000               # the end of a task's log that travels back
 _TEMPLATES: dict[str, Path] = {}  # per worker process: source digest -> private gradebook
 
@@ -323,6 +327,7 @@ def _grading_config(run: _Run, kernel_dir: Path):
     cfg.Execute.interrupt_on_timeout = True
     # The kernel imports PyTorch before it answers: on a loaded machine that takes a while.
     cfg.Execute.startup_timeout = STARTUP_TIMEOUT
+    cfg.Execute.iopub_timeout = IOPUB_TIMEOUT
     # Plain tracebacks: IPython's default (context lines, through stack_data) costs ~25 ms for
     # every failed assert, canaries included; feedback shows a failed test's last line anyway.
     cfg.Execute.extra_arguments = ["--InteractiveShell.xmode=Plain"]

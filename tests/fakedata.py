@@ -6,9 +6,17 @@ Each data set is built on its own, once per folder, only when something asks for
     ensure(root, "FashionMNIST")   # root/FashionMNIST/raw/... (one silhouette per class)
     ensure(root, "Cat_Dog_data")   # root/Cat_Dog_data/{train,test}/{cat,dog}/*.jpg
 
-``needed_by(text)`` says which of them a notebook or test file loads. Command line (all of them)::
+``needed_by(text)`` says which of them a notebook or test file loads.
 
-    python -m tests.fakedata DIR [--seed N]
+``FULL_SIZES`` are the sizes of the real, full data sets that learners download, with their
+class balance (``FULL_CLASS_COUNTS``): ``ensure(root, name, sizes=FULL_SIZES[name])`` builds a
+fake data set as large as the real one (MNIST and Fashion-MNIST in seconds, the cat and dog
+photos in about ten), for timing the notebooks as a learner runs them (``make bench-learner``).
+``cheap=True`` writes the same counts and labels with blank content (IDX files of zeros, one
+tiny JPEG copied): what ``tests/test_data_claims.py`` needs to check sizes, splits and class
+shares in a second. Command line (all of them)::
+
+    python -m tests.fakedata DIR [--seed N] [--full] [--cheap]
 """
 
 from __future__ import annotations
@@ -27,8 +35,27 @@ from helper.data import CAT_DOG_CLASSES
 
 # (train, test) images; for Cat_Dog_data, images per class. MNIST's test set is as large as the
 # real sample's (Part 7 prints the shape of its first 2,000 test digits).
-SIZES: dict[str, tuple[int, int]] = {"MNIST": (6000, 2000), "FashionMNIST": (1200, 300), "Cat_Dog_data": (80, 30)}
+SIZES: dict[str, tuple] = {"MNIST": (6000, 2000), "FashionMNIST": (1200, 300), "Cat_Dog_data": (80, 30)}
 DATASETS = tuple(SIZES)
+# The real data sets as learners download them. MNIST and Fashion-MNIST: (train, test) images.
+# Cat_Dog_data (helper.data.cats_and_dogs builds it from Oxford-IIIT Pet: trainval -> train,
+# test -> test): ((cats, dogs) in train, (cats, dogs) in test). Oxford-IIIT Pet has 3,680 trainval
+# and 3,669 test photos, 2,371 cats and 4,978 dogs in all (12 cat and 25 dog breeds, about 100
+# trainval photos per breed); the split of each species between trainval and test below follows
+# those totals (an exact count needs the download).
+FULL_SIZES: dict[str, tuple] = {
+    "MNIST": (60_000, 10_000),
+    "FashionMNIST": (60_000, 10_000),
+    "Cat_Dog_data": ((1_188, 2_492), (1_183, 2_486)),
+}
+# Images per class, (train, test), of the real data: MNIST's digits are not quite balanced,
+# Fashion-MNIST's classes are exactly.
+FULL_CLASS_COUNTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "MNIST": ((5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+              (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)),
+    "FashionMNIST": ((6000,) * 10, (1000,) * 10),
+    "Cat_Dog_data": FULL_SIZES["Cat_Dog_data"],
+}
 # What loads each data set in a notebook or test: torchvision's call, or the course's helper.
 _LOADS = {
     "MNIST": re.compile(r"\bMNIST\("),
@@ -62,19 +89,36 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _labels(n: int, rng: np.random.Generator, first: int | None) -> np.ndarray:
-    labels = rng.integers(0, 10, n).astype(np.uint8)
-    if first is not None:
-        labels[0] = first
+def _labels(n: int, rng: np.random.Generator, first: int | None,
+            counts: tuple[int, ...] | None = None) -> np.ndarray:
+    """``n`` labels 0-9: drawn at random, or exactly ``counts[k]`` of class ``k`` in random
+    order; ``first``: the first label (with ``counts``, swapped in from later on)."""
+    if counts is None:
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        if first is not None:
+            labels[0] = first
+        return labels
+    if sum(counts) != n:
+        raise ValueError(f"class counts {counts} add up to {sum(counts)}, not {n}")
+    labels = rng.permutation(np.repeat(np.arange(len(counts), dtype=np.uint8), counts))
+    if first is not None and labels[0] != first:
+        swap = int(np.flatnonzero(labels == first)[0])
+        labels[0], labels[swap] = labels[swap], labels[0]
     return labels
 
 
-def _fake_digits(n: int, rng: np.random.Generator, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _class_counts(name: str, sizes: tuple) -> tuple | None:
+    """The real class counts of ``name`` when ``sizes`` are its full sizes, else None (random)."""
+    return FULL_CLASS_COUNTS[name] if tuple(sizes) == FULL_SIZES[name] else None
+
+
+def _fake_digits(n: int, rng: np.random.Generator, first: int | None = None,
+                 counts: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Digits drawn with a font at random size, offset, angle and stroke, plus noise; ``first``:
-    the first image's label (default random)."""
+    the first image's label (default random); ``counts``: images per class (default random)."""
     from PIL import Image, ImageDraw
 
-    labels = _labels(n, rng, first)
+    labels = _labels(n, rng, first, counts)
     images = np.zeros((n, 28, 28), np.uint8)
     fonts = {s: _font(s) for s in (18, 20, 22)}
     for i, y in enumerate(labels):
@@ -91,10 +135,12 @@ def _fake_digits(n: int, rng: np.random.Generator, first: int | None = None) -> 
     return images, labels
 
 
-def _fake_fashion(n: int, rng: np.random.Generator, first: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _fake_fashion(n: int, rng: np.random.Generator, first: int | None = None,
+                  counts: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Crude silhouettes, one per Fashion-MNIST class, jittered in size and place; ``first``: the
-    first image's label (default random). As in the real data, the first test image is an ankle
-    boot (label 9): Part 6 saves it, prints its class and has two runtimes classify it."""
+    first image's label (default random); ``counts``: images per class. As in the real data, the
+    first test image is an ankle boot (label 9): Part 6 saves it, prints its class and has two
+    runtimes classify it."""
     from PIL import Image, ImageDraw
 
     shapes = {  # polygons on a 28x28 grid, roughly the garment's outline
@@ -109,7 +155,7 @@ def _fake_fashion(n: int, rng: np.random.Generator, first: int | None = None) ->
         8: [(4, 10), (24, 10), (24, 24), (4, 24)],
         9: [(9, 4), (17, 4), (18, 15), (25, 19), (25, 24), (7, 24)],
     }
-    labels = _labels(n, rng, first)
+    labels = _labels(n, rng, first, counts)
     images = np.zeros((n, 28, 28), np.uint8)
     for i, y in enumerate(labels):
         s = rng.uniform(0.8, 1.1)
@@ -146,27 +192,55 @@ def _fake_pet(label: int, rng: np.random.Generator):
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
 
 
-def _write(folder: Path, name: str, sizes: tuple[int, int], rng: np.random.Generator) -> None:
-    """Data set ``name`` into ``folder`` (which stands for ``root/name``)."""
+def _blank(n: int, rng: np.random.Generator, first: int | None = None,
+           counts: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Blank 28x28 images (zeros) with the labels the drawn ones would have: sizes and class
+    shares without the cost of drawing."""
+    return np.zeros((n, 28, 28), np.uint8), _labels(n, rng, first, counts)
+
+
+def _per_class(n) -> tuple[int, ...]:
+    """Photos per class of one split: an int (the same for cat and dog) or (cats, dogs)."""
+    return (int(n),) * len(CAT_DOG_CLASSES) if np.isscalar(n) else tuple(int(v) for v in n)
+
+
+def _write(folder: Path, name: str, sizes: tuple, rng: np.random.Generator, cheap: bool = False) -> None:
+    """Data set ``name`` into ``folder`` (which stands for ``root/name``); ``cheap``: blank content."""
     if name == "Cat_Dog_data":
+        tiny = None
+        if cheap:  # one small valid JPEG, copied: ImageFolder lists files, it opens only what is read
+            import io
+
+            buffer = io.BytesIO()
+            _fake_pet(0, rng).resize((8, 8)).save(buffer, format="JPEG")
+            tiny = buffer.getvalue()
         for split, n in zip(("train", "test"), sizes, strict=True):
-            for label, cls in enumerate(CAT_DOG_CLASSES):
+            for label, (cls, count) in enumerate(zip(CAT_DOG_CLASSES, _per_class(n), strict=True)):
                 (folder / split / cls).mkdir(parents=True)
-                for i in range(n):
-                    _fake_pet(label, rng).save(folder / split / cls / f"{cls}.{i}.jpg", quality=90)
+                for i in range(count):
+                    path = folder / split / cls / f"{cls}.{i}.jpg"
+                    if tiny is not None:
+                        path.write_bytes(tiny)
+                    else:
+                        _fake_pet(label, rng).save(path, quality=90)
         return
-    make = _fake_digits if name == "MNIST" else _fake_fashion
+    make = _blank if cheap else _fake_digits if name == "MNIST" else _fake_fashion
+    counts = _class_counts(name, sizes)
     (folder / "raw").mkdir(parents=True)
-    for prefix, n in zip(("train", "t10k"), sizes, strict=True):
-        images, labels = make(n, rng, first=9 if (name, prefix) == ("FashionMNIST", "t10k") else None)
+    for i, (prefix, n) in enumerate(zip(("train", "t10k"), sizes, strict=True)):
+        images, labels = make(n, rng, first=9 if (name, prefix) == ("FashionMNIST", "t10k") else None,
+                              counts=None if counts is None else counts[i])
         write_idx(folder / "raw" / f"{prefix}-images-idx3-ubyte", images)
         write_idx(folder / "raw" / f"{prefix}-labels-idx1-ubyte", labels)
 
 
-def ensure(root: Path | str, name: str, seed: int = 0, sizes: tuple[int, int] | None = None) -> Path:
+def ensure(root: Path | str, name: str, seed: int = 0, sizes: tuple | None = None, cheap: bool = False) -> Path:
     """Build fake data set ``name`` (one of ``DATASETS``) under ``root`` unless it is there.
 
-    ``sizes``: (train, test) image counts (per class for ``Cat_Dog_data``), default ``SIZES``.
+    ``sizes``: (train, test) image counts, default ``SIZES``; for ``Cat_Dog_data`` per class,
+    each an int (as many cats as dogs) or a pair (cats, dogs). ``FULL_SIZES[name]`` gives the
+    real data set's sizes and class counts. ``cheap``: the same files, counts and labels with
+    blank content (not learnable), in a fraction of the time.
     The same seed gives the same files; each data set has its own random stream, so building
     one never changes another. The folder appears whole or not at all. Returns ``root``.
     """
@@ -185,28 +259,31 @@ def ensure(root: Path | str, name: str, seed: int = 0, sizes: tuple[int, int] | 
         if not target.exists():
             partial = root / f".{name}.partial"
             shutil.rmtree(partial, ignore_errors=True)
-            _write(partial, name, sizes or SIZES[name], np.random.default_rng([seed, DATASETS.index(name)]))
+            _write(partial, name, sizes or SIZES[name], np.random.default_rng([seed, DATASETS.index(name)]), cheap)
             partial.rename(target)
     finally:
         os.close(fd)  # releases the lock
     return root
 
 
-def write_fake_data(root: Path | str, seed: int = 0, **sizes: tuple[int, int]) -> Path:
+def write_fake_data(root: Path | str, seed: int = 0, cheap: bool = False, **sizes: tuple) -> Path:
     """Every fake data set under ``root`` (see ``ensure``); ``sizes`` by data set name,
     e.g. ``MNIST=(20, 5)``. Returns ``root``."""
     for name in DATASETS:
-        ensure(root, name, seed, sizes.get(name))
+        ensure(root, name, seed, sizes.get(name), cheap)
     return Path(root)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m tests.fakedata DIR [--seed N]``: write every fake data set into DIR."""
+    """``python -m tests.fakedata DIR [--seed N] [--full] [--cheap]``: write every fake data set into DIR."""
     parser = argparse.ArgumentParser(prog="python -m tests.fakedata", description=__doc__.split("\n")[0])
     parser.add_argument("dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full", action="store_true", help="as large as the real data sets (FULL_SIZES)")
+    parser.add_argument("--cheap", action="store_true", help="blank content: sizes and labels only")
     args = parser.parse_args(argv)
-    print(write_fake_data(args.dir, seed=args.seed))
+    sizes = FULL_SIZES if args.full else {}
+    print(write_fake_data(args.dir, seed=args.seed, cheap=args.cheap, **sizes))
     return 0
 
 

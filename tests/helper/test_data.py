@@ -170,3 +170,19 @@ def test_notebook_shows_short_hint_instead_of_traceback(tmp_path):
     assert len(text.splitlines()) <= 4, text
     [ordinary] = [o for o in nb.cells[2].outputs if o.output_type == "error"]
     assert "an ordinary bug" in ordinary.evalue and len(ordinary.traceback) > 1
+
+
+def test_majority_share_reads_labels_without_loading_images(tmp_path):
+    """majority_share: the share of the most common class, from targets, subsets, tensors or lists."""
+    from helper.data import class_counts, labels_of, majority_share
+
+    fakedata.ensure(tmp_path, "Cat_Dog_data", sizes=((2, 6), (1, 3)), cheap=True)
+    folder = datasets.ImageFolder(tmp_path / "Cat_Dog_data" / "train")
+    assert class_counts(folder) == {0: 2, 1: 6} and majority_share(folder) == 0.75
+    subset = torch.utils.data.Subset(folder, [0, 1, 2])  # both cats and one dog
+    assert labels_of(subset) == [0, 0, 1] and majority_share(subset) == 2 / 3
+    pairs = torch.utils.data.TensorDataset(torch.zeros(4, 2), torch.tensor([3, 3, 3, 1]))
+    assert majority_share(pairs) == 0.75 and majority_share([5, 6]) == 0.5
+    with pytest.raises(ValueError, match="empty"):
+        majority_share([])
+
