@@ -22,6 +22,8 @@
 #   make grades     export every score to grades.csv
 #   make bench-learner  each solution's run time for a learner: full-size fake data, CPU only
 #                   (slow: many minutes; not part of make test)
+#   make times      docs/times.md, the README's course map times and docs/scaling.md's worked example,
+#                   from docs/times.toml (BENCH=test-output/bench-learner.json takes in bench-learner's results)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -42,7 +44,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner
+.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner times
 
 install: $(STAMP)
 
@@ -128,6 +130,11 @@ grades: install
 # Full-size fake data (the real sets' sizes and class counts), every solution run on the CPU.
 bench-learner: install
 	$(PY) -m tests.bench_learner --json test-output/bench-learner.json $(if $(PART),--part $(PART))
+
+# Measured times are written once, in docs/times.toml; this writes every page that shows them.
+BENCH ?=
+times: install
+	$(PY) -m tests.times $(if $(BENCH),--from-bench $(BENCH))
 
 report: install
 	$(PY) -m instructor report --out report

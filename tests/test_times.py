@@ -1,0 +1,94 @@
+"""docs/times.toml is the one place measured times are written: the pages that show them
+(docs/times.md, the README's course map, docs/scaling.md's worked example) are generated from it
+and in step with it, and the tools' outputs can be taken in. Offline: files are only read."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from instructor.course import PART_NAMES, ROOT
+from tests import times
+
+pytestmark = pytest.mark.course_data()
+
+
+def test_generated_pages_are_up_to_date_with_the_data():
+    stale = [str(path.relative_to(ROOT)) for path, wanted in times.generated(times.load()).items()
+             if not path.exists() or path.read_text() != wanted]
+    assert not stale, f"{', '.join(stale)} out of step with docs/times.toml: run `make times`"
+
+
+@pytest.mark.parametrize("group", ["nbval", "learner", "colab"])
+def test_per_part_groups_list_every_part_in_order(group):
+    assert list(times.load()[group]["entries"]) == list(PART_NAMES), \
+        f"[{group}] in docs/times.toml must have one entry per part, in course order (no value: not yet measured)"
+
+
+def test_every_group_says_how_it_was_measured():
+    for name, group in times.load().items():
+        assert group.get("title") and group.get("how"), f"[{name}] needs a title and says how it was measured"
+        measured = [e for e in group["entries"].values() if "value" in e]
+        for entry in measured:
+            assert entry.get("date") and entry.get("unit") is not None, \
+                f"[{name}] {entry['key']}: a measured value needs a date and a unit"
+
+
+@pytest.mark.parametrize(("entry", "shown"), [
+    ({"value": 3, "unit": "s"}, "3 s"),
+    ({"value": [5, 6], "unit": "s"}, "5-6 s"),
+    ({"value": 690, "unit": "s"}, "11.5 min"),
+    ({"value": [31, 150], "unit": "s"}, "0.5-2.5 min"),
+    ({"value": -0.98, "unit": "s"}, "-0.98 s"),
+    ({"value": 915, "unit": "tests"}, "915 tests"),
+    ({"value": 447, "unit": ""}, "447"),
+    ({"unit": "s"}, times.NOT_MEASURED),
+    (None, times.NOT_MEASURED),
+])
+def test_values_read_as_the_pages_show_them(entry, shown):
+    assert times.fmt(entry) == shown
+
+
+def test_taking_in_values_edits_only_their_lines():
+    text = times.DATA.read_text()
+    updated = times.set_values(text, "learner", {"04-fashion-mnist": 321.5, "02-neural-networks": 17}, "2030-01-02")
+    learner = times.load_text(updated)["learner"]["entries"]
+    assert learner["04-fashion-mnist"]["value"] == 321.5 and learner["04-fashion-mnist"]["date"] == "2030-01-02"
+    assert learner["02-neural-networks"]["value"] == 17
+    assert learner["03-training"] == times.load()["learner"]["entries"]["03-training"], "an entry not measured changed"
+    before, after = text.splitlines(), updated.splitlines()
+    assert [line for line in after if line not in before] == \
+        ['value = 17', 'date = "2030-01-02"', 'value = 321.5', 'date = "2030-01-02"']
+    assert len(after) == len(before) + 3, "only the new value and date lines are added (one value replaced)"
+
+
+def test_taking_in_a_new_key_appends_an_entry_to_its_group():
+    updated = times.set_values(times.DATA.read_text(), "nbval", {"09-new-part": [1, 2]}, "2030-01-02")
+    groups = times.load_text(updated)
+    assert list(groups["nbval"]["entries"])[-1] == "09-new-part"
+    assert groups["nbval"]["entries"]["09-new-part"]["value"] == [1, 2]
+    assert list(groups) == list(times.load()), "the groups keep their order"
+
+
+def test_bench_learner_json_is_taken_in(tmp_path):
+    bench = tmp_path / "bench-learner.json"
+    bench.write_text(json.dumps({"cpu_count": 2, "parts": {
+        "01-tensors": {"seconds": 8.2, "load_average": 1.0, "slowest_cells": []}}}))
+    assert times.from_bench(bench) == {"01-tensors": 8.2}
+
+
+def test_pytest_logs_are_taken_in_as_ranges(tmp_path):
+    def log(name, seconds, total):
+        path = tmp_path / name
+        path.write_text(
+            "=== nbval: notebook cells ===\n"
+            f"01-tensors.ipynb                         compared  40  ignored   5  raises  2     {seconds[0]:.1f} s\n"
+            f"02-neural-networks.ipynb                 compared  30  ignored   9  raises  0     {seconds[1]:.1f} s\n"
+            f"all notebooks                            compared  70  ignored  14  raises  2     {sum(seconds):.1f} s\n"
+            f"====== 900 passed, 12 skipped, 3 warnings in {total}s (0:22:44) ======\n")
+        return path
+
+    nbval, suite = times.from_pytest([log("a.log", (3.2, 5.4), 1364.1), log("b.log", (2.9, 6.3), 1400.0)])
+    assert nbval == {"01-tensors": 3, "02-neural-networks": [5, 6]}
+    assert suite == {"tests": 912, "make-test": 1400}
