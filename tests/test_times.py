@@ -5,6 +5,7 @@ and in step with it, and the tools' outputs can be taken in. Offline: files are 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -50,25 +51,56 @@ def test_values_read_as_the_pages_show_them(entry, shown):
     assert times.fmt(entry) == shown
 
 
+DATA = """# a comment that stays
+[learner]
+title = "What a learner waits for"
+how = "on the CPU"
+date = "2026-12-02"
+unit = "s"
+
+[[learner.entry]]
+key = "01-tensors"
+value = 9
+
+[[learner.entry]]
+key = "02-neural-networks"
+# measured once
+value = 16
+note = "kept"
+
+[[learner.entry]]
+key = "03-training"
+
+[other]
+title = "Another group"
+"""
+
+
 def test_taking_in_values_edits_only_their_lines():
-    text = times.DATA.read_text()
-    updated = times.set_values(text, "learner", {"04-fashion-mnist": 321.5, "02-neural-networks": 17}, "2030-01-02")
+    updated = times.set_values(DATA, "learner", {"03-training": 321.5, "02-neural-networks": 17}, "2030-01-02")
     learner = times.load_text(updated)["learner"]["entries"]
-    assert learner["04-fashion-mnist"]["value"] == 321.5 and learner["04-fashion-mnist"]["date"] == "2030-01-02"
-    assert learner["02-neural-networks"]["value"] == 17
-    assert learner["03-training"] == times.load()["learner"]["entries"]["03-training"], "an entry not measured changed"
-    before, after = text.splitlines(), updated.splitlines()
-    assert [line for line in after if line not in before] == \
-        ['value = 17', 'date = "2030-01-02"', 'value = 321.5', 'date = "2030-01-02"']
-    assert len(after) == len(before) + 3, "only the new value and date lines are added (one value replaced)"
+    assert learner["03-training"]["value"] == 321.5 and learner["03-training"]["date"] == "2030-01-02"
+    assert learner["02-neural-networks"]["value"] == 17 and learner["02-neural-networks"]["note"] == "kept"
+    assert learner["01-tensors"] == times.load_text(DATA)["learner"]["entries"]["01-tensors"]
+    added = [line for line in updated.splitlines() if line not in DATA.splitlines()]
+    removed = [line for line in DATA.splitlines() if line not in updated.splitlines()]
+    assert added == ['value = 17', 'date = "2030-01-02"', 'value = 321.5', 'date = "2030-01-02"']
+    assert removed == ["value = 16"], "comments, notes and other entries stay as they were"
 
 
 def test_taking_in_a_new_key_appends_an_entry_to_its_group():
-    updated = times.set_values(times.DATA.read_text(), "nbval", {"09-new-part": [1, 2]}, "2030-01-02")
+    updated = times.set_values(DATA, "learner", {"09-new-part": [1, 2]}, "2030-01-02")
     groups = times.load_text(updated)
-    assert list(groups["nbval"]["entries"])[-1] == "09-new-part"
-    assert groups["nbval"]["entries"]["09-new-part"]["value"] == [1, 2]
-    assert list(groups) == list(times.load()), "the groups keep their order"
+    assert list(groups["learner"]["entries"]) == ["01-tensors", "02-neural-networks", "03-training", "09-new-part"]
+    assert groups["learner"]["entries"]["09-new-part"]["value"] == [1, 2]
+    assert list(groups) == ["learner", "other"], "the groups keep their order"
+    assert "\n\n[other]" in updated, "a blank line still separates the groups"
+
+
+def test_the_real_data_file_can_be_taken_into():
+    text = times.DATA.read_text()
+    updated = times.set_values(text, "nbval", {"01-tensors": 4}, "2030-01-02")
+    assert times.load_text(updated)["nbval"]["entries"]["01-tensors"]["value"] == 4
 
 
 def test_bench_learner_json_is_taken_in(tmp_path):
@@ -92,3 +124,19 @@ def test_pytest_logs_are_taken_in_as_ranges(tmp_path):
     nbval, suite = times.from_pytest([log("a.log", (3.2, 5.4), 1364.1), log("b.log", (2.9, 6.3), 1400.0)])
     assert nbval == {"01-tensors": 3, "02-neural-networks": [5, 6]}
     assert suite == {"tests": 912, "make-test": 1400}
+
+
+def test_make_times_takes_in_bench_learner_and_rewrites_the_pages(tmp_path, monkeypatch):
+    for name in ("DATA", "TIMES_MD", "README", "SCALING"):
+        copy = tmp_path / getattr(times, name).name
+        shutil.copy(getattr(times, name), copy)
+        monkeypatch.setattr(times, name, copy)
+    assert times.main(["--check"]) == 0
+    bench = tmp_path / "bench-learner.json"
+    bench.write_text(json.dumps({"cpu_count": 2, "parts": {"08-transfer-learning": {"seconds": 754.0}}}))
+    assert times.main(["--from-bench", str(bench), "--date", "2030-01-02"]) == 0
+    assert times.load(times.DATA)["learner"]["entries"]["08-transfer-learning"]["value"] == 754.0
+    row = next(line for line in times.README.read_text().splitlines() if line.startswith("| [`08-"))
+    assert "| 12.6 min |" in row, "the course map shows the new learner time"
+    assert "| `08-transfer-learning` | 12.6 min | measured 2030-01-02 |" in times.TIMES_MD.read_text()
+    assert times.main(["--check"]) == 0

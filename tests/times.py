@@ -51,9 +51,10 @@ LEARNERS, PARTS_PER_ROUND = 10_000, 8  # the class size docs/scaling.md works ou
 
 # --- reading and formatting ---------------------------------------------------------------------
 
-def load(path: Path = DATA) -> dict:
+def load(path: Path | None = None) -> dict:
     """{group: {"title", "how", "command", "date", "unit", "entries": {key: entry}}}; every entry
     carries its group's fields unless it sets its own."""
+    path = path or DATA
     return load_text(path.read_text(), path.name)
 
 
@@ -261,6 +262,10 @@ def from_pytest(logs: list[Path]) -> tuple[dict[str, float | list[float]], dict[
 
 # --- command line -------------------------------------------------------------------------------
 
+def _name(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.times", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only say whether the generated files are up to date")
@@ -282,13 +287,13 @@ def main(argv: list[str] | None = None) -> int:
             text = set_values(text, "suite", suite, args.date)
     if text != DATA.read_text():
         DATA.write_text(text)
-        print(f"{DATA.relative_to(ROOT)}: values and dates updated; check each group's `how` still says "
+        print(f"{_name(DATA)}: values and dates updated; check each group's `how` still says "
               "how they were measured (machine, load, data)")
 
     stale = []
     for path, wanted in generated(load()).items():
         if not path.exists() or path.read_text() != wanted:
-            stale.append(str(path.relative_to(ROOT)))
+            stale.append(_name(path))
             if not args.check:
                 path.write_text(wanted)
     if args.check:
