@@ -239,7 +239,7 @@ def from_bench(path: Path) -> dict[str, float]:
 
 
 NBVAL_LINE = re.compile(r"^(?P<part>0\d-[a-z-]+)\.ipynb\s+compared.*?(?P<seconds>[\d.]+) s\s*$", flags=re.M)
-SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s\b.*=+\s*$", flags=re.M)
+SUMMARY = re.compile(r"^=*\s*(?P<counts>(?:\d+ \w+, )*\d+ \w+) in (?P<seconds>[\d.]+)s\b", flags=re.M)
 
 
 def from_pytest(logs: list[Path]) -> tuple[dict[str, float | list[float]], dict[str, float]]:
