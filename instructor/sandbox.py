@@ -281,7 +281,7 @@ def launch(argv: list[str]) -> None:
             sys.exit(f"sandbox: the kernel's connection file and sockets must be in {kernel_dir}, "
                      f"not {', '.join(shared)}: that folder is shared with the sandbox")
         os.execv(config.get("bwrap") or bwrap_path(), bwrap_argv(config, cwd, shared, kernel_argv))
-    # mode "rlimits": the operator accepted running without a sandbox (see README).
+    # mode "rlimits": the operator accepted running without a sandbox (see docs/grading-safety.md).
     sys.stderr.write("sandbox: WARNING: no bubblewrap sandbox, resource limits only\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADING_")}
     env.update(config.get("env", {}))

@@ -1,4 +1,4 @@
-"""The grading benchmark runs end to end and prints what the README's table is made of."""
+"""The grading benchmark runs end to end and prints what the scaling table in docs/scaling.md is made of."""
 
 from __future__ import annotations
 
