@@ -90,15 +90,15 @@ def _notebook(folder: str, part: str):
 
 def _texts(cell) -> list[str]:
     """A code cell's stored text outputs: streams, text/plain, an error's name and message."""
-    texts = []
+    texts, streams = [], {}
     for out in cell.get("outputs", []):
-        if out.output_type == "stream":
-            texts.append(out.text)
+        if out.output_type == "stream":  # a print may arrive in pieces: join each stream's
+            streams[out.name] = streams.get(out.name, "") + out.text
         elif out.output_type == "error":
             texts += [out.ename, out.evalue, f"{out.ename}: {out.evalue}"]
         elif "text/plain" in out.get("data", {}):
             texts.append(out.data["text/plain"])
-    return texts
+    return texts + list(streams.values())
 
 
 def _has_figure(cell) -> bool:
