@@ -243,6 +243,38 @@ def majority_share(data) -> float:
 
 
 # ---------------------------------------------------------------------------
+# Reproducible loading: seeding DataLoader workers (Part 7)
+# ---------------------------------------------------------------------------
+
+def seed_worker(worker_id: int) -> None:
+    """A ``DataLoader``'s ``worker_init_fn``: seed this worker's random generators from its seed.
+
+    Each worker process gets the seed ``base + worker_id``, ``base`` drawn from the loader's
+    ``generator`` (``torch.utils.data.get_worker_info().seed``); PyTorch seeds its own generator
+    (which torchvision's random transforms use) with it. This function seeds, from the same
+    seed, the generators a data set may draw from besides: Python's ``random``, NumPy's global
+    one, and a ``numpy.random.Generator`` the data set keeps as ``dataset.rng``, replaced by a
+    new one. Without that, every worker starts with a copy of the same ``dataset.rng`` and
+    draws the same "random" numbers as the others.
+
+    Defined in a module, not a notebook, so that workers started by *spawn* or *forkserver*
+    (macOS, Windows, Python 3.14 on Linux) can import it. ``worker_id``: 0 .. num_workers - 1.
+    """
+    import random
+
+    import torch.utils.data
+
+    info = torch.utils.data.get_worker_info()
+    if info is None:
+        raise RuntimeError("seed_worker runs inside a DataLoader worker: pass it as "
+                           "DataLoader(..., num_workers=2, worker_init_fn=seed_worker)")
+    random.seed(info.seed)
+    np.random.seed(info.seed % 2**32)
+    if isinstance(getattr(info.dataset, "rng", None), np.random.Generator):
+        info.dataset.rng = np.random.default_rng(info.seed)
+
+
+# ---------------------------------------------------------------------------
 # A small synthetic data set: interleaved spirals (Part 3; Part 7's custom Dataset)
 # ---------------------------------------------------------------------------
 

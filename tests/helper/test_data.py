@@ -186,3 +186,40 @@ def test_majority_share_reads_labels_without_loading_images(tmp_path):
     with pytest.raises(ValueError, match="empty"):
         majority_share([])
 
+
+
+class _OwnGenerator(torch.utils.data.Dataset):
+    """Four items, each a draw from the data set's own NumPy generator."""
+
+    def __init__(self):
+        import numpy as np
+
+        self.rng = np.random.default_rng(0)
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        return self.rng.random()
+
+
+def _batches(seed: int | None, init) -> list[list[float]]:
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    loader = torch.utils.data.DataLoader(_OwnGenerator(), batch_size=2, num_workers=2, worker_init_fn=init,
+                                         generator=generator, multiprocessing_context="fork")
+    return [batch.tolist() for batch in loader]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork start method")
+def test_seed_worker_gives_each_worker_its_own_draws_and_a_seed_repeats_them():
+    copies = _batches(0, None)
+    assert copies[0] == copies[1], "without seed_worker both workers copy the same dataset.rng"
+    seeded = _batches(0, hd.seed_worker)
+    assert seeded[0] != seeded[1], "seed_worker should give each worker a generator of its own"
+    assert _batches(0, hd.seed_worker) == seeded, "the same loader seed should give the same draws"
+    assert _batches(1, hd.seed_worker) != seeded, "another loader seed should give other draws"
+
+
+def test_seed_worker_outside_a_worker_says_where_it_belongs():
+    with pytest.raises(RuntimeError, match="worker_init_fn=seed_worker"):
+        hd.seed_worker(0)
