@@ -10,15 +10,16 @@
   the ``fake_data`` fixture.
 - Kernels: a test that starts a notebook kernel (nbval's cells, grading, a notebook run, a
   Jupyter server) is marked ``kernel``: ``@pytest.mark.kernel``, or, for every test that uses
-  it, a fixture that asks for the ``kernel`` fixture. ``make test-fast`` runs the rest
-  (``-m "not kernel or smoke"``) and the one ``smoke`` grading.
+  it, a fixture that asks for the ``kernel`` fixture. ``make test-fast`` runs the rest, less
+  tests marked ``slow`` (minutes of in-process training), and the one ``smoke`` grading
+  (``-m "not (kernel or slow) or smoke"``).
 - nbval bookkeeping: prints how many notebook cells had their outputs compared and
   how many were run with their output ignored.
 - Side by side (``pytest -n 2``, what ``make test`` runs): pytest-xdist gives each worker
   whole files (``--dist loadfile``) so that a file's fixtures are built once; the workers
   share the fake data folder. Files go out the slowest first: by their time in the last run
-  (kept in pytest's cache), else files marked ``slow`` (``pytestmark`` of a file whose
-  fixtures take minutes), then files with kernel tests, then the rest.
+  of whole files (kept in pytest's cache), else files with ``slow`` tests, then files with
+  kernel tests, then the rest.
 """
 
 from __future__ import annotations
