@@ -5,6 +5,9 @@
 #   make report     class report in report/index.html (plots and CSV) from the gradebook
 #   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/),
 #                   in TEST_WORKERS=2 processes
+#   make test-fast  the edit-test loop: lint, every test that starts no notebook kernel and takes
+#                   seconds, and one submission of Part 1 graded (the `smoke` test); what it leaves
+#                   out is marked `kernel` or `slow`
 #   make test-floor nbval on every solution with the oldest versions pyproject.toml allows
 #                   (torch 2.6, torchvision 0.21, ...), in a venv of their own, $(FLOOR_VENV)
 #   make lint       ruff: lint and import order (configured in pyproject.toml)
@@ -44,7 +47,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner times
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner times
 
 install: $(STAMP)
 
@@ -75,6 +78,11 @@ lint: install
 # Two test processes side by side (TEST_WORKERS=0: one), each taking whole files.
 test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(NBVAL) tests solutions -v --durations=15
+
+# No nbval, no grading but the smoke test, no Jupyter server, no minutes-long training: tests
+# marked `kernel` or `slow` (conftest.py, pyproject.toml) are left out.
+test-fast: lint
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not (kernel or slow) or smoke" tests -q --durations=10
 
 # The floor: every direct dependency, the course extra's included, at the lowest version its range
 # in pyproject.toml admits (uv's lowest-direct resolution: torch 2.6, torchvision 0.21, numpy 1.24,

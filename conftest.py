@@ -3,19 +3,27 @@
 - Data: when COURSE_DATA is set (CI points it at real samples) the suite uses it;
   otherwise COURSE_DATA points at a temporary folder (before any kernel starts) where
   each fake data set (``tests/fakedata.py``) is built once, just before the first test
-  that needs it: a notebook that loads it, a test file that names it, or a test that
-  grades notebooks of parts that load it. ``@pytest.mark.course_data("MNIST", ...)``
-  says so explicitly. Tests of the fake data itself use the ``fake_data`` fixture.
+  that needs it. A test says what it needs: ``@pytest.mark.course_data("MNIST", ...)``
+  names data sets, or parts (``course_data("02-neural-networks")``: what that part's
+  notebook loads, from ``PART_DATA``), for a test that grades or runs a part. nbval's
+  cells of ``solutions/<part>`` get ``PART_DATA[part]``. Tests of the fake data itself use
+  the ``fake_data`` fixture.
+- Kernels: a test that starts a notebook kernel (nbval's cells, grading, a notebook run, a
+  Jupyter server) is marked ``kernel``: ``@pytest.mark.kernel``, or, for every test that uses
+  it, a fixture that asks for the ``kernel`` fixture. ``make test-fast`` runs the rest, less
+  tests marked ``slow`` (minutes of in-process training), and the one ``smoke`` grading
+  (``-m "not (kernel or slow) or smoke"``).
 - nbval bookkeeping: prints how many notebook cells had their outputs compared and
   how many were run with their output ignored.
 - Side by side (``pytest -n 2``, what ``make test`` runs): pytest-xdist gives each worker
-  whole files (``--dist loadfile``), the slowest first (``SLOWEST_FIRST``), so that a file's
-  fixtures are built once; the workers share the fake data folder.
+  whole files (``--dist loadfile``) so that a file's fixtures are built once; the workers
+  share the fake data folder. Files go out the slowest first: by their time in the last run
+  of whole files (kept in pytest's cache), else files with ``slow`` tests, then files with
+  kernel tests, then the rest.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
@@ -25,36 +33,42 @@ from pathlib import Path
 
 import pytest
 
-from instructor.course import ROOT, existing_parts
+from instructor.course import existing_parts
 from tests import fakedata
 
 pytest_plugins = ["tests.services"]
 
 PARTS = existing_parts()
-# Test files that grade notebooks (of the parts they name, or of every part).
-_GRADES_NOTEBOOKS = ("make_course", "autograde")
-
-# The slowest files first (measured), so that two workers finish close together; the rest
-# follow in collection order.
-SLOWEST_FIRST = ("tests/instructor/test_coordinator.py", "tests/instructor/test_coordinator_cluster.py",
-                 "tests/instructor/test_tasks.py", "tests/instructor/test_integrity.py",
-                 "solutions/08-transfer-learning", "tests/instructor/test_notebooks.py",
-                 "tests/workflow/test_browser.py", "tests/workflow/test_exchange.py",
-                 "tests/workflow/test_instructor_workflow.py", "tests/workflow/test_unprivileged.py",
-                 "solutions/07-loading-image-data", "tests/instructor/test_benchmark.py",
-                 "tests/workflow/test_services.py")
+# The fake data sets each part's notebook loads (what nbval on the solution, and grading the
+# part, need). Declared here, next to nothing else: a new part needs its line.
+PART_DATA: dict[str, tuple[str, ...]] = {
+    "01-tensors": (),
+    "02-neural-networks": ("MNIST",),
+    "03-training": ("MNIST",),
+    "04-fashion-mnist": ("FashionMNIST",),
+    "05-inference-validation": ("FashionMNIST",),
+    "06-saving-loading": ("FashionMNIST",),
+    "07-loading-image-data": ("MNIST", "Cat_Dog_data"),
+    "08-transfer-learning": ("Cat_Dog_data",),
+}
 # Set for pytest-xdist's workers: COURSE_DATA is the controller's fake data folder.
 _FAKE_ENV = "COURSE_DATA_IS_FAKE"
+# Seconds per test file in the last run, in pytest's cache (orders the next run's files).
+_FILE_SECONDS = "course/file-seconds"
 
 _FAKE_DIR: Path | None = None
 _OWN_FAKE_DIR = False
 _NBVAL: dict[str, Counter] = defaultdict(Counter)
 _NBVAL_SECONDS: dict[str, float] = defaultdict(float)
+_FILE_TIMES: dict[str, float] = defaultdict(float)
 
 
 def pytest_configure(config):
     """Point COURSE_DATA at real or (lazily built) fake data before any kernel starts."""
     global _FAKE_DIR, _OWN_FAKE_DIR
+    missing = set(PARTS) - set(PART_DATA)
+    if missing:
+        raise pytest.UsageError(f"conftest.py: PART_DATA does not say which data {sorted(missing)} load")
     # Kernels started by nbval and nbgrader inherit this environment.
     # (MPLBACKEND is left alone: kernels must keep their inline backend, or nbval finds
     # the stored figures missing. Plain test processes have no display and use Agg.)
@@ -69,8 +83,6 @@ def pytest_configure(config):
         os.environ["COURSE_DATA"] = str(_FAKE_DIR)
         os.environ[_FAKE_ENV] = "1"
     config.course_data = os.environ["COURSE_DATA"]
-    config.addinivalue_line("markers", "course_data(*names): the fake data sets a test needs "
-                            f"({', '.join(fakedata.DATASETS)}) when COURSE_DATA is not set")
 
 
 def pytest_unconfigure(config):
@@ -86,30 +98,25 @@ def pytest_report_header(config):
     return f"course data: {os.environ.get('COURSE_DATA')} [{kind}]"
 
 
-@functools.cache
-def _source(path: Path) -> str:
-    return path.read_text(errors="replace") if path.is_file() else ""
+def data_sets(*names: str) -> set[str]:
+    """The data sets that ``names`` (data sets, or parts: what their notebooks load) stand for."""
+    needed = set()
+    for name in names:
+        if name in PART_DATA:
+            needed.update(PART_DATA[name])
+        elif name in fakedata.DATASETS:
+            needed.add(name)
+        else:
+            raise ValueError(f"course_data({name!r}): neither a data set ({', '.join(fakedata.DATASETS)}) "
+                             "nor a part in PART_DATA")
+    return needed
 
 
 def _data_needed(item) -> set[str]:
-    """The fake data sets ``item`` needs (see the module docstring)."""
-    path = Path(str(item.fspath))
-    marker = item.get_closest_marker("course_data")
-    if marker is not None:
-        return set(marker.args)
-    if path.suffix == ".ipynb":
-        return fakedata.needed_by(_source(path))
-    text = _source(path)
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    needed = fakedata.needed_by(text)
-    if not any(word in text for word in _GRADES_NOTEBOOKS):
-        return needed
-    parts = {p for p in PARTS if p in text or p in map(str, params.values())} or set(PARTS)
-    if "graded_class" in getattr(item, "fixturenames", ()):  # every part, whichever test builds it
-        parts = set(PARTS)
-    for part in parts:
-        needed |= fakedata.needed_by(_source(ROOT / "solutions" / part / f"{part}.ipynb"))
-    return needed
+    """The fake data sets ``item`` needs: its ``course_data`` markers, or its part's for nbval."""
+    if _is_notebook_cell(item):
+        return data_sets(Path(str(item.fspath)).parent.name)
+    return data_sets(*(name for marker in item.iter_markers("course_data") for name in marker.args))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -131,17 +138,47 @@ def fake_data(tmp_path_factory) -> Callable[[str], Path]:
     return lambda name: fakedata.ensure(root, name)
 
 
-def _rank(item) -> int:
-    path = item.nodeid.split("::")[0]
-    return next((i for i, slow in enumerate(SLOWEST_FIRST) if path.startswith(slow)), len(SLOWEST_FIRST))
+@pytest.fixture(scope="session")
+def kernel() -> None:
+    """Asked for by a test or fixture that starts notebook kernels: marks its tests ``kernel``."""
+
+
+def _is_notebook_cell(item) -> bool:
+    return type(item).__name__ == "IPyNbCell"
+
+
+def _file(item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def _order(items, seconds: dict[str, float]):
+    """Files (their tests kept together, in order) the slowest first: by ``seconds`` (the last
+    run's), else marked ``slow``, else with kernel tests; collection order breaks ties."""
+    files: dict[str, list] = {}
+    for item in items:
+        files.setdefault(_file(item), []).append(item)
+
+    def rank(path: str) -> tuple:
+        tests = files[path]
+        slow = any(t.get_closest_marker("slow") for t in tests)
+        kernel = any(t.get_closest_marker("kernel") for t in tests)
+        return (-seconds.get(path, 0.0), not slow, not kernel)
+
+    return [item for path in sorted(files, key=rank) for item in files[path]]
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The slowest files first; give nbval cells time to deliver output; note how nbval treats
-    each cell (as a property of its report: with pytest -n, workers collect, the controller counts)."""
-    items.sort(key=_rank)  # stable: a file's tests keep their order
+    """Mark kernel tests; the slowest files first; give nbval cells time to deliver output; note
+    how nbval treats each cell (as a property of its report: with pytest -n, workers collect,
+    the controller counts)."""
     for item in items:
-        if type(item).__name__ != "IPyNbCell":
+        if _is_notebook_cell(item) or "kernel" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kernel)
+    cache = getattr(config, "cache", None)
+    seconds = cache.get(_FILE_SECONDS, {}) if cache is not None else {}
+    items[:] = _order(items, seconds)
+    for item in items:
+        if not _is_notebook_cell(item):
             continue
         # nbval waits only 5 s for a finished cell's queued output messages; on a loaded
         # 2-core machine a cell with progress bars can take longer to deliver them.
@@ -156,10 +193,30 @@ def pytest_collection_modifyitems(session, config, items):
         item.user_properties.append(("nbval", kind))
 
 
+def _whole_files(config) -> bool:
+    """Whether this run took whole files (no test ids, -k, -m or --deselect)."""
+    option = config.option
+    return not (any("::" in arg for arg in config.args) or option.keyword or option.markexpr
+                or getattr(option, "deselect", None))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Keep each file's time for the next run's order, when this run took whole files (a file
+    not run keeps its time)."""
+    config = session.config
+    cache = getattr(config, "cache", None)
+    if cache is None or not _FILE_TIMES or hasattr(config, "workerinput") or not _whole_files(config):
+        return
+    kept = cache.get(_FILE_SECONDS, {})
+    kept.update({path: round(s, 1) for path, s in _FILE_TIMES.items()})
+    cache.set(_FILE_SECONDS, kept)
+
+
 def pytest_runtest_logreport(report):
     """Per notebook: how nbval treated each cell, and the wall time: the sum of its cells'
-    setup, run and teardown (kernel start included)."""
+    setup, run and teardown (kernel start included); and each file's time."""
     path, _, rest = report.nodeid.partition("::")
+    _FILE_TIMES[path] += report.duration
     if not path.endswith(".ipynb"):
         return
     name = Path(path).name

@@ -44,8 +44,9 @@ def require_sandbox() -> None:
 
 
 @pytest.fixture(scope="session")
-def graded_class(tmp_path_factory):
-    """Every part graded for students "full", "partial" and "empty" in one run (JOBS=2)."""
+def graded_class(kernel, tmp_path_factory):
+    """Every part graded for students "full", "partial" and "empty" in one run (JOBS=2). Its tests
+    need every part's data: ``pytest.mark.course_data(*PARTS)``."""
     require_sandbox()
     course = testing.make_course(tmp_path_factory.mktemp("class"), PARTS)
     solved = {}

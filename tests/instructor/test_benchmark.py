@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 
 import nbformat
+import pytest
 
 from instructor import benchmark
 from tests.conftest import require_sandbox
+
+pytestmark = pytest.mark.kernel
 
 
 def test_plain_run_seconds_runs_the_notebook(tmp_path):

@@ -13,6 +13,8 @@ from instructor.course import REPORT
 from instructor.settings import Settings, cpu_count
 from tests.conftest import PARTS
 
+pytestmark = [pytest.mark.slow, pytest.mark.course_data(*PARTS)]
+
 
 def _scores(course, part, student):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:

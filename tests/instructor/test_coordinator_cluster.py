@@ -25,6 +25,7 @@ from tests.services import start_dask_cluster
 PART = "01-tensors"
 PARTS = ("01-tensors", "02-neural-networks")
 CLASS = ("full", "partial", "empty", "crash", "cheat")
+pytestmark = [pytest.mark.slow, pytest.mark.course_data(*PARTS)]
 
 
 def small_class(folder, students=("full", "partial", "empty", "crash"), config="", parts=(PART,)):
@@ -75,7 +76,7 @@ def journal_counts(course):
 
 
 @pytest.fixture(scope="module")
-def local_run(tmp_path_factory):
+def local_run(kernel, tmp_path_factory):
     require_sandbox()
     course = small_class(tmp_path_factory.mktemp("local"), CLASS, parts=PARTS)
     coordinator.autograde(course, list(PARTS), settings=Settings.resolve(course, jobs=2), say=lambda _: None)
@@ -127,6 +128,7 @@ def test_a_real_cluster_grades_like_a_local_run_even_when_a_worker_dies(tmp_path
     assert hosts == {os.uname().nodename}
 
 
+@pytest.mark.kernel
 def test_an_interrupted_coordinator_resumes(tmp_path):
     require_sandbox()
     students = ("full", "partial", "empty", "s4")
@@ -154,6 +156,7 @@ def test_an_interrupted_coordinator_resumes(tmp_path):
     assert journal_counts(course) == {s: 1 for s in students}, "nothing graded twice, nothing lost"
 
 
+@pytest.mark.kernel
 def test_gradebook_on_postgresql_round_trip(tmp_path, postgres_db_factory):
     """release -> autograde -> feedback -> export with the gradebook on a PostgreSQL server."""
     require_sandbox()

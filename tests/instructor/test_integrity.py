@@ -106,7 +106,7 @@ def graded_run(nb, folder: Path):
 
 
 @pytest.fixture
-def kernel_env(monkeypatch):
+def kernel_env(kernel, monkeypatch):
     """Kernels import the course's helper package from this checkout."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("MPLBACKEND", "Agg")

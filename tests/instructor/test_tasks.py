@@ -40,6 +40,7 @@ from tests import cheats
 from tests.conftest import require_sandbox
 
 PART = "01-tensors"
+pytestmark = pytest.mark.slow
 # Short limits for this test; real grading keeps 600 s per cell (Part 8 trains for minutes).
 CELL_TIMEOUT = 10       # seconds per cell
 NOTEBOOK_TIMEOUT = 45   # seconds per notebook: Part 1 takes under 10 s, even on a busy machine
@@ -356,7 +357,7 @@ def grade_hostile_class(course: Path, load: str = LOAD):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(kernel, tmp_path_factory):
     require_sandbox()
     return grade_hostile_class(testing.make_course(tmp_path_factory.mktemp("hostile"), [PART]))
 

@@ -28,6 +28,7 @@ from instructor import notebooks
 from tests.parts.test_parts_01_04_mistakes import _notebook, _python
 
 matplotlib.use("Agg")
+pytestmark = pytest.mark.slow  # trains every part's models in-process: minutes
 
 
 def _parts() -> list[str]:

@@ -41,6 +41,7 @@ OUT = ROOT / "test-output" / "browser"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
 FIRST = "01-tensors"
 WIDGETS = "03-training"          # a solution whose training loop shows tqdm progress widgets
+pytestmark = [pytest.mark.slow, pytest.mark.course_data(WIDGETS)]
 NEWS = "official Jupyter news"   # JupyterLab's news question, switched off for the course
 CREATE_ASSIGNMENT = ".lm-TabBar-tab[title*='Create Assignment']"  # nbgrader's sidebar panel
 SERVER_START = 90                # seconds, bounded waits (the machine may be busy)
@@ -230,7 +231,7 @@ def new_page(browser, base: str, token: str, blocked: list):
 
 
 @pytest.fixture(scope="module")
-def learner(browser, tmp_path_factory):
+def learner(kernel, browser, tmp_path_factory):
     base_dir = tmp_path_factory.mktemp("learner")
     make_learner_copy(base_dir / "course" / "notebooks")
     blocked = []
@@ -242,7 +243,7 @@ def learner(browser, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def instructor(browser, tmp_path_factory):
+def instructor(kernel, browser, tmp_path_factory):
     base_dir = tmp_path_factory.mktemp("instructor")
     root = make_instructor_copy(base_dir / "course")
     blocked = []

@@ -43,7 +43,7 @@ def nbgrader(args: list[str], cwd: Path, env: dict | None = None) -> str:
 
 
 @pytest.fixture(scope="module")
-def round_trip(tmp_path_factory):
+def round_trip(kernel, tmp_path_factory):
     require_sandbox()
     base = tmp_path_factory.mktemp("exchange")
     course = testing.make_course(base / "course", [PART])

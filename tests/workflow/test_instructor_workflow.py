@@ -30,7 +30,7 @@ def instructor(course: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def workflow(tmp_path_factory):
+def workflow(kernel, tmp_path_factory):
     require_sandbox()
     course = testing.make_course(tmp_path_factory.mktemp("course"), [PART])
     parts = [PART]

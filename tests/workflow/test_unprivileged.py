@@ -39,7 +39,7 @@ def _reachable(paths):
 
 
 @pytest.fixture
-def course_of_nobody():
+def course_of_nobody(kernel):
     if os.getuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root (to become uid 65534 with setpriv) to test grading as an ordinary user")
     require_sandbox()
