@@ -117,6 +117,10 @@ CLAIMS = [
     # a seeded sample of 480 test photos: about two thirds dogs, as in the whole test set
     Claim("08-transfer-learning", "8617b41e", "always answering the more common class gets", P8,
           lambda ns: 0.62 <= share(ns["test_set"]) <= 0.72, True),
+    # fine-tuning: a few batches of a seeded sample, and as many test photos
+    Claim("08-transfer-learning", "440258c8", "A few steps on a few dozen photos", (*P8, "c071ca4d", "62e474c2"),
+          lambda ns: (len(ns["finetune_loader"]), len(ns["finetune_loader"].dataset),
+                      len(ns["finetune_testloader"].dataset)), (3, 48, 48)),
 ]
 
 

@@ -12,6 +12,7 @@ import copy
 import csv
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -268,3 +269,78 @@ def test_every_assert_in_a_graded_cell_has_a_message():
             for node in ast.walk(ast.parse(source)):
                 if isinstance(node, ast.Assert):
                     assert node.msg is not None, f"part {part}, {gid}, line {node.lineno}: assert without a message"
+
+
+# Part 8, fine-tuning: Exercise 4 (prepare_fine_tuning) and Exercise 5 (fine_tune)
+
+def test_part8_fine_tuning_tests_need_no_earlier_exercise(ns8):
+    """Both fine-tuning tests bring their own model: no TransferModel, features or head needed."""
+    answer(P8["prepare_fine_tuning"], ns8)
+    answer(P8["fine_tune"], ns8)
+    assert "TransferModel" not in ns8 and "extract_features" not in ns8 and "train_head" not in ns8
+    assert failure(P8["test_prepare_fine_tuning"], ns8) is None
+    assert failure(P8["test_fine_tune"], ns8) is None
+
+
+@pytest.mark.parametrize("old, new, named", [
+    # everything unfrozen
+    ("    for p in last_block.parameters():\n        p.requires_grad = True",
+     "    for p in model.backbone.parameters():\n        p.requires_grad = True", "whole backbone"),
+    # the same learning rate everywhere
+    ('{"params": last_block.parameters(), "lr": lr / 10}', '{"params": last_block.parameters(), "lr": lr}',
+     "same learning rate"),
+    # the optimizer built over frozen parameters
+    ('{"params": last_block.parameters(), "lr": lr / 10}', '{"params": model.backbone.parameters(), "lr": lr / 10}',
+     "frozen parameters"),
+    # the block left frozen, and so left out of an optimizer of trainable parameters
+    ("    for p in last_block.parameters():\n        p.requires_grad = True\n", "", "unfreeze every parameter"),
+    # one group for everything
+    ('torch.optim.Adam([\n        {"params": model.head.parameters(), "lr": lr},\n'
+     '        {"params": last_block.parameters(), "lr": lr / 10},\n    ])',
+     "torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)", "two parameter groups"),
+    # no scheduler
+    ("    return optimizer, scheduler\n", "    return optimizer, None\n", "scheduler"),
+    # a scheduler that does not move in `steps` steps
+    ("CosineAnnealingLR(optimizer, T_max=steps)", "StepLR(optimizer, step_size=30)", "lower the learning rates"),
+])
+def test_part8_prepare_fine_tuning_mistakes_are_named(ns8, old, new, named):
+    answer(P8["prepare_fine_tuning"], ns8, **{old: new})
+    message = failure(visible(P8["test_prepare_fine_tuning"]), ns8)
+    assert message is not None and named in message, message
+
+
+def test_part8_another_schedule_fails_a_hidden_test(ns8):
+    """A StepLR that lowers the lr at every step passes the visible test; the hidden test asks for the cosine."""
+    answer(P8["prepare_fine_tuning"], ns8,
+           **{"CosineAnnealingLR(optimizer, T_max=steps)": "StepLR(optimizer, step_size=1, gamma=0.5)"})
+    assert failure(visible(P8["test_prepare_fine_tuning"]), ns8) is None
+    message = failure(P8["test_prepare_fine_tuning"], ns8)
+    assert message is not None and "cosine" in message, message
+
+
+@pytest.mark.parametrize("old, new, named", [
+    ("        scheduler.step()\n", "", "scheduler.step()"),                              # forgot scheduler.step()
+    ("        scheduler.step()\n        losses.append(loss.item())\n    return losses",  # once per epoch
+     "        losses.append(loss.item())\n    scheduler.step()\n    return losses", "once per batch"),
+    ("    model.train()\n", "", "model.train()"),
+    ("losses.append(loss.item())", "losses.append(loss)", "loss.item()"),
+    ("        optimizer.step()\n        scheduler", "        scheduler", "optimizer.step()"),
+])
+def test_part8_fine_tune_mistakes_are_named(ns8, old, new, named):
+    answer(P8["fine_tune"], ns8, **{old: new})
+    with warnings.catch_warnings():  # scheduler.step() without optimizer.step() warns, as it should
+        warnings.simplefilter("ignore", UserWarning)
+        message = failure(visible(P8["test_fine_tune"]), ns8)
+    assert message is not None and named in message, message
+
+
+@pytest.mark.parametrize("old, new, named", [
+    ("        optimizer.zero_grad()\n", "", "zero_grad"),
+    ("    model.to(device)\n", "", "model.to(device)"),
+])
+def test_part8_fine_tune_mistakes_fail_a_hidden_test(ns8, old, new, named):
+    """Gradients that pile up, or a model never moved: the visible test cannot tell, the hidden one names it."""
+    answer(P8["fine_tune"], ns8, **{old: new})
+    assert failure(visible(P8["test_fine_tune"]), ns8) is None
+    message = failure(P8["test_fine_tune"], ns8)
+    assert message is not None and named in message, message

@@ -195,3 +195,66 @@ def test_no_visible_definition_passes_for_an_answer(part):
         _run(cell.source, namespace, _meta(cell).get("grade_id", "test"))
         answers = []
     assert tried == _pairs(part), f"{part}: {tried} of {_pairs(part)} stand-ins were tried"
+
+
+# Part 8's fine-tuning exercises: their visible tests define nothing, so the stand-ins above do not
+# reach them. What a learner can take from them instead are their numbers (lr=1e-3, steps=4; three
+# batches and a StepLR halving the lr): an answer built to pass exactly those must fail the
+# exercise once the hidden tests run.
+_FITTED_TO_THE_VISIBLE_TEST = {
+    "test_prepare_fine_tuning": [
+        '''def prepare_fine_tuning(model, lr, steps):
+    for p in model.backbone.blocks[-1].parameters():
+        p.requires_grad = True
+    optimizer = torch.optim.Adam([{"params": model.head.parameters(), "lr": 1e-3},
+                                  {"params": model.backbone.blocks[-1].parameters(), "lr": 1e-4}])
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)''',
+        '''def prepare_fine_tuning(model, lr, steps):
+    for p in model.backbone.blocks[-1].parameters():
+        p.requires_grad = True
+    optimizer = torch.optim.Adam([{"params": model.head.parameters(), "lr": lr},
+                                  {"params": model.backbone.blocks[-1].parameters(), "lr": lr / 10}])
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)''',
+    ],
+    "test_fine_tune": [
+        '''def fine_tune(model, loader, criterion, optimizer, scheduler, device):
+    model.train()
+    losses = []
+    for images, labels in loader:
+        optimizer.zero_grad()
+        loss = criterion(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    for _ in range(3):
+        scheduler.step()
+    return losses''',
+        '''def fine_tune(model, loader, criterion, optimizer, scheduler, device):
+    model.train()
+    losses = []
+    for images, labels in loader:
+        loss = criterion(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+    return losses''',
+    ],
+}
+
+
+@pytest.mark.parametrize("test_id, stand_in", [(t, s) for t, sources in _FITTED_TO_THE_VISIBLE_TEST.items()
+                                                for s in sources])
+def test_an_answer_fitted_to_part8s_visible_fine_tuning_tests_fails(test_id, stand_in):
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from helper.pretrained import head_in_features
+    from tests.parts.test_parts_07_08_mistakes import P8, failure, visible
+
+    namespace = {"torch": torch, "nn": nn, "copy": copy, "DataLoader": DataLoader, "TensorDataset": TensorDataset,
+                 "head_in_features": head_in_features}
+    exec(stand_in, namespace)  # noqa: S102 - the stand-in above
+    assert failure(visible(P8[test_id]), namespace) is None, "the stand-in should pass the visible test"
+    assert failure(P8[test_id], namespace) is not None, f"a stand-in fitted to {test_id}'s visible numbers passes it"
