@@ -32,6 +32,7 @@ import warnings
 from pathlib import Path
 
 from . import outcome as journal
+from . import scores
 from .course import (
     EXCHANGE_FILES,
     LOG_DIR,
@@ -79,11 +80,11 @@ def _store_files(course: Path, result: Outcome):
         shutil.rmtree(folder)
     if not result.notebook:
         return None
-    graded = nbformat.reads(result.notebook, as_version=4)  # validated: it goes to formgrader as is
+    text = result.notebook if result.notebook.endswith("\n") else result.notebook + "\n"
+    graded = nbformat.reads(text, as_version=4)  # validated: it goes to formgrader as it is
     result.notebook = None
     folder.mkdir(parents=True)
-    text = nbformat.writes(graded)
-    write_atomically(notebook_in(folder, part), (text if text.endswith("\n") else text + "\n").encode("utf-8"))
+    write_atomically(notebook_in(folder, part), text.encode("utf-8"))  # as nbgrader wrote it
     for name in EXCHANGE_FILES:  # regular files of a few bytes, never followed
         try:
             data = read_regular_file(submission_dir(course, student, part) / name, 4096)
@@ -93,65 +94,16 @@ def _store_files(course: Path, result: Outcome):
     return graded
 
 
-# ---------------------------------------------------------------------------
-# The gradebook: one transaction per batch
-# ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def _one_transaction(gb):
-    """Everything in the block in one transaction: nbgrader's helpers (update_or_create_student,
-    add_submission, ...) commit after each change, so their commits only flush here; the block's
-    end commits, an error rolls all of it back."""
-    session = gb.db
-    session.commit = session.flush
-    try:
-        yield
-    except BaseException:
-        del session.commit
-        session.rollback()
-        raise
-    del session.commit
-    session.commit()
-
-
-def _cells_by_name(gb, model, notebook_id: str) -> dict:
-    """The submitted notebook's grades or comments (``model``), by their cell's grade id."""
-    from nbgrader.api import BaseCell
-
-    rows = gb.db.query(model, BaseCell.name).join(BaseCell, BaseCell.id == model.cell_id) \
-        .filter(model.notebook_id == notebook_id)
-    return {name: row for row, name in rows}
-
-
-def save_autogrades(gb, row, graded) -> None:
-    """What nbgrader's SaveAutoGrades stores for the ``graded`` notebook, into the submitted
-    notebook ``row`` of an open gradebook, without committing: each test's auto score (a manual
-    score, or no auto score, asks for a manual grade) and "No response." on untouched answers."""
-    from nbgrader import utils
-    from nbgrader.api import Comment, Grade, MissingEntry
-
-    grades, comments = _cells_by_name(gb, Grade, row.id), _cells_by_name(gb, Comment, row.id)
-    for cell in graded.cells:
-        name = (cell.metadata.get("nbgrader") or {}).get("grade_id")
-        if utils.is_grade(cell):
-            if name not in grades:
-                raise MissingEntry(f"No such grade: {row.assignment.name}/{row.name}/{name}")
-            grade = grades[name]
-            grade.auto_score = utils.determine_grade(cell)[0]
-            grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
-        if (utils.is_solution(cell) or utils.is_task(cell)) and name in comments:
-            untouched = cell.metadata.nbgrader.get("checksum") == utils.compute_checksum(cell)
-            comments[name].auto_comment = "No response." if untouched and not utils.is_task(cell) else None
-
-
 class Store:
     """The coordinator's storage for one run: one gradebook connection, batches of outcomes."""
 
     def __init__(self, course: Path, deadlines: Deadlines | None = None):
         self.course, self.deadlines = course, deadlines
+        os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")  # nbformat's faster validator
         self._gradebook = gradebook(course)
         self.gb = None
         self._late = None
+        self.parts: dict[str, scores.Part] = {}
 
     def __enter__(self) -> Store:
         from nbgrader.preprocessors import AssignLatePenalties
@@ -199,65 +151,22 @@ class Store:
 
     def _store_scores(self, batch: list) -> None:
         """The gradebook side of :meth:`record`: one transaction, then the scores read back."""
-        gb = self.gb
-        with _one_transaction(gb):
-            rows = [self._submission(result, ts) for result, _, ts in batch]
-            for result, graded, _ in batch:
-                if graded is not None:
-                    save_autogrades(gb, gb.find_submission_notebook(result.part, result.part, result.student),
-                                    graded)
-            gb.db.flush()
-            gb.db.expire_all()  # the notebooks' scores are computed by the database
-            for (result, graded, _), row in zip(batch, rows, strict=True):
-                if graded is not None:
-                    self._late_penalty(result, row)
-                self._flags(result, graded, row)
-        gb.db.expire_all()
-        for (result, _, _), row in zip(batch, rows, strict=True):
-            result.score, result.max_score = row.score, row.max_score
-            result.penalty = float(row.late_submission_penalty or 0)
-            result.late_days = self.deadlines.late_days(row.total_seconds_late) if self.deadlines else 0
-
-    def _submission(self, result: Outcome, timestamp: str | None):
-        """The student and their submission of the part (created when new), with the timestamp,
-        the part's due date and the student's extension."""
-        from nbgrader.api import MissingEntry
-
-        gb, student, part = self.gb, result.student, result.part
-        gb.update_or_create_student(student)
-        extra = {"timestamp": timestamp} if timestamp else {}
+        session = self.gb.db
+        rows = [scores.Row(r.student, r.part, ts, graded, zero=r.status != "graded" or graded is None,
+                           flagged=r.needs_a_look) for r, graded, ts in batch]
         try:
-            submission = gb.find_submission(part, student)
-            if extra:
-                submission = gb.update_or_create_submission(part, student, **extra)
-        except MissingEntry:
-            submission = gb.update_or_create_submission(part, student, **extra)
-        if self.deadlines is not None:
-            gb.find_assignment(part).duedate = self.deadlines.due.get(part)
-            submission.extension = self.deadlines.extension(student, part)
-        return submission
-
-    def _late_penalty(self, result: Outcome, submission) -> None:
-        """What nbgrader's AssignLatePenalties stores (the course's plugin decides the points)."""
-        late = self._late
-        for nb in submission.notebooks:
-            nb.late_submission_penalty = None
-            if submission.total_seconds_late > 0:
-                penalty = late.plugin_inst.late_submission_penalty(result.student, nb.score,
-                                                                   submission.total_seconds_late)
-                if penalty is not None:
-                    nb.late_submission_penalty = late._check_late_penalty(nb, penalty)
-
-    @staticmethod
-    def _flags(result: Outcome, graded, submission) -> None:
-        """Flagged until looked at; a flagged or tampered submission scores 0 (as nbgrader scores
-        a missing notebook)."""
-        for nb in submission.notebooks:
-            nb.flagged = result.needs_a_look
-            if result.status != "graded" or graded is None:
-                nb.late_submission_penalty = None
-                for grade in nb.grades:
-                    grade.auto_score, grade.needs_manual_grade = 0, False
+            for part in {r.part for r in rows} - set(self.parts):
+                self.parts[part] = scores.read_part(session, part)
+            subs = scores.store_scores(session, self.parts, rows, self.deadlines, self._late)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        stored = scores.read_scores(session, self.parts, rows, subs, self.deadlines)
+        for (result, _, _), (score, top, penalty, late) in zip(batch, stored, strict=True):
+            result.score, result.max_score, result.penalty = score, top, penalty
+            result.late_days = self.deadlines.late_days(late) if self.deadlines else 0
+        session.rollback()  # end the read's transaction: nothing is held open between batches
 
 
 def record(course: Path, result: Outcome, sha256: str = "", timestamp: str | None = None,
