@@ -18,10 +18,12 @@
 #   make collect    downloaded submissions -> submitted/ (PART=... FROM=folder of files/zips)
 #   make autograde  grade submitted/ in a sandbox (PART=... for one part, JOBS=N local workers,
 #                   CLUSTER=tcp://HOST:8786 a running Dask scheduler; FORCE=1 regrades everything)
-#   make feedback   HTML feedback per student in feedback/ (PART=... for one part)
+#   make feedback   HTML feedback per student in feedback/, rendered by JOBS=N local workers or
+#                   the CLUSTER's; resumes where it stopped (PART=... for one part, FORCE=1 all again)
 #   make grades     export every score to grades.csv
 #   make bench-learner  each solution's run time for a learner: full-size fake data, CPU only
 #                   (slow: many minutes; not part of make test)
+#   make bench-coordinator  results per hour one grading coordinator stores (real Dask, PostgreSQL)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -42,7 +44,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner
+.PHONY: lab formgrader report test test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner bench-coordinator
 
 install: $(STAMP)
 
@@ -120,7 +122,7 @@ autograde: install
 	$(PY) -m instructor autograde $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)
 
 feedback: install
-	$(PY) -m instructor feedback $(if $(PART),--part $(PART))
+	$(PY) -m instructor feedback $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)
 
 grades: install
 	$(PY) -m instructor grades --out grades.csv
@@ -128,6 +130,11 @@ grades: install
 # Full-size fake data (the real sets' sizes and class counts), every solution run on the CPU.
 bench-learner: install
 	$(PY) -m tests.bench_learner --json test-output/bench-learner.json $(if $(PART),--part $(PART))
+
+# Results per hour one coordinator stores: trivial notebooks through real Dask processes into
+# a throw-away PostgreSQL server, then their feedback pages (about a minute; not part of make test).
+bench-coordinator: install
+	$(PY) -m tests.bench_coordinator --results 2000 --feedback --json test-output/bench-coordinator.json
 
 report: install
 	$(PY) -m instructor report --out report
