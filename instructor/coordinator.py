@@ -5,10 +5,10 @@ the gradebook and ``autograded/``.
 
 The stages: find the submissions (:func:`find_jobs`), refuse what cannot be sent to a worker
 (:func:`check_submission`), skip what was graded before unchanged (the journal), send the rest
-to the workers a window at a time (:func:`instructor.tasks.grade`, confined there), and
-:func:`record` each outcome as it comes: the graded notebook, its log, the gradebook's scores
-(nbgrader's own SaveAutoGrades) and one journal line. Then ``grading-report.csv`` and a loud list
-of what needs a look.
+to the workers a bounded window at a time (:func:`instructor.tasks.grade`, confined there), and
+store the outcomes as they come, everything finished meanwhile in one batch
+(:class:`instructor.store.Store`: the graded notebooks and logs, the gradebook's scores in one
+transaction, the journal). Then ``grading-report.csv`` and a loud list of what needs a look.
 """
 
 from __future__ import annotations
