@@ -21,12 +21,14 @@
 #   make collect    downloaded submissions -> submitted/ (PART=... FROM=folder of files/zips)
 #   make autograde  grade submitted/ in a sandbox (PART=... for one part, JOBS=N local workers,
 #                   CLUSTER=tcp://HOST:8786 a running Dask scheduler; FORCE=1 regrades everything)
-#   make feedback   HTML feedback per student in feedback/ (PART=... for one part)
+#   make feedback   HTML feedback per student in feedback/, rendered by JOBS=N local workers or
+#                   the CLUSTER's; resumes where it stopped (PART=... for one part, FORCE=1 all again)
 #   make grades     export every score to grades.csv
 #   make bench-learner  each solution's run time for a learner: full-size fake data, CPU only
 #                   (slow: many minutes; not part of make test)
 #   make times      docs/times.md, the README's course map times and docs/scaling.md's worked example,
 #                   from docs/times.toml (BENCH=test-output/bench-learner.json takes in bench-learner's results)
+#   make bench-coordinator  results per hour one grading coordinator stores (real Dask, PostgreSQL)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -47,7 +49,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner times
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner bench-coordinator times
 
 install: $(STAMP)
 
@@ -130,7 +132,7 @@ autograde: install
 	$(PY) -m instructor autograde $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)
 
 feedback: install
-	$(PY) -m instructor feedback $(if $(PART),--part $(PART))
+	$(PY) -m instructor feedback $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)
 
 grades: install
 	$(PY) -m instructor grades --out grades.csv
@@ -143,6 +145,11 @@ bench-learner: install
 BENCH ?=
 times: install
 	$(PY) -m tests.times $(if $(BENCH),--from-bench $(BENCH))
+
+# Results per hour one coordinator stores: trivial notebooks through real Dask processes into
+# a throw-away PostgreSQL server, then their feedback pages (about a minute; not part of make test).
+bench-coordinator: install
+	$(PY) -m tests.bench_coordinator --results 2000 --feedback --json test-output/bench-coordinator.json
 
 report: install
 	$(PY) -m instructor report --out report

@@ -2,7 +2,8 @@
 
     check                          is student code confined on this machine? (says so loudly)
     autograde [--part P] [--jobs N | --cluster tcp://HOST:8786] [--student S] [--force]
-    feedback  [--part P]           HTML feedback per student, in feedback/
+    feedback  [--part P] [--jobs N | --cluster tcp://HOST:8786] [--force]
+                                   HTML feedback per student, in feedback/
     grades    [--out FILE] [--format csv|canvas|moodle] [--roster roster.csv]
                                    nbgrader's CSV export, or the file Canvas or Moodle imports
     collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sandbox", choices=["bwrap", "rlimits"], help="default GRADING_SANDBOX or bwrap")
     p = sub.add_parser("feedback", help="HTML feedback for every graded submission")
     p.add_argument("--part")
+    p.add_argument("--jobs", type=int, default=1, help="local worker processes rendering pages")
+    p.add_argument("--cluster", help="address of a running Dask scheduler whose workers render the pages")
+    p.add_argument("--force", action="store_true", help="render again pages that are up to date")
     p = sub.add_parser("grades", help="export the gradebook to CSV (nbgrader's, Canvas's or Moodle's)")
     p.add_argument("--format", choices=lms.FORMATS, default="csv",
                    help="csv: nbgrader's export with status columns (default); canvas or moodle: their import file")
@@ -98,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
                                         cluster=args.cluster, force=args.force)
             return 1 if any(r.needs_a_look for r in results) else 0
         if args.cmd == "feedback":
-            export.feedback(args.course, _parts(args.part))
-            print(f"feedback written under {Path(args.course).resolve() / 'feedback'}")
+            summary = export.feedback(args.course, _parts(args.part), cluster=args.cluster, jobs=args.jobs,
+                                      force=args.force)
+            print(f"feedback under {Path(args.course).resolve() / 'feedback'}")
+            return 1 if any(counts["failed"] for counts in summary.values()) else 0
         elif args.cmd == "grades":
             out = args.out or Path("grades.csv" if args.format == "csv" else f"{args.format}-grades.csv")
             out = out if out.is_absolute() else Path(args.course) / out

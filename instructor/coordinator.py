@@ -5,32 +5,26 @@ the gradebook and ``autograded/``.
 
 The stages: find the submissions (:func:`find_jobs`), refuse what cannot be sent to a worker
 (:func:`check_submission`), skip what was graded before unchanged (the journal), send the rest
-to the workers a window at a time (:func:`instructor.tasks.grade`, confined there), and
-:func:`record` each outcome as it comes: the graded notebook, its log, the gradebook's scores
-(nbgrader's own SaveAutoGrades) and one journal line. Then ``grading-report.csv`` and a loud list
-of what needs a look.
+to the workers a bounded window at a time (:func:`instructor.tasks.grade`, confined there), and
+store the outcomes as they come, everything finished meanwhile in one batch
+(:class:`instructor.store.Store`: the graded notebooks and logs, the gradebook's scores in one
+transaction, the journal). Then ``grading-report.csv`` and a loud list of what needs a look.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
-import shutil
-import time
-import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import outcome as journal
 from .course import (
-    EXCHANGE_FILES,
-    LOG_DIR,
     GradingError,
     check_course,
-    db_url,
-    gradebook,
-    graded_dir,
     nbgrader_env,
     notebook_in,
     one_line,
@@ -40,10 +34,10 @@ from .course import (
     submission_dir,
     usable_student_id,
 )
-from .deadlines import Deadlines
 from .deadlines import load as load_deadlines
 from .outcome import Outcome
 from .settings import Settings, require_sandbox
+from .store import BATCH, Store, record  # noqa: F401 - coordinator.record stores one outcome
 
 
 @dataclass
@@ -96,105 +90,6 @@ def check_submission(course: Path, job: Job) -> str | None:
 
 
 # ---------------------------------------------------------------------------
-# Recording one outcome
-# ---------------------------------------------------------------------------
-
-def _store_files(course: Path, result: Outcome):
-    """The task's log under autograded/.logs/, and the graded notebook (if any) with the
-    exchange files nbgrader's feedback reads beside it. Returns the graded notebook or None."""
-    import nbformat
-
-    student, part = result.student, result.part
-    log_path = course / "autograded" / LOG_DIR / part / f"{student}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text(result.log_text + (f"\n{result.reason}\n" if result.reason else ""))
-    result.log, result.log_text = str(log_path.relative_to(course)), ""
-    folder = graded_dir(course, student, part)
-    if folder.is_symlink():
-        folder.unlink()
-    elif folder.exists():
-        shutil.rmtree(folder)
-    if not result.notebook:
-        return None
-    graded = nbformat.reads(result.notebook, as_version=4)
-    result.notebook = None
-    folder.mkdir(parents=True)
-    nbformat.write(graded, notebook_in(folder, part))
-    for name in EXCHANGE_FILES:  # regular files of a few bytes, never followed
-        try:
-            data = read_regular_file(submission_dir(course, student, part) / name, 4096)
-        except OSError:
-            continue
-        (folder / name).write_bytes(data)
-    return graded
-
-
-def _set_deadline(gb, deadlines, part: str, student: str, submission) -> None:
-    """The part's due date and the student's extension, from deadlines.toml, in the gradebook."""
-    gb.find_assignment(part).duedate = deadlines.due.get(part)
-    submission.extension = deadlines.extension(student, part)
-    gb.db.commit()
-
-
-def _store_scores(course: Path, result: Outcome, graded, timestamp: str | None, deadlines=None) -> None:
-    """The gradebook: nbgrader's SaveAutoGrades from the graded notebook, then its
-    AssignLatePenalties (with deadlines.toml's policy as the plugin, when there is one); a flagged
-    or tampered submission scores 0 (as nbgrader scores a missing notebook) and is flagged until
-    looked at."""
-    from nbgrader.api import MissingEntry
-    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
-    from sqlalchemy.exc import SAWarning
-
-    student, part = result.student, result.part
-    with gradebook(course) as gb, warnings.catch_warnings():
-        # nbgrader's update_or_create_submission trips SQLAlchemy's autoflush warnings
-        warnings.simplefilter("ignore", SAWarning)
-        gb.update_or_create_student(student)
-        extra = {"timestamp": timestamp} if timestamp else {}
-        try:
-            submission = gb.find_submission(part, student)
-            if extra:
-                submission = gb.update_or_create_submission(part, student, **extra)
-        except MissingEntry:
-            submission = gb.update_or_create_submission(part, student, **extra)
-        if deadlines is not None:
-            _set_deadline(gb, deadlines, part, student, submission)
-        if graded is not None:
-            resources = {"nbgrader": {"db_url": db_url(course), "assignment": part, "notebook": part,
-                                      "student": student}}
-            SaveAutoGrades().preprocess(graded, resources)
-            late = AssignLatePenalties(config=deadlines.nbgrader_config()) if deadlines else AssignLatePenalties()
-            late.preprocess(graded, resources)
-            gb.db.expire_all()
-            submission = gb.find_submission(part, student)
-        for nb in submission.notebooks:
-            nb.flagged = result.needs_a_look
-            if result.status != "graded" or graded is None:
-                nb.late_submission_penalty = None
-                for grade in nb.grades:
-                    grade.auto_score, grade.needs_manual_grade = 0, False
-        gb.db.commit()
-        result.score, result.max_score = submission.score, submission.max_score
-        result.penalty = float(submission.late_submission_penalty or 0)
-        result.late_days = deadlines.late_days(submission.total_seconds_late) if deadlines else 0
-
-
-def record(course: Path, result: Outcome, sha256: str = "", timestamp: str | None = None,
-           deadlines: Deadlines | None = None) -> Outcome:
-    """Store one task's outcome: the graded notebook under autograded/, its log, the gradebook
-    (with ``deadlines``' late penalty) and the journal. Returns it, completed (scores, late days
-    and penalty, log path, digest, time taken)."""
-    start = time.monotonic()
-    result.reason, result.review = one_line(result.reason), one_line(result.review, 1000)
-    result.sha256 = sha256
-    graded = _store_files(course, result)
-    _store_scores(course, result, graded, timestamp, deadlines)
-    journal.append(course, result)
-    result.record_seconds = time.monotonic() - start
-    return result
-
-
-# ---------------------------------------------------------------------------
 # Running the tasks
 # ---------------------------------------------------------------------------
 
@@ -228,12 +123,12 @@ def _progress(total: int):
 
 
 def _triage(course: Path, jobs: list[Job], force: bool,
-            deadlines: Deadlines | None = None) -> tuple[list[Outcome], list[tuple[Job, str]]]:
-    """(outcomes of what cannot be sent to a worker, [(job, digest)] to grade): a submission
-    graded before with the same bytes is left out unless ``force``."""
+            store: Store) -> tuple[list[Outcome], list[tuple[Job, str]]]:
+    """(outcomes of what cannot be sent to a worker, stored; [(job, digest)] to grade): a
+    submission graded before with the same bytes is left out unless ``force``."""
     done = {} if force else journal.read_journal(course)
     refused: list[Outcome] = []
-    todo = []
+    todo, unreadable = [], []
     for job in jobs:
         why = check_submission(course, job)
         if why and not usable_student_id(job.student):
@@ -245,13 +140,14 @@ def _triage(course: Path, jobs: list[Job], force: bool,
         except OSError as exc:
             why = f"the submitted notebook cannot be read safely: {exc}"
         if why:
-            refused.append(record(course, Outcome(job.student, job.part, reason=why),
-                                  timestamp=_timestamp(course, job), deadlines=deadlines))
+            unreadable.append((Outcome(job.student, job.part, reason=why), "", _timestamp(course, job)))
             continue
         digest = hashlib.sha256(data).hexdigest()
         previous = done.get((job.student, job.part))
         if previous is None or previous.sha256 != digest:
             todo.append((job, digest))
+    for start in range(0, len(unreadable), BATCH):
+        refused += store.record(unreadable[start:start + BATCH])
     return refused, todo
 
 
@@ -262,10 +158,28 @@ def _limits_line(settings: Settings, task_limits: dict) -> str:
                else "threads per kernel: the workers' GRADING_THREADS (default 1)"))
 
 
+def _collect(futures: list, meta: dict, client) -> list[tuple[Outcome, str, str | None]]:
+    """The outcomes of finished tasks, fetched together: (outcome, digest, timestamp) each."""
+    finished = [f for f in futures if f.status == "finished"]
+    fetched = dict(zip([f.key for f in finished], client.gather(finished, errors="skip"), strict=False))
+    items = []
+    for future in futures:
+        job, digest, timestamp = meta.pop(future.key)
+        result = fetched.get(future.key)
+        if result is None:
+            try:
+                result = future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. the task's workers kept dying
+                result = Outcome(job.student, job.part, reason=f"the grading task failed: "
+                                 f"{type(exc).__name__}: {one_line(exc, 200)}")
+        items.append((result, digest, timestamp))
+    return items
+
+
 def _grade_on_cluster(course: Path, todo: list[tuple[Job, str]], settings: Settings, task_limits: dict,
-                      cluster: str | None, say, deadlines: Deadlines | None = None) -> list[Outcome]:
-    """Send ``todo`` to the workers, at most two per worker at a time (memory stays flat for a
-    class of 10,000), and record each outcome as it comes."""
+                      cluster: str | None, say, store: Store, task: Callable[[dict], Outcome]) -> list[Outcome]:
+    """Send ``todo`` to the workers, a bounded window at a time (memory stays flat for a class of
+    10,000), and store the outcomes as they come: everything finished meanwhile in one batch."""
     from distributed import as_completed
 
     sources = {part: part_notebook(part, course=course).read_bytes() for part in {j.part for j, _ in todo}}
@@ -279,33 +193,30 @@ def _grade_on_cluster(course: Path, todo: list[tuple[Job, str]], settings: Setti
         meta: dict[str, tuple[Job, str, str | None]] = {}
         queue = as_completed([])
 
-        def submit_next() -> None:
-            for job, digest in pending:
+        def submit(n: int) -> None:
+            for job, digest in itertools.islice(pending, n):
                 timestamp = _timestamp(course, job)
                 spec = {**common, "student": job.student, "part": job.part, "timestamp": timestamp,
                         "notebook": submission_bytes(course, job), "source": sources[job.part]}
-                future = client.submit(_grade_task, spec, pure=False,
+                future = client.submit(task, spec, pure=False,
                                        key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}")
                 meta[future.key] = (job, digest, timestamp)
                 queue.add(future)
-                return
 
-        for _ in range(2 * workers):
-            submit_next()
+        # two per worker keep a worker busy while its last outcome travels; a batch's worth keeps
+        # the coordinator's batches full when tasks take less time than storing them
+        submit(max(2 * workers, BATCH))
         bar = _progress(len(todo))
         if say is print:
             say = bar.write  # lines above the progress bar, not through it
-        for future in queue:
-            job, digest, timestamp = meta.pop(future.key)
-            try:
-                result = future.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. the task's workers kept dying
-                result = Outcome(job.student, job.part, reason=f"the grading task failed: "
-                                 f"{type(exc).__name__}: {one_line(exc, 200)}")
-            results.append(record(course, result, digest, timestamp, deadlines))
-            bar.update(1)
-            say(_result_line(results[-1]))
-            submit_next()
+        for done in queue.batches():
+            for start in range(0, len(done), BATCH):
+                stored = store.record(_collect(done[start:start + BATCH], meta, client))
+                results += stored
+                submit(len(stored))
+                bar.update(len(stored))
+                for result in stored:
+                    say(_result_line(result))
         bar.close()
     finally:
         client.close()
@@ -346,10 +257,11 @@ def _parts_to_grade(course: Path, parts: list[str] | None) -> list[str]:
 
 def autograde(course: Path, parts: list[str] | None = None, students: list[str] | None = None,
               settings: Settings | None = None, say=print, cluster: str | None = None,
-              force: bool = False) -> list[Outcome]:
+              force: bool = False, task: Callable[[dict], Outcome] = _grade_task) -> list[Outcome]:
     """Autograde every submission of ``parts`` (default: all released parts), each as one task on
     a Dask cluster (local by default, ``cluster`` = scheduler address otherwise). What was graded
-    before (same notebook bytes) is not graded again unless ``force``."""
+    before (same notebook bytes) is not graded again unless ``force``. ``task`` grades one
+    submission on a worker (:func:`instructor.tasks.grade`; tests and benchmarks swap it)."""
     course = check_course(course)
     deadlines = load_deadlines(course)  # a bad deadlines.toml stops here, before anything is graded
     settings = settings or Settings.resolve(course)
@@ -360,16 +272,17 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
         return []
     (course / "autograded").mkdir(exist_ok=True)
     say(require_sandbox(settings, say))
-    results, todo = _triage(course, jobs, force, deadlines)
-    skipped = len(jobs) - len(todo) - len(results)
-    if skipped:
-        say(f"{skipped} submission(s) graded before and unchanged: not graded again (--force to regrade)")
-    if todo:
-        task_limits = settings.task_limits(cluster=bool(cluster))
-        say(f"grading {len(todo)} submission(s) of {', '.join(parts)} on "
-            f"{'the cluster at ' + cluster if cluster else f'{settings.jobs} local worker(s)'}; "
-            + _limits_line(settings, task_limits))
-        results += _grade_on_cluster(course, todo, settings, task_limits, cluster, say, deadlines)
+    with Store(course, deadlines) as store:
+        results, todo = _triage(course, jobs, force, store)
+        skipped = len(jobs) - len(todo) - len(results)
+        if skipped:
+            say(f"{skipped} submission(s) graded before and unchanged: not graded again (--force to regrade)")
+        if todo:
+            task_limits = settings.task_limits(cluster=bool(cluster))
+            say(f"grading {len(todo)} submission(s) of {', '.join(parts)} on "
+                f"{'the cluster at ' + cluster if cluster else f'{settings.jobs} local worker(s)'}; "
+                + _limits_line(settings, task_limits))
+            results += _grade_on_cluster(course, todo, settings, task_limits, cluster, say, store, task)
     journal.write_report(course)
     _say_what_needs_a_look(results, say)
     return results

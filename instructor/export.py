@@ -1,40 +1,23 @@
-"""After grading: HTML feedback per student (nbgrader generate_feedback, hidden tests removed)
+"""After grading: HTML feedback per student (rendered on the workers, hidden tests removed)
 and the grades as CSV (nbgrader export, with what grading said of each row).
 """
 
 from __future__ import annotations
 
 import csv
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import feedback as feedback_pages
 from . import outcome
-from .course import check_course, released_parts, run_nbgrader
-
-FEEDBACK_PREPROCESSORS = [
-    "nbgrader.preprocessors.GetGrades",
-    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "instructor.preprocessors.FeedbackWithoutHiddenTests",
-]
+from .course import check_course, run_nbgrader
 
 
-def feedback(course: Path, parts: list[str] | None = None) -> None:
-    """nbgrader generate_feedback: feedback/<student>/<part>/<part>.html for graded work, without
-    hidden tests (nbgrader_config.py sets the same pipeline for formgrader)."""
-    course = check_course(course)
-    pipeline = "[" + ",".join(repr(p) for p in FEEDBACK_PREPROCESSORS) + "]"
-    parts = list(parts or released_parts(course))
-
-    def one(part: str) -> None:
-        run_nbgrader(["generate_feedback", part, "--force", "--log-level=WARN",
-                      f"--GenerateFeedback.preprocessors={pipeline}"], course, check=True)
-
-    # one nbgrader process per part, as many at once as there are cores: each writes only
-    # feedback/<student>/<part>/ and reads the gradebook
-    with ThreadPoolExecutor(max_workers=max(1, min(len(parts), os.cpu_count() or 1))) as pool:
-        for done in [pool.submit(one, part) for part in parts]:
-            done.result()
+def feedback(course: Path, parts: list[str] | None = None, cluster: str | None = None, jobs: int = 1,
+             force: bool = False, say=print) -> dict[str, dict[str, int]]:
+    """feedback/<student>/<part>/<part>.html for graded work, without hidden tests, rendered on
+    the Dask workers (:func:`instructor.feedback.feedback`; nbgrader_config.py sets the same
+    pipeline for formgrader's own feedback button)."""
+    return feedback_pages.feedback(course, parts, cluster=cluster, jobs=jobs, force=force, say=say)
 
 
 def export_grades(course: Path, out: Path) -> Path:

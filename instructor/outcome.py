@@ -3,6 +3,7 @@ through Dask to the coordinator, the journal, ``grading-report.csv``, the grades
 
     Outcome(student, part, status="graded", score=..., ...)   what the worker and the coordinator fill in
     append(course, outcome)        one JSON line in autograded/.journal.jsonl, as it comes
+    append_many(course, outcomes)  a batch's lines, flushed to disk at once
     read_journal(course)           {(student, part): Outcome}: the latest of each
     write_report(course)           autograded/grading-report.csv from the journal
     read_report(course)            that CSV back, as Outcomes
@@ -78,9 +79,18 @@ def _from_row(row: dict) -> Outcome:
 
 def append(course: Path, outcome: Outcome) -> None:
     """Journal ``outcome`` (flushed to disk: a crash loses nothing recorded)."""
-    row = {k: v for k, v in asdict(outcome).items() if k in FIELDS}
-    with open(journal_path(course), "a") as f:
-        f.write(json.dumps(row) + "\n")
+    append_many(course, [outcome])
+
+
+def append_many(course: Path, outcomes: list[Outcome]) -> None:
+    """Journal ``outcomes``, one line each, in one write flushed to disk (a crash cuts at most
+    the last line short: :func:`read_journal` skips it)."""
+    lines = "".join(json.dumps({k: v for k, v in asdict(o).items() if k in FIELDS}) + "\n" for o in outcomes)
+    with open(journal_path(course), "ab+") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end and (f.seek(end - 1), f.read(1))[1] != b"\n":
+            lines = "\n" + lines  # after a line a crash cut short: never glue a new one to it
+        f.write(lines.encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 

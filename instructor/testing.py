@@ -3,6 +3,13 @@ made from a part's solution (all, some or none of the exercises solved), and tam
 
     course = make_course(tmp_path, ["01-tensors"])        # nbgrader generate_assignment ran there
     submit(course, "alice", "01-tensors", solved="all")
+
+For the coordinator's own tests and benchmark, a course whose one part is tiny, and a grading
+task that only hands back the submission as its graded notebook (no kernel, no sandbox)::
+
+    course = trivial_course(tmp_path, students=1000)       # TRIVIAL_PART, 1000 submissions
+    coordinator.autograde(course, settings=..., task=pregraded)
+    trivial_score(i)                                        # what student i must score
 """
 
 from __future__ import annotations
@@ -16,7 +23,8 @@ from pathlib import Path
 import nbformat
 
 from . import notebooks
-from .course import ROOT, grade_id, is_answer_cell, is_test_cell, nbgrader_meta
+from .course import ROOT, grade_id, is_answer_cell, is_test_cell, nbgrader_meta, run_nbgrader
+from .outcome import Outcome
 
 # Courses released in this process, by parts: releasing runs one nbgrader process per part,
 # and a copy of the same release is the same course (its gradebook is a file in the folder).
@@ -110,3 +118,69 @@ def insert_code(nb, index: int, source: str):
     nb = copy.deepcopy(nb)
     nb.cells.insert(index, nbformat.v4.new_code_cell(source))
     return nb
+
+
+# ---------------------------------------------------------------------------
+# A tiny part, and a task that grades nothing
+# ---------------------------------------------------------------------------
+
+TRIVIAL_PART = "00-trivial"
+TRIVIAL_POINTS = (2, 1)  # the part's two tests
+
+
+def _trivial_source() -> nbformat.NotebookNode:
+    def meta(gid: str, **kw) -> dict:
+        base = {"grade": False, "solution": False, "locked": False, "task": False, "schema_version": 3}
+        return {"nbgrader": {**base, "grade_id": gid, **kw}}
+
+    v4 = nbformat.v4
+    return v4.new_notebook(cells=[
+        v4.new_markdown_cell("Set `answer` to 42."),
+        v4.new_code_cell("### BEGIN SOLUTION\nanswer = 42\n### END SOLUTION", metadata=meta("answer", solution=True)),
+        *(v4.new_code_cell(f'"""Check the answer ({points} points)"""\nassert answer == 42',
+                           metadata=meta(f"test_{i}", grade=True, locked=True, points=points))
+          for i, points in enumerate(TRIVIAL_POINTS)),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def _failed(i: int) -> tuple[int, ...]:
+    return {0: (), 1: (0,), 2: (0, 1)}[i % 3]
+
+
+def trivial_score(i: int) -> int:
+    """What student ``i`` of :func:`trivial_course` scores: none, one, then both tests fail, in turn."""
+    return sum(p for j, p in enumerate(TRIVIAL_POINTS) if j not in _failed(i))
+
+
+def trivial_submission(course: Path, i: int) -> nbformat.NotebookNode:
+    """Student ``i``'s notebook as if run: the released one answered, and an error output in
+    the tests that :func:`trivial_score` says failed."""
+    nb = nbformat.read(course / "notebooks" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb", as_version=4)
+    next(c for c in nb.cells if is_answer_cell(c)).source = f"answer = {42 if not _failed(i) else i}"
+    for j, cell in enumerate(c for c in nb.cells if is_test_cell(c)):
+        error = nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])
+        cell.outputs = [error] if j in _failed(i) else []
+    return nb
+
+
+def trivial_course(folder: Path, students: int = 0, config: str = "") -> Path:
+    """A course (this repository's nbgrader_config.py plus ``config``) whose one part,
+    :data:`TRIVIAL_PART`, is released, with ``students`` submissions (s00000, s00001, ...)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + config)
+    source = folder / "solutions" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb"
+    source.parent.mkdir(parents=True)
+    nbformat.write(_trivial_source(), source)
+    run_nbgrader(["generate_assignment", TRIVIAL_PART, "--force", "--log-level=WARN"], folder, check=True)
+    for i in range(students):
+        write_submission(folder, f"s{i:05d}", TRIVIAL_PART, trivial_submission(folder, i))
+    return folder
+
+
+def pregraded(spec: dict) -> Outcome:
+    """A grading task that runs nothing: the submission comes back as its own graded notebook
+    (its outputs decide its score), for measuring and testing what the coordinator does."""
+    import os
+
+    return Outcome(spec["student"], spec["part"], status="graded", notebook=spec["notebook"].decode("utf-8"),
+                   host=os.uname().nodename)

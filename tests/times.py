@@ -169,7 +169,7 @@ def round_table(groups: dict) -> str:
     """docs/scaling.md's worked example: a round of LEARNERS x PARTS_PER_ROUND on N machines."""
     grading = groups["grading"]["entries"]
     r = high(grading["per-hour-per-machine-2"])      # submissions per hour per 2-core machine
-    g = high(grading["coordinator-per-result"])      # the coordinator's seconds per result
+    g = high(groups["coordinator"]["entries"]["storage-per-result"])  # its seconds per result
     measured = [e for e in groups["grading-part-2"]["entries"].values() if "value" in e]  # per part, 2 workers
     mean, slowest = sum(map(high, measured)) / len(measured), max(measured, key=high)
     machines = (1, 10, 25, 50, 100)
@@ -185,7 +185,7 @@ def round_table(groups: dict) -> str:
     return "\n".join([
         f"With `r` = {_number(r)} submissions per hour per 2-core machine (two workers) and `g` = {g:g} s",
         f"per result (one coordinator takes at most {3600 / g:,.0f} results an hour), from",
-        "[times.md](times.md#grading-throughput):",
+        "[times.md](times.md#grading-throughput) and [times.md](times.md#the-coordinators-storage-in-batches):",
         "",
         "| machines (2 cores each) | " + " | ".join(map(str, machines)) + " |",
         "| --- |" + " --- |" * len(machines),

@@ -1,0 +1,237 @@
+"""Feedback pages for a class: rendered by the grading workers, written by the coordinator.
+
+    feedback(course, parts=None, cluster=None, jobs=1, force=False) -> {part: {"written": n, ...}}
+    render(spec) -> bytes        on a worker: one page's HTML
+
+The coordinator reads each graded notebook (``autograded/<student>/<part>/<part>.ipynb``) and
+its scores and comments from the gradebook (a few queries per part), and sends both to a Dask
+worker, a bounded window at a time; the worker renders the page the way ``nbgrader
+generate_feedback`` does with the course's pipeline (nbgrader's GetGrades, fed from the task
+instead of a database; nbconvert's CSS header; :class:`FeedbackWithoutHiddenTests`; nbgrader's
+feedback template) and returns the HTML. Workers need no gradebook and no shared file system.
+The coordinator writes ``feedback/<student>/<part>/<part>.html`` atomically, then one line per
+page in ``feedback/.feedback.jsonl`` (the digest of the notebook and scores it shows): a page
+whose notebook and scores are unchanged is not rendered again, so a run stopped half-way
+resumes where it stopped. A worker lost mid-task costs that task: Dask runs it elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import secrets
+from pathlib import Path
+
+from .course import check_course, gradebook, graded_dir, notebook_in, one_line, read_regular_file, released_parts
+from .settings import Settings
+from .store import BATCH, write_atomically
+
+MANIFEST = ".feedback.jsonl"  # under feedback/: one line per page written
+
+
+def page_path(course: Path, student: str, part: str) -> Path:
+    """``feedback/<student>/<part>/<part>.html``."""
+    return Path(course) / "feedback" / student / part / f"{part}.html"
+
+
+# ---------------------------------------------------------------------------
+# On the worker
+# ---------------------------------------------------------------------------
+
+def _exporter():
+    import nbgrader.converters
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from traitlets.config import Config
+
+    from .preprocessors import FeedbackWithoutHiddenTests
+
+    base = Path(nbgrader.converters.__file__).parent.parent / "server_extensions" / "formgrader"
+    c = Config()
+    c.Exporter.default_preprocessors = []
+    c.HTMLExporter.template_name = "feedback"
+    c.HTMLExporter.extra_template_basedirs = [str(base / "templates")]
+    c.HTMLExporter.extra_template_paths = [str(base / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
+    exporter = HTMLExporter(config=c)
+    for pp in (CSSHTMLHeaderPreprocessor, FeedbackWithoutHiddenTests):
+        exporter.register_preprocessor(pp)  # as nbgrader's converters do (enabled as each class says)
+    return exporter
+
+
+def render(spec: dict) -> bytes:
+    """One feedback page. ``spec``: student, part, notebook (the graded notebook's bytes) and
+    grades ({"cells": {grade id: {"score", "points", "comment"}}, "score", "max_score",
+    "late_penalty"}, what :func:`read_grades` found). Returns the HTML, as UTF-8."""
+    import nbformat
+    from nbgrader import utils
+
+    nb = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
+    grades, part = spec["grades"], spec["part"]
+    for cell in nb.cells:  # nbgrader's GetGrades, from the task
+        if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_task(cell)):
+            continue
+        found = grades["cells"].get(cell.metadata.nbgrader["grade_id"], {})
+        if utils.is_solution(cell) or utils.is_task(cell):
+            cell.metadata.nbgrader["comment"] = found.get("comment")
+        if utils.is_grade(cell) or utils.is_task(cell):
+            cell.metadata.nbgrader["score"], cell.metadata.nbgrader["points"] = found.get("score"), found.get("points")
+    resources = {"unique_key": part, "output_files_dir": f"{part}_files",
+                 "metadata": {"name": part, "path": ""},
+                 "nbgrader": {"student": spec["student"], "assignment": part, "notebook": part,
+                              "score": grades["score"] - grades["late_penalty"], "max_score": grades["max_score"],
+                              "late_penalty": grades["late_penalty"]}}
+    html, _ = _exporter().from_notebook_node(nb, resources=resources)
+    return html.encode("utf-8")
+
+
+# ---------------------------------------------------------------------------
+# On the coordinator
+# ---------------------------------------------------------------------------
+
+def read_grades(course: Path, part: str) -> dict[str, dict]:
+    """What nbgrader's GetGrades reads for each student's ``part``, from a few queries:
+    {student: {"cells": {grade id: {"score", "points", "comment"}}, "score", "max_score", "late_penalty"}}."""
+    from nbgrader.api import Assignment, BaseCell, Comment, Grade, Notebook, SubmittedAssignment, SubmittedNotebook
+    from sqlalchemy import select
+
+    sa, sn = SubmittedAssignment, SubmittedNotebook
+    with gradebook(course) as gb:
+        session = gb.db
+        notebooks = select(sn.id, sa.student_id, sn.score, sn.max_score, sn.late_submission_penalty) \
+            .join(sa, sa.id == sn.assignment_id).join(Assignment, Assignment.id == sa.assignment_id) \
+            .join(Notebook, Notebook.id == sn.notebook_id).where(Assignment.name == part, Notebook.name == part)
+        out, students = {}, {}
+        for nb, student, score, top, late in session.execute(notebooks):
+            students[nb] = student
+            out[student] = {"cells": {}, "score": score, "max_score": top, "late_penalty": late or 0}
+        ids = select(sn.id).join(sa, sa.id == sn.assignment_id).join(Assignment, Assignment.id == sa.assignment_id) \
+            .where(Assignment.name == part)
+        for model, keys in ((Grade, ("score", "max_score")), (Comment, ("comment",))):
+            query = select(model.notebook_id, BaseCell.name, *(getattr(model, k) for k in keys)) \
+                .join(BaseCell, BaseCell.id == model.cell_id).where(model.notebook_id.in_(ids))
+            for nb, name, *values in session.execute(query):
+                if nb in students:
+                    cell = out[students[nb]]["cells"].setdefault(name, {})
+                    cell.update(zip(["points" if k == "max_score" else k for k in keys], values, strict=True))
+        gb.engine.dispose()
+    return out
+
+
+def _read_manifest(course: Path) -> dict[tuple[str, str], str]:
+    path = Path(course) / "feedback" / MANIFEST
+    done = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                done[(row["student"], row["part"])] = row["digest"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short by a crash
+    return done
+
+
+def _append_manifest(course: Path, rows: list[dict]) -> None:
+    path = Path(course) / "feedback" / MANIFEST
+    with open(path, "ab+") as f:
+        end = f.seek(0, os.SEEK_END)
+        prefix = b"\n" if end and (f.seek(end - 1), f.read(1))[1] != b"\n" else b""
+        f.write(prefix + "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _digest(notebook: bytes, grades: dict) -> str:
+    return hashlib.sha256(notebook + b"\0" + json.dumps(grades, sort_keys=True).encode()).hexdigest()
+
+
+def _pages(course: Path, parts: list[str], force: bool, summary: dict) -> list[tuple[str, str, dict, str]]:
+    """(student, part, grades, digest) of each page to render; the up-to-date ones counted."""
+    done = {} if force else _read_manifest(course)
+    todo = []
+    for part in parts:
+        summary[part] = {"written": 0, "up to date": 0, "failed": 0}
+        for student, grades in sorted(read_grades(course, part).items()):
+            path = notebook_in(graded_dir(course, student, part), part)
+            try:
+                digest = _digest(read_regular_file(path), grades)
+            except OSError:
+                continue  # nothing graded to show (flagged before grading)
+            if done.get((student, part)) == digest and page_path(course, student, part).exists():
+                summary[part]["up to date"] += 1
+            else:
+                todo.append((student, part, grades, digest))
+    return todo
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="feedback", unit="page", mininterval=1.0, disable=total < 2)
+
+
+def _write(course: Path, done: list, meta: dict, summary: dict, say) -> list[dict]:
+    """Write the pages of finished tasks ``done``; returns their manifest lines."""
+    rows = []
+    for future in done:
+        student, part, digest = meta.pop(future.key)
+        try:
+            html = future.result()
+        except Exception as exc:  # noqa: BLE001 - e.g. the task's workers kept dying: run again
+            summary[part]["failed"] += 1
+            say(f"!! {student} / {part}: feedback failed: {type(exc).__name__}: {one_line(exc, 200)}")
+            continue
+        path = page_path(course, student, part)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, html)
+        summary[part]["written"] += 1
+        rows.append({"student": student, "part": part, "digest": digest})
+    return rows
+
+
+def feedback(course: Path, parts: list[str] | None = None, cluster: str | None = None, jobs: int = 1,
+             force: bool = False, say=print) -> dict[str, dict[str, int]]:
+    """Every student's feedback page for ``parts`` (default: every released part), rendered on
+    the Dask cluster at ``cluster`` (default: a local one of ``jobs`` processes). Pages whose
+    notebook and scores did not change are kept unless ``force``. Returns, per part, the pages
+    written, up to date and failed (a failed page is rendered on the next run)."""
+    from distributed import as_completed
+
+    from .coordinator import _client
+
+    course = check_course(course)
+    parts = list(parts or released_parts(course))
+    summary: dict[str, dict[str, int]] = {}
+    todo = _pages(course, parts, force, summary)
+    (course / "feedback").mkdir(exist_ok=True)
+    if todo:
+        client, local = _client(cluster, Settings(jobs=jobs))
+        try:
+            workers = max(1, len(client.scheduler_info().get("workers", {})) or jobs)
+            pending, meta, queue = iter(todo), {}, as_completed([])
+
+            def submit(n: int) -> None:
+                for student, part, grades, digest in itertools.islice(pending, n):
+                    notebook = read_regular_file(notebook_in(graded_dir(course, student, part), part))
+                    spec = {"student": student, "part": part, "notebook": notebook, "grades": grades}
+                    future = client.submit(render, spec, pure=False,
+                                           key=f"feedback-{student}-{part}-{secrets.token_hex(4)}")
+                    meta[future.key] = (student, part, digest)
+                    queue.add(future)
+
+            submit(max(2 * workers, BATCH))
+            bar = _progress(len(todo))
+            for done in queue.batches():
+                _append_manifest(course, _write(course, done, meta, summary, bar.write if say is print else say))
+                submit(len(done))
+                bar.update(len(done))
+            bar.close()
+        finally:
+            client.close()
+            if local is not None:
+                local.close()
+    for part, counts in summary.items():
+        say(f"{part}: {counts['written']} page(s) written, {counts['up to date']} up to date"
+            + (f", {counts['failed']} FAILED (run again)" if counts["failed"] else ""))
+    return summary
