@@ -556,7 +556,7 @@ def fingerprint_cells(cells: dict[str, str], scaffold: dict[str, Counter] | None
         kept = []
         for unit in cell:
             key = _flat(unit.tokens)
-            if given[key] > 0 and key != ("}",):
+            if given[key] > 0:
                 given[key] -= 1
             else:
                 kept.append(unit)
