@@ -169,7 +169,8 @@ class _Binder(ast.NodeVisitor):
 
     def visit_Import(self, node):
         for alias in node.names:
-            self.imports[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+            top = alias.name.split(".")[0]
+            self.imports[alias.asname or top] = alias.name if alias.asname else top
 
     def visit_ImportFrom(self, node):
         for alias in node.names:
@@ -210,7 +211,8 @@ def _names(node: ast.AST) -> tuple[set[str], set[str]]:
                 writes.add(sub.id)
             elif id(sub) not in bases:
                 reads.add(sub.id)
-        elif isinstance(sub, ast.Expr) and isinstance(sub.value, ast.Call) and isinstance(sub.value.func, ast.Attribute):
+        elif (isinstance(sub, ast.Expr) and isinstance(sub.value, ast.Call)
+              and isinstance(sub.value.func, ast.Attribute)):
             base = sub.value.func.value  # a call for its effect: ``x.append(...)``, ``optimizer.step()``
             while isinstance(base, (ast.Attribute, ast.Subscript, ast.Call)):
                 base = base.func if isinstance(base, ast.Call) else base.value
@@ -864,7 +866,8 @@ def write(result: Result, out: Path) -> Path:
             f"matching code.</p>"
             f"<h2>Pairs</h2>{_table(ranked, ['#', 'student_a', 'student_b', 'score', 'shared', 'cells', 'cluster'])}"
             f"<p><a href='pairs.csv'>pairs.csv</a></p>"
-            f"<h2>Clusters</h2>{_table(clusters, FIELDS['clusters.csv'][1:])}<p><a href='clusters.csv'>clusters.csv</a></p>"
+            f"<h2>Clusters</h2>{_table(clusters, FIELDS['clusters.csv'][1:])}"
+            f"<p><a href='clusters.csv'>clusters.csv</a></p>"
             f"<h2>Could not be compared as submitted</h2>{_table(problems, FIELDS['problems.csv'])}"
             f"<p><a href='problems.csv'>problems.csv</a></p>"
             f"<h2>Side by side</h2>{details or '<p class=none>no pair</p>'}</body></html>")
@@ -905,9 +908,10 @@ def report_section(course: Path, out: Path, say=print) -> str:
     rows_ = []
     for part, result in results.items():
         top = result.pairs[0] if result.pairs else None
+        best = f"{result.subs[top.a].student} / {result.subs[top.b].student}: {top.score}" if top else ""
         rows_.append(f"<tr><td><a href='similarity/{html.escape(part)}/index.html'>{html.escape(part)}</a></td>"
                      f"<td>{len(result.subs)}</td><td>{len(result.pairs)}</td><td>{len(result.clusters)}</td>"
-                     f"<td>{html.escape(f'{result.subs[top.a].student} / {result.subs[top.b].student}: {top.score}') if top else ''}</td>"
+                     f"<td>{html.escape(best)}</td>"
                      f"<td>{sum(len(s.problems) for s in result.subs)}</td></tr>")
     return ("<h2>Similar answers</h2><p>" + html.escape(NOTE) + "</p><table><tr><th>part</th><th>submissions</th>"
             "<th>similar pairs</th><th>clusters</th><th>most similar</th><th>problems</th></tr>"

@@ -53,7 +53,8 @@ NAMES = {
     "model": ["model", "net", "classifier", "network", "clf", "mlp", "fashion_net", "my_model", "the_net", "m"],
     "layers": ["layers", "modules", "stack", "parts", "blocks", "seq", "items", "pieces", "body", "chain"],
     "h": ["hidden", "sizes", "widths", "units", "dims", "hidden_sizes", "hs", "layer_sizes", "neurons", "shape"],
-    "helper": ["_flat", "flatten_batch", "prep", "_prepare", "to_vectors", "reshape_batch", "_f", "squash", "vec", "pre"],
+    "helper": ["_flat", "flatten_batch", "prep", "_prepare", "to_vectors", "reshape_batch", "_f", "squash", "vec",
+               "pre"],
     "dead": ["unused", "tmp", "debug", "dummy", "scratch", "spare", "old", "backup", "temp_val", "junk"],
 }
 COMMENTS = ["# compute it", "# TODO: check", "# forward pass", "# the main step", "# as in the lecture",
@@ -301,8 +302,8 @@ def model(w: Writer) -> str:
     else:
         fn = {"nn.ReLU()": "F.relu", "nn.LeakyReLU()": "F.leaky_relu", "nn.ELU()": "F.elu", "nn.GELU()": "F.gelu",
               "nn.Tanh()": "torch.tanh"}[act]
-        init = ["super().__init__()"] + w.shuffled(*[[f"self.fc{i} = nn.Linear({a}, {b})"]
-                                                      for i, (a, b) in enumerate(zip(widths, widths[1:] + [10]), 1)])
+        pairs = enumerate(zip(widths, widths[1:] + [10], strict=True), 1)
+        init = ["super().__init__()"] + w.shuffled(*[[f"self.fc{i} = nn.Linear({a}, {b})"] for i, (a, b) in pairs])
         if drop:
             init.append(f"self.drop = nn.Dropout({drop})")
         fwd = [w.pick(["x = x.view(x.shape[0], -1)", "x = x.flatten(1)", "x = torch.flatten(x, 1)"])]
@@ -367,18 +368,17 @@ def save(w: Writer) -> str:
     body.append(w.pick([f"torch.save({c}, {path})", f"torch.save(obj={c}, f={path})",
                         f"with open({path}, 'wb') as fh:\n    torch.save({c}, fh)"]))
     if w.yes(0.3):
-        body.append(w.pick(["return None", f"print('saved to', {path})", f"print(f'saved epoch {{epoch}} to {{{path}}}')"]))
+        body.append(w.pick(["return None", f"print('saved to', {path})",
+                            f"print(f'saved epoch {{epoch}} to {{{path}}}')"]))
     return w.finish(SAVE_HEADER, body)
 
 
+STUB = "\n    # YOUR CODE HERE\n    raise NotImplementedError()"
 EXERCISES = {  # part -> (grade id, generator, scaffold cell)
-    "03-training": ("train_loop", train, "\n".join(TRAIN_HEADER) + "\n    # YOUR CODE HERE\n    raise NotImplementedError()"),
-    "04-fashion-mnist": ("model_criterion_optimizer", model,
-                         "\n".join(MODEL_HEADER) + "\n# YOUR CODE HERE\nraise NotImplementedError()"),
-    "05-inference-validation": ("accuracy", accuracy,
-                                "\n".join(ACCURACY_HEADER) + "\n    # YOUR CODE HERE\n    raise NotImplementedError()"),
-    "06-saving-loading": ("save_checkpoint", save,
-                          "\n".join(SAVE_HEADER) + "\n    # YOUR CODE HERE\n    raise NotImplementedError()"),
+    "03-training": ("train_loop", train, "\n".join(TRAIN_HEADER) + STUB),
+    "04-fashion-mnist": ("model_criterion_optimizer", model, "\n".join(MODEL_HEADER) + STUB.replace("    ", "")),
+    "05-inference-validation": ("accuracy", accuracy, "\n".join(ACCURACY_HEADER) + STUB),
+    "06-saving-loading": ("save_checkpoint", save, "\n".join(SAVE_HEADER) + STUB),
 }
 
 
@@ -470,10 +470,11 @@ def scale(part: str, students: int, seed: int, threshold: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="similarity-scale-") as folder:
         course = Path(folder)
         write_class(course, part, sources)
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         result = similarity.run(course, [part], out=course / "out", threshold=threshold, say=lambda _: None)[part]
-        seconds = time.monotonic() - start
-    return {"part": part, "submissions": students, "seconds": seconds, "pairs_listed": len(result.pairs)}
+        seconds, cpu = time.monotonic() - start, time.process_time() - cpu
+    return {"part": part, "submissions": students, "seconds": seconds, "cpu_seconds": cpu,
+            "pairs_listed": len(result.pairs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -501,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         s = scale("03-training", args.scale, args.seed, args.threshold)
         figures["scale"] = s
         print(f"scale: {s['submissions']} submissions of {s['part']} compared in {s['seconds']:.1f} s "
-              f"({s['pairs_listed']} pairs listed)")
+              f"({s['cpu_seconds']:.1f} s of CPU; {s['pairs_listed']} pairs listed)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))

@@ -213,7 +213,8 @@ def test_scaffold_with_code_is_not_evidence(tmp_path):
                                "        losses.append(total / len(loader))\n    return losses\n")
     filled = {
         "a": scaffold.replace("raise NotImplementedError()", "loss = criterion(model(images.flatten(1)), labels)\n"
-                              "            loss.backward()\n            optimizer.step()\n            total += loss.item()"),
+                              "            loss.backward()\n            optimizer.step()\n"
+                              "            total += loss.item()"),
         "b": scaffold.replace("raise NotImplementedError()", "out = model.forward(images.view(len(images), -1))\n"
                               "            cost = criterion(out, labels)\n            cost.backward()\n"
                               "            optimizer.step()\n            total = total + float(cost)"),
