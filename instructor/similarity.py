@@ -48,6 +48,7 @@ problems.csv; every other submission is compared as usual.
 from __future__ import annotations
 
 import ast
+import copy
 import csv
 import hashlib
 import html
@@ -69,7 +70,7 @@ THRESHOLD = 0.6        # pairs at or above this score are listed as similar and 
 MIN_SHARED = 2.5       # shared weight (about that many rare fingerprints) below which a pair scores 0
 MAX_CELL_CHARS = 50_000   # an answer cell longer than this is left out (a real answer is ~2,000)
 MAX_TOKENS = 20_000    # tokens per submission compared at most
-RARE_SHARE = 0.02      # the index holds fingerprints found in at most max(10, 2% of N) submissions
+RARE_DF = 50           # above EXACT_UP_TO, the rare index holds fingerprints found in 2..50 submissions
 SHOWN_PAIRS = 100      # pairs shown side by side in index.html (all of them are in pairs.csv)
 EXACT_UP_TO = 3_000    # up to this many submissions every pair is scored (a sparse matrix product)
 LSH_THRESHOLD = 0.3    # above it, candidates: MinHash LSH at this Jaccard, and the rare-fingerprint index
@@ -96,8 +97,8 @@ class Unit:
     last: int
 
 
-_TOKEN = re.compile(r"[A-Za-z_]\w*|\d[\w.]*|\S")
-_RAW_TOKEN = re.compile(r"'[^']*'|\"[^\"]*\"|[A-Za-z_]\w*|\d[\w.]*|\S")
+_TOKEN = re.compile(r"'[^']*'|\"[^\"]*\"|[A-Za-z_]\w*|\d[\w.]*|\S")
+_PREFIXES = {"f", "b", "r", "u", "rb", "br", "fr", "rf"}
 _STUB = ("# YOUR CODE HERE", "raise NotImplementedError()", "### BEGIN SOLUTION", "### END SOLUTION")
 
 
@@ -255,8 +256,27 @@ class _Normaliser:
 
     def key(self, stmt: ast.stmt) -> str:
         """The canonical-order key: the statement with every bound name as ``V`` (no numbering)."""
-        text = _Flat(self).visit(_copy(stmt))
-        return ast.unparse(text)
+        return " ".join(self.text_tokens(ast.unparse(stmt), flat=True))
+
+    def text_tokens(self, text: str, flat: bool = False) -> list[str]:
+        """Tokens of unparsed code: bound names numbered (or all ``V`` when ``flat``), attributes
+        set on an object likewise, import aliases the module's name, strings ``'S'``."""
+        out, previous = [], ""
+        for tok in _TOKEN.findall(text):
+            if tok[0] in "'\"":
+                if out and out[-1].lower() in _PREFIXES and previous == out[-1]:
+                    out.pop()  # f'...', b'...': a string all the same
+                out.append("'S'")
+            elif tok[0].isalpha() or tok[0] == "_":
+                ident = "." + tok if previous == "." else tok
+                if ident in self.bound:
+                    out.append("V" if flat else self.name(ident))
+                else:
+                    out.append(tok if previous == "." else self.imports.get(tok, tok))
+            else:
+                out.append(tok)
+            previous = tok
+        return out
 
     # ordering ----------------------------------------------------------------
     def order(self, body: list[ast.stmt]) -> list[ast.stmt]:
@@ -285,7 +305,7 @@ class _Normaliser:
 
     # units -------------------------------------------------------------------
     def tokens(self, node: ast.AST) -> list[str]:
-        return _TOKEN.findall(ast.unparse(_Rename(self).visit(_copy(node))))
+        return self.text_tokens(ast.unparse(node))
 
     def units(self, body: list[ast.stmt]) -> Iterable[Unit]:
         for stmt in self.order(body):
@@ -300,19 +320,19 @@ class _Normaliser:
             return
         header_end = stmt.body[0].lineno - 1 if getattr(stmt, "body", None) else first
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            head = ["def", self.name(stmt.name), "("] + _TOKEN.findall(
-                ast.unparse(_Rename(self).visit(_copy(stmt.args)))) + [")", ":"]
+            args = copy.copy(stmt.args)
+            args.args = [ast.arg(arg=a.arg) for a in stmt.args.args]  # annotations are the scaffold's
+            head = ["def", self.name(stmt.name), "("] + self.tokens(args) + [")", ":"]
         elif isinstance(stmt, ast.ClassDef):
             head = ["class", self.name(stmt.name)] + [t for b in stmt.bases for t in self.tokens(b)] + [":"]
         else:
-            shell = _copy(stmt)
+            shell = copy.copy(stmt)
             for b in ("body", "orelse", "finalbody", "handlers"):
                 if getattr(shell, b, None):
                     setattr(shell, b, [] if b == "handlers" else [ast.Pass()])
             if hasattr(shell, "handlers") and stmt.handlers:
                 shell.handlers = [ast.ExceptHandler(type=None, name=None, body=[ast.Pass()])]
-            text = ast.unparse(_Rename(self).visit(shell)).splitlines()[0]
-            head = _TOKEN.findall(text)
+            head = self.text_tokens(ast.unparse(shell).splitlines()[0])
         yield Unit(head, first, max(first, header_end))
         yield from self.units(stmt.body)
         yield Unit(["}"], last, last)
@@ -324,74 +344,6 @@ class _Normaliser:
             if getattr(stmt, b, None):
                 yield Unit([b, ":"], first, first)
                 yield from self.units(getattr(stmt, b))
-
-
-def _copy(node):
-    import copy
-
-    return copy.deepcopy(node)
-
-
-class _Rename(ast.NodeTransformer):
-    """Bound names to ``V<n>``, import aliases to the module, strings to ``'S'``."""
-
-    def __init__(self, norm: _Normaliser):
-        self.norm = norm
-
-    def visit_Name(self, node):
-        return ast.copy_location(ast.Name(id=self.rename(node.id), ctx=node.ctx), node)
-
-    def rename(self, ident: str) -> str:
-        return self.norm.name(ident)
-
-    def visit_Attribute(self, node):
-        self.generic_visit(node)
-        if node.attr in self.norm.attrs:
-            node.attr = self.rename("." + node.attr)
-        return node
-
-    def visit_arg(self, node):
-        node.arg = self.rename(node.arg)
-        node.annotation = None
-        return node
-
-    def visit_FunctionDef(self, node):
-        node.name = self.rename(node.name)
-        self.generic_visit(node)
-        node.returns = None
-        return node
-
-    visit_AsyncFunctionDef = visit_FunctionDef
-
-    def visit_ClassDef(self, node):
-        node.name = self.rename(node.name)
-        self.generic_visit(node)
-        return node
-
-    def visit_keyword(self, node):
-        self.generic_visit(node)
-        return node
-
-    def visit_Constant(self, node):
-        if isinstance(node.value, (str, bytes)):
-            return ast.copy_location(ast.Constant(value="S"), node)
-        return node
-
-    def visit_JoinedStr(self, node):
-        return ast.copy_location(ast.Constant(value="S"), node)
-
-    def visit_ExceptHandler(self, node):
-        if node.name:
-            node.name = self.rename(node.name)
-        self.generic_visit(node)
-        return node
-
-
-class _Flat(_Rename):
-    """As :class:`_Rename`, but every bound name is the same ``V`` (the ordering key)."""
-
-    def rename(self, ident: str) -> str:
-        return "V" if ident in self.norm.bound else self.norm.imports.get(ident, ident)
 
 
 def _token_units(source: str) -> list[Unit]:
@@ -407,7 +359,7 @@ def _token_units(source: str) -> list[Unit]:
     except (tokenize.TokenError, SyntaxError, IndentationError):
         tokens = []
         for number, line in enumerate(source.splitlines(), 1):
-            for match in _RAW_TOKEN.finditer(line.split("#")[0]):
+            for match in _TOKEN.finditer(line.split("#")[0]):
                 tokens.append(tokenize.TokenInfo(tokenize.NAME if match.group()[0].isalpha() else tokenize.OP,
                                                  match.group(), (number, match.start()), (number, match.end()), line))
     by_line: dict[int, list[str]] = defaultdict(list)
@@ -647,20 +599,19 @@ def compare(subs: list[Answers], threshold: float = THRESHOLD, min_shared: float
     totals = [sum(weights[f] for f in fps) for fps in sets]
 
     if n <= EXACT_UP_TO:
-        shared = _shared(sets, weights, {f for f, d in df.items() if d >= 2})
+        shared = _shared(sets, weights, {f for f, d in df.items() if d >= 2}, min_shared)
     else:
         shared = {}
-        for a, b in _lsh_candidates(sets) | set(_shared(sets, weights, _rare(df, n))):
+        candidates = _lsh_candidates(sets) | set(_shared(sets, weights, _rare(df), min_shared / 2))
+        for a, b in candidates:
             shared[(a, b)] = sum(weights[f] for f in sets[a] & sets[b])
     pairs: list[Pair] = []
     for (a, b), weight in shared.items():
         smaller = min(totals[a], totals[b])
-        if weight < min_shared or not smaller:
+        if weight < min_shared or not smaller or weight / smaller < threshold:
             continue
-        score = weight / smaller
-        if score >= threshold:
-            cells = sorted({gid for gid, f in sets[a] & sets[b] if weights[(gid, f)] > 0})
-            pairs.append(Pair(a, b, round(min(score, 1.0), 3), round(weight, 2), cells))
+        cells = sorted({gid for gid, f in sets[a] & sets[b] if weights[(gid, f)] > 0})
+        pairs.append(Pair(a, b, round(min(weight / smaller, 1.0), 3), round(weight, 2), cells))
     pairs.sort(key=lambda p: (-p.score, -p.shared, subs[p.a].student, subs[p.b].student))
     clusters = _components(n, pairs)
     for number, members in enumerate(clusters, 1):
@@ -670,13 +621,14 @@ def compare(subs: list[Answers], threshold: float = THRESHOLD, min_shared: float
     return Result(part, subs, weights, pairs, clusters, threshold)
 
 
-def _rare(df: dict, n: int) -> set:
-    return {f for f, d in df.items() if 2 <= d <= max(10, int(RARE_SHARE * n))}
+def _rare(df: dict) -> set:
+    return {f for f, d in df.items() if 2 <= d <= RARE_DF}
 
 
-def _shared(sets: list[set], weights: dict, keep: set) -> dict[tuple[int, int], float]:
-    """{(a, b): weight shared} for every pair (a < b) sharing a fingerprint in ``keep``: an inverted
-    index as a sparse matrix product (submissions x fingerprints, weighted, times its 0/1 transpose)."""
+def _shared(sets: list[set], weights: dict, keep: set, floor: float) -> dict[tuple[int, int], float]:
+    """{(a, b): weight shared} for every pair (a < b) sharing at least ``floor`` of weight among the
+    fingerprints in ``keep``: an inverted index as a sparse matrix product (submissions x
+    fingerprints, weighted, times its 0/1 transpose)."""
     import numpy as np
     from scipy import sparse
 
@@ -695,7 +647,9 @@ def _shared(sets: list[set], weights: dict, keep: set) -> dict[tuple[int, int], 
     binary = x.copy()
     binary.data[:] = 1.0
     product = sparse.triu(x @ binary.T, k=1).tocoo()
-    return {(int(a), int(b)): float(v) for a, b, v in zip(product.row, product.col, product.data, strict=True)}
+    keep_ = product.data >= floor
+    return {(int(a), int(b)): float(v)
+            for a, b, v in zip(product.row[keep_], product.col[keep_], product.data[keep_], strict=True)}
 
 
 def _lsh_candidates(sets: list[set]) -> set[tuple[int, int]]:
