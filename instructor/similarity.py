@@ -103,10 +103,16 @@ _STUB = ("# YOUR CODE HERE", "raise NotImplementedError()", "### BEGIN SOLUTION"
 
 
 def _without_magics(source: str) -> str:
-    """IPython's ``%magic`` and ``!shell`` lines and the release's ``raise NotImplementedError()``
-    blanked (kept as empty lines: line numbers stay)."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) or line.strip() in _STUB else line
-                     for line in source.splitlines())
+    """IPython's ``%magic`` and ``!shell`` lines blanked, the release's ``raise NotImplementedError()``
+    made a ``pass`` (a body of its own, dropped later as dead code): line numbers stay."""
+    out = []
+    for line in source.splitlines():
+        stripped = line.strip()
+        if stripped == "raise NotImplementedError()":
+            out.append(line[:len(line) - len(line.lstrip())] + "pass")
+        else:
+            out.append("" if stripped.startswith(("%", "!")) or stripped in _STUB else line)
+    return "\n".join(out)
 
 
 def _flat(tokens: list[str]) -> tuple[str, ...]:
@@ -694,7 +700,8 @@ def class_answers(course: Path, part: str, graded: bool = False, progress: bool 
 
     given = scaffold(course, part)
     base = Path(course) / ("autograded" if graded else "submitted")
-    folders = sorted(p for p in base.glob(f"*/{part}") if p.is_dir()) if base.is_dir() else []
+    folders = sorted(p for p in base.glob(f"*/{part}")  # not hidden folders (autograded/.logs)
+                     if p.is_dir() and not p.parent.name.startswith(".")) if base.is_dir() else []
     subs = []
     for folder in tqdm(folders, desc=f"similarity {part}", unit="submission", mininterval=1.0,
                        disable=not progress or len(folders) < 50, leave=False):
@@ -715,8 +722,9 @@ def submitted_parts(course: Path, graded: bool = False) -> list[str]:
     from .course import PART_NAMES
 
     base = Path(course) / ("autograded" if graded else "submitted")
-    found = {p.name for p in base.glob("*/*") if p.is_dir()} if base.is_dir() else set()
-    return [p for p in PART_NAMES if p in found] + sorted(found - set(PART_NAMES) - {".logs"})
+    found = {p.name for p in base.glob("*/*") if p.is_dir() and not p.parent.name.startswith(".")
+             } if base.is_dir() else set()
+    return [p for p in PART_NAMES if p in found] + sorted(found - set(PART_NAMES))
 
 
 # ---------------------------------------------------------------------------
