@@ -436,45 +436,40 @@ def write_class(course: Path, part: str, sources: list[str]) -> None:
         (folder / f"{part}.ipynb").write_text(json.dumps(_notebook(gid, source)))
 
 
-def measure(part: str, students: int, copies: float, seed: int, threshold: float) -> dict:
-    """Recall, false positive rate and precision on one synthetic class of ``part``."""
-    sources, family = synthetic_class(part, students, copies, seed)
+def measure(part: str, students: int, copies: float, seed: int, threshold: float, distinct: bool = True,
+            progress: bool = False) -> dict:
+    """Recall, false positive rate, precision and seconds (wall and CPU; writing the class not
+    counted) on one synthetic class of ``part``."""
+    sources, family = synthetic_class(part, students, copies, seed, distinct)
     with tempfile.TemporaryDirectory(prefix="similarity-bench-") as folder:
         course = Path(folder)
         write_class(course, part, sources)
-        start = time.monotonic()
+        start, cpu = time.monotonic(), time.process_time()
         result = similarity.run(course, [part], out=course / "out", threshold=threshold, say=lambda _: None,
-                                progress=False)[part]
-        seconds = time.monotonic() - start
-    index = {s.student: int(s.student[1:]) for s in result.subs}
-    found = {frozenset((index[result.subs[p.a].student], index[result.subs[p.b].student])) for p in result.pairs}
+                                progress=progress)[part]
+        seconds, cpu = time.monotonic() - start, time.process_time() - cpu
+    index = [int(s.student[1:]) for s in result.subs]
+    found = {(min(index[p.a], index[p.b]), max(index[p.a], index[p.b])) for p in result.pairs}
     members: dict[int, list[int]] = {}
     for i, f in enumerate(family):
         members.setdefault(f, []).append(i)
-    copied = [(i, members[f][0]) for f, group in members.items() for i in group[1:]]
-    # the original is the family's first member in the shuffled list or another: any pair inside a family is true
-    recall = sum(any(frozenset((i, j)) in found for j in members[family[i]] if j != i) for i, _ in copied)
-    true_pairs = {frozenset((a, b)) for group in members.values() for a in group for b in group if a < b}
+    planted = [i for group in members.values() for i in group[1:]]   # any member but one per family
+    hit = sum(any((min(i, j), max(i, j)) in found for j in members[family[i]] if j != i) for i in planted)
+    true_pairs = {(a, b) for group in members.values() for a in group for b in group if a < b}
     false = len(found - true_pairs)
     n = len(sources)
     independent = n * (n - 1) // 2 - len(true_pairs)
-    return {"part": part, "submissions": n, "copies": len(copied), "found": recall,
-            "recall": recall / len(copied) if copied else 1.0, "pairs_listed": len(found), "false_pairs": false,
+    return {"part": part, "submissions": n, "copies": len(planted), "found": hit,
+            "recall": hit / len(planted) if planted else 1.0, "pairs_listed": len(found), "false_pairs": false,
             "false_positive_rate": false / independent if independent else 0.0,
-            "precision": (len(found) - false) / len(found) if found else 1.0, "seconds": seconds}
+            "precision": (len(found) - false) / len(found) if found else 1.0, "seconds": seconds,
+            "cpu_seconds": cpu}
 
 
 def scale(part: str, students: int, seed: int, threshold: float) -> dict:
-    """Seconds to compare ``students`` submissions of ``part`` (writing them not counted)."""
-    sources, _ = synthetic_class(part, students, 0.1, seed, distinct=False)
-    with tempfile.TemporaryDirectory(prefix="similarity-scale-") as folder:
-        course = Path(folder)
-        write_class(course, part, sources)
-        start, cpu = time.monotonic(), time.process_time()
-        result = similarity.run(course, [part], out=course / "out", threshold=threshold, say=lambda _: None)[part]
-        seconds, cpu = time.monotonic() - start, time.process_time() - cpu
-    return {"part": part, "submissions": students, "seconds": seconds, "cpu_seconds": cpu,
-            "pairs_listed": len(result.pairs)}
+    """:func:`measure` on a class of ``students`` (10% copies; independent answers only told apart
+    from identical ones, the pairwise check being quadratic)."""
+    return measure(part, students, 0.1, seed, threshold, distinct=False, progress=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -502,7 +497,9 @@ def main(argv: list[str] | None = None) -> int:
         s = scale("03-training", args.scale, args.seed, args.threshold)
         figures["scale"] = s
         print(f"scale: {s['submissions']} submissions of {s['part']} compared in {s['seconds']:.1f} s "
-              f"({s['cpu_seconds']:.1f} s of CPU; {s['pairs_listed']} pairs listed)")
+              f"({s['cpu_seconds']:.1f} s of CPU); copies found {s['found']}/{s['copies']} ({s['recall']:.1%}), "
+              f"{s['pairs_listed']} pairs listed, {s['false_pairs']} false (FPR {s['false_positive_rate']:.3%}, "
+              f"precision {s['precision']:.1%})")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2))
