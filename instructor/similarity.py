@@ -736,7 +736,7 @@ body { font-family: system-ui, sans-serif; max-width: 80em; margin: 2em auto; pa
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
 td, th { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; } .none { color: #666; font-style: italic; }
-.side { display: grid; grid-template-columns: 1fr 1fr; gap: 0.5em; }
+.side { display: grid; grid-template-columns: 1fr 1fr; gap: 0.5em; } .side > div { min-width: 0; }
 pre { background: #fafafa; border: 1px solid #ddd; padding: 0.4em; overflow-x: auto; font-size: 0.85em; margin: 0; }
 pre span { display: block; } pre span.match { background: #ffe08a; }
 .note { background: #eef5ff; border-left: 4px solid #4a86e8; padding: 0.4em 0.8em; }
