@@ -24,6 +24,10 @@
 #   make feedback   HTML feedback per student in feedback/, rendered by JOBS=N local workers or
 #                   the CLUSTER's; resumes where it stopped (PART=... for one part, FORCE=1 all again)
 #   make grades     export every score to grades.csv
+#   make similarity similar answers per part in report/similarity/<part>/index.html (PART=... for one part;
+#                   pairs to read, never a penalty: see docs/similarity.md)
+#   make bench-similarity  how well and how fast similarity finds planted copies in a synthetic class
+#                   (minutes; not part of make test)
 #   make bench-learner  each solution's run time for a learner: full-size fake data, CPU only
 #                   (slow: many minutes; not part of make test)
 #   make times      docs/times.md, the README's course map times and docs/scaling.md's worked example,
@@ -49,7 +53,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades bench-learner bench-coordinator times
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades similarity bench-similarity bench-learner bench-coordinator times
 
 install: $(STAMP)
 
@@ -153,6 +157,13 @@ bench-coordinator: install
 
 report: install
 	$(PY) -m instructor report --out report
+
+similarity: install
+	$(PY) -m instructor similarity $(if $(PART),--part $(PART))
+
+# Synthetic classes of 300 answers per exercise (10% planted copies), then 10,000 of one part timed.
+bench-similarity: install
+	$(PY) -m instructor.similarity_bench --json test-output/bench-similarity.json
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback grades.csv downloaded report test-output .pytest_cache

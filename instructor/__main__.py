@@ -11,6 +11,8 @@
     stamp     [NB ...]             Colab setup cell + embedded figures, in place
     execute   NB [...]             re-run solution notebooks and store their outputs
     report    [--out report]       class report: report/index.html, PNG plots and CSV files
+    similarity [--part P] [--out report/similarity] [--threshold 0.6] [--graded]
+                                   similar answers per part (pairs to read, never a penalty)
 
 Exit status: 0 done; 1 autograde finished but submissions need a look (flagged, tampered or
 for review), or collect rejected uploads; 2 refused.
@@ -22,7 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import collect, coordinator, export, lms, notebooks, report
+from . import collect, coordinator, export, lms, notebooks, report, similarity
 from .course import PART_NAMES, GradingError, existing_parts, part_notebook
 from .settings import Settings, confinement
 
@@ -70,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("notebooks", nargs="+", type=Path)
     p = sub.add_parser("report", help="class report (plots and CSV) from the gradebook")
     p.add_argument("--out", type=Path, default=Path("report"))
+    p = sub.add_parser("similarity", help="similar answers per part: ranked pairs and clusters (changes no grade)")
+    p.add_argument("--part", help="one part, or several separated by spaces/commas (default: every part submitted)")
+    p.add_argument("--out", type=Path, default=Path("report/similarity"), help="folder; one subfolder per part")
+    p.add_argument("--threshold", type=float, default=similarity.THRESHOLD,
+                   help=f"list pairs scoring at least this (0-1, default {similarity.THRESHOLD})")
+    p.add_argument("--graded", action="store_true", help="read autograded/ instead of submitted/")
     args = parser.parse_args(argv)
 
     if args.cmd == "release":
@@ -119,6 +127,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1 if outcome["rejected"] else 0
         elif args.cmd == "report":
             report.build(args.course, args.out)
+        elif args.cmd == "similarity":
+            parts = _parts(args.part)
+            unknown = [p for p in parts or [] if p not in PART_NAMES]
+            if unknown:
+                parser.error(f"unknown part {unknown[0]!r}; parts are: {', '.join(PART_NAMES)}")
+            out = args.out if args.out.is_absolute() else Path(args.course) / args.out
+            if not similarity.run(args.course, parts, out, args.threshold, args.graded):
+                print("no submissions to compare", file=sys.stderr)
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ plot as CSV files:
     timing.csv     grading time per part (from grading-report.csv)
     review.csv     static-scan findings per submission (when grading-report.csv has them)
     late.csv       submissions past their due date (deadlines.toml): days late and points taken
+    similarity/    similar answers per part (instructor.similarity): a list to read, never a penalty
 
 Submissions that could not be graded score 0 until an instructor looks at them: they are
 listed under "flagged" and left out of the score distribution and the pass rates, so one
@@ -32,7 +33,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deadlines, outcome
+from . import deadlines, outcome, similarity
 from .course import GradingError, check_course, db_url, gradebook_file
 
 PLOTS = {
@@ -398,6 +399,7 @@ def build(course: Path, out: Path | None = None, say=print) -> Path:
             f"{_table(tables[table], FIELDS[table], limit)}"
             f"<p><a href='{table}'>{table}</a></p>")
     parts_html += _optional_sections(tables)
+    parts_html.append(similarity.report_section(course, out, say=say))
     parts_html.append("<p>Every score: <a href='scores.csv'>scores.csv</a></p>")
     page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Class report</title>"
             f"<style>{STYLE}</style></head><body><h1>Class report</h1>"
