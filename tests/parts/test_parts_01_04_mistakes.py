@@ -245,8 +245,8 @@ def test_p4_softmax_output_is_named(criterion):
 @pytest.mark.parametrize("criterion", ["nn.CrossEntropyLoss()", "nn.NLLLoss()"])
 def test_p4_log_softmax_output_is_named(criterion):
     """The old convention: a model that still ends in LogSoftmax, with either loss."""
-    msg = message_of(P4, {"model_criterion_optimizer": model_source(last=", nn.LogSoftmax(dim=1)", criterion=criterion)},
-                     "test_model_criterion_optimizer")
+    answer = model_source(last=", nn.LogSoftmax(dim=1)", criterion=criterion)
+    msg = message_of(P4, {"model_criterion_optimizer": answer}, "test_model_criterion_optimizer")
     assert "nn.LogSoftmax" in msg and "return logits" in msg and "CrossEntropyLoss applies the log-softmax" in msg, msg
 
 

@@ -110,14 +110,17 @@ def test_loop_mistakes_are_named(part5, old, new, pattern):
 
 def test_loop_that_measures_under_no_grad_passes_too(part5):
     """torch.no_grad() (Part 3) is as right as torch.inference_mode() for measuring."""
-    loop = _mutate(part5["train_and_validate"], "        with torch.inference_mode():\n", "        with torch.no_grad():\n")
+    loop = _mutate(part5["train_and_validate"], "        with torch.inference_mode():\n",
+                   "        with torch.no_grad():\n")
     ns = _part5_namespace(part5, loop=loop)
     _run(ns, part5["test_train_and_validate"], "test_train_and_validate")
 
 
 @pytest.mark.parametrize("old, new, pattern", [
-    ("        return self.fc4(x)", "        return F.log_softmax(self.fc4(x), dim=1)", r"log-probabilities.*return logits"),
-    ("        return self.fc4(x)", "        return F.softmax(self.fc4(x), dim=1)", r"ends in a softmax.*return logits"),
+    ("        return self.fc4(x)", "        return F.log_softmax(self.fc4(x), dim=1)",
+     r"log-probabilities.*return logits"),
+    ("        return self.fc4(x)", "        return F.softmax(self.fc4(x), dim=1)",
+     r"ends in a softmax.*return logits"),
 ])
 def test_dropout_classifier_that_ends_in_a_softmax_is_named(part5, old, new, pattern):
     """The old convention (a log-softmax at the end) is named by the visible test."""
