@@ -1,7 +1,7 @@
 """Classification metrics: accuracy, predictions, confusion matrix, precision, recall.
 
     from helper.metrics import accuracy, predict, confusion_matrix, precision_recall
-    accuracy(log_ps, labels)                              # float: share of the batch right
+    accuracy(logits, labels)                              # float: share of the batch right
     preds, labels = predict(model, testloader)            # (N,), (N,)
     cm = confusion_matrix(preds, labels, num_classes=10)  # (10, 10): row = true, column = predicted
     precision, recall = precision_recall(cm)              # (10,) each
@@ -20,7 +20,7 @@ from torch import nn
 def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of a batch whose highest-scoring class is the label: the course's one accuracy.
 
-    scores: (B, K) log-probabilities, probabilities or logits (the top class is the same)
+    scores: (B, K) logits, a model's raw output (probabilities work too: the top class is the same)
     labels: (B,) class indices
     Returns a Python float in [0, 1]. The comparison is made between two (B,) tensors:
     a (B, 1) column (what ``topk`` returns) against (B,) labels would broadcast to (B, B).
@@ -40,10 +40,11 @@ def accuracy(scores: torch.Tensor, labels: torch.Tensor) -> float:
 
 def predict(model: nn.Module, loader: Iterable, device: torch.device | str | None = None
             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The model's predicted class for every example in ``loader``, in eval mode, no gradients.
+    """The model's predicted class for every example in ``loader``, in eval mode, under
+    ``torch.inference_mode()``.
 
     loader yields (inputs, labels) with labels (B,) class indices; the model returns (B, K)
-    scores (logits or log-probabilities). Returns ``(predictions, labels)``, both (N,) int64
+    logits, and the arg-max of the logits is the prediction. Returns ``(predictions, labels)``, both (N,) int64
     on the CPU, in the loader's order. The model's train/eval mode is restored afterwards.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -51,7 +52,7 @@ def predict(model: nn.Module, loader: Iterable, device: torch.device | str | Non
     model.eval()
     preds, targets = [], []
     try:
-        with torch.no_grad():
+        with torch.inference_mode():
             for inputs, labels in loader:
                 outputs = model(inputs.to(device))
                 if outputs.dim() != 2 or outputs.shape[0] != labels.shape[0]:

@@ -2,7 +2,7 @@
 
     from helper.models import Network
     model = Network(784, 10, hidden_layers=[256, 128, 64], drop_p=0.2)
-    log_ps = model(images)                   # (B, 1, 28, 28) or (B, 784) -> (B, 10)
+    logits = model(images)                   # (B, 1, 28, 28) or (B, 784) -> (B, 10) logits
 
 The pretrained network of Part 8 lives in ``helper.pretrained``.
 """
@@ -22,7 +22,7 @@ from torch import nn
 
 class Network(nn.Module):
     """A fully-connected classifier: [Linear -> ReLU -> Dropout] per hidden layer, then a
-    Linear output layer and log-softmax.
+    Linear output layer that gives the logits (no softmax).
 
     Args:
         input_size: number of input features, e.g. 784 for 28 x 28 images.
@@ -32,8 +32,9 @@ class Network(nn.Module):
         drop_p: dropout probability after each hidden layer, in [0, 1).
 
     Forward: images ``(B, C, H, W)`` with C * H * W == input_size, or flat ``(B, input_size)``
-    -> log-probabilities ``(B, output_size)`` (pair it with ``nn.NLLLoss``; ``torch.exp`` of
-    the output gives probabilities).
+    -> logits ``(B, output_size)``, raw scores: pair it with ``nn.CrossEntropyLoss``, which
+    applies the log-softmax itself; ``torch.softmax(logits, dim=1)`` gives probabilities and
+    ``logits.argmax(dim=1)`` the predicted class.
 
     Layers: ``hidden_layers`` (an ``nn.ModuleList`` of ``nn.Linear``), ``output``
     (``nn.Linear``) and ``dropout`` (``nn.Dropout``); the sizes it was built with can be read
@@ -59,7 +60,7 @@ class Network(nn.Module):
         self.dropout = nn.Dropout(p=drop_p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Images ``(B, C, H, W)`` or flat inputs ``(B, input_size)`` -> log-probabilities ``(B, output_size)``."""
+        """Images ``(B, C, H, W)`` or flat inputs ``(B, input_size)`` -> logits ``(B, output_size)``."""
         if x.dim() > 2:
             x = x.flatten(start_dim=1)  # a new view: the caller's tensor keeps its shape
         first = self.hidden_layers[0] if len(self.hidden_layers) else self.output
@@ -71,4 +72,4 @@ class Network(nn.Module):
                 "For one image, add a batch dimension: x.unsqueeze(0)")
         for layer in self.hidden_layers:
             x = self.dropout(F.relu(layer(x)))
-        return F.log_softmax(self.output(x), dim=1)
+        return self.output(x)

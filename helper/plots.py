@@ -46,29 +46,45 @@ def _image_hwc(img: torch.Tensor, name: str = "img") -> np.ndarray:
                      f"got {tuple(img.shape)}; for a batch, pick one image with images[0]")
 
 
-def view_classify(img, probs, classes: Sequence[str] | None = None, title: str | None = None):
+def view_classify(img, probs, classes: Sequence[str] | None = None, title: str | None = None,
+                  logits: bool = False):
     """Show an image next to a bar chart of its predicted class probabilities.
 
     img:     one image, (1, 28, 28), (28, 28), (784,) or (3, H, W); a batch of one is fine
-    probs:   (K,) or (1, K) probabilities (softmax output, or ``exp`` of log-softmax)
+    probs:   (K,) or (1, K) probabilities (``torch.softmax(logits, dim=1)``), or, with
+             ``logits=True``, the model's logits, which are turned into probabilities here
     classes: K class names; default ``0 .. K-1`` (MNIST digits). Use
              ``helper.data.FASHION_CLASSES`` for Fashion-MNIST.
-    Returns the matplotlib figure.
+    Returns the matplotlib figure. Log-probabilities (a model that ends in LogSoftmax) are
+    refused with a message: from Part 3 on, models return logits.
     """
     img = _as_tensor(img, "img")
-    probs = _as_tensor(probs, "probs")
+    probs = _as_tensor(probs, "logits" if logits else "probs").float()
     if probs.dim() == 2 and probs.shape[0] == 1:
         probs = probs[0]
     if probs.dim() != 1:
-        raise ValueError(f"expected probabilities of shape (K,) or (1, K) for ONE image, got "
-                         f"{tuple(probs.shape)}; pass ps[0] to show the first image of a batch")
+        raise ValueError(f"expected {'logits' if logits else 'probabilities'} of shape (K,) or (1, K) for ONE "
+                         f"image, got {tuple(probs.shape)}; pass ps[0] to show the first image of a batch")
     k = probs.shape[0]
     classes = list(classes) if classes is not None else [str(i) for i in range(k)]
     if len(classes) != k:
         raise ValueError(f"got {k} probabilities but {len(classes)} class names")
-    if probs.min() < -1e-6 or abs(float(probs.sum()) - 1) > 1e-3:
-        raise ValueError("probs should be probabilities that sum to 1; if you have log-probabilities "
-                         "(LogSoftmax output) pass torch.exp(logps), if raw scores pass softmax(scores, dim=1)")
+    sums_to_one = abs(float(probs.sum()) - 1) <= 1e-3
+    log_probabilities = bool((probs <= 1e-6).all()) and abs(float(probs.exp().sum()) - 1) <= 1e-3
+    if log_probabilities and not sums_to_one:
+        raise ValueError("these look like log-probabilities (all <= 0, their exp sums to 1): the model ends in "
+                         "LogSoftmax. From Part 3 on models return logits (CrossEntropyLoss applies the "
+                         "log-softmax itself): drop the LogSoftmax and pass torch.softmax(logits, dim=1)")
+    if logits:
+        if probs.min() >= -1e-6 and sums_to_one:
+            raise ValueError("logits=True, but these are probabilities already (none negative, they sum to 1): "
+                             "pass them without logits=True, or, if the model ends in a softmax, drop it so that "
+                             "it returns logits")
+        probs = torch.softmax(probs, dim=0)
+    elif probs.min() < -1e-6 or not sums_to_one:
+        raise ValueError(f"probs should be probabilities, none negative and summing to 1 (these sum to "
+                         f"{float(probs.sum()):.3g}). A model's raw outputs are logits: pass "
+                         "torch.softmax(logits, dim=1), or view_classify(img, logits, logits=True)")
     image = _image_hwc(img)
 
     fig, (ax1, ax2) = plt.subplots(figsize=(6, 9 * max(k, 4) / 20 + 1), ncols=2)

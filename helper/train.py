@@ -75,10 +75,11 @@ def _check_outputs(outputs: torch.Tensor, labels: torch.Tensor) -> None:
 
 def evaluate(model: nn.Module, loader: Iterable, criterion: Callable | None = None,
              device: torch.device | str | None = None, progress: bool = False) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` over ``loader``, in eval mode, without gradients.
+    """Mean loss and accuracy of ``model`` over ``loader``, in eval mode, under
+    ``torch.inference_mode()`` (no gradients; tensors made there cannot enter autograd later).
 
     loader yields (inputs, labels) with labels (B,) class indices; the model returns
-    (B, K) scores (logits or log-probabilities: the arg-max is the same).
+    (B, K) logits, and the arg-max of the logits is the prediction.
     Returns {"loss": float (nan without a criterion), "accuracy": float}. The model's
     train/eval mode is restored afterwards.
     """
@@ -87,7 +88,7 @@ def evaluate(model: nn.Module, loader: Iterable, criterion: Callable | None = No
     model.eval()
     total, correct, loss_sum = 0, 0, 0.0
     try:
-        with torch.no_grad():
+        with torch.inference_mode():
             for inputs, labels in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
                 inputs, labels = inputs.to(device), labels.to(device)
                 outputs = model(inputs)

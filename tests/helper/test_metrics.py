@@ -78,6 +78,14 @@ def test_predict_collects_in_order_in_eval_mode_and_restores_mode():
     assert model.training
 
 
+def test_predict_runs_under_inference_mode():
+    seen = []
+    model = nn.Linear(3, 4)
+    model.register_forward_hook(lambda module, inputs, output: seen.append(torch.is_inference_mode_enabled()))
+    predict(model, [(torch.randn(5, 3), torch.zeros(5, dtype=torch.long))])
+    assert seen == [True]
+
+
 def test_plot_confusion_matrix_writes_counts_and_leaves_input_alone():
     cm = torch.tensor([[5, 1], [2, 7]])
     before = cm.clone()

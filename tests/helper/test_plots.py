@@ -56,12 +56,31 @@ def test_view_classify_does_not_touch_grad_tensors():
     (torch.rand(1, 28, 28), torch.rand(64, 10).softmax(1), "ONE image"),
     (torch.rand(64, 1, 28, 28), torch.rand(10).softmax(0), "for a batch"),
     (torch.rand(783), torch.rand(10).softmax(0), "not a square image"),
-    (torch.rand(1, 28, 28), torch.randn(10).log_softmax(0), "torch.exp"),
+    (torch.rand(1, 28, 28), torch.randn(10).log_softmax(0), "ends in LogSoftmax. From Part 3 on models return logits"),
+    (torch.rand(1, 28, 28), torch.randn(10) * 3, r"logits: pass torch\.softmax\(logits, dim=1\)"),
     ("not a tensor", torch.rand(10).softmax(0), "torch.Tensor"),
 ])
 def test_view_classify_explains_wrong_inputs(img, probs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         view_classify(img, probs)
+
+
+def test_view_classify_takes_logits_when_told():
+    logits = torch.randn(1, 10) * 3
+    before = logits.clone()
+    fig = view_classify(torch.rand(28, 28), logits, logits=True)
+    heights = [p.get_width() for p in fig.axes[1].patches]
+    assert np.allclose(heights, torch.softmax(logits, dim=1)[0].numpy(), atol=1e-6)
+    assert _same(logits, before)
+
+
+@pytest.mark.parametrize("scores, message", [
+    (torch.randn(10).softmax(0), "probabilities already"),  # a model that ends in Softmax
+    (torch.randn(10).log_softmax(0), "ends in LogSoftmax"),
+])
+def test_view_classify_with_logits_names_outputs_that_are_not_logits(scores, message):
+    with pytest.raises(ValueError, match=message):
+        view_classify(torch.rand(28, 28), scores, logits=True)
 
 
 def test_view_classify_class_count_mismatch():

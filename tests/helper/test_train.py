@@ -41,7 +41,7 @@ def loaders():
 
 def _model() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2), nn.LogSoftmax(dim=1))
+    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))  # logits
 
 
 def test_fit_signature_keeps_its_original_arguments_first():
@@ -55,7 +55,7 @@ def test_fit_signature_keeps_its_original_arguments_first():
 def test_fit_learns_and_records_history(loaders):
     train, test = loaders
     model = _model()
-    history = fit(model, train, nn.NLLLoss(), optim.Adam(model.parameters(), lr=0.05), epochs=4,
+    history = fit(model, train, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05), epochs=4,
                   device="cpu", val_loader=test, progress=False)
     assert set(history) == {"train_loss", "seconds", "val_loss", "val_accuracy"}
     assert all(len(v) == 4 for v in history.values())
@@ -67,7 +67,7 @@ def test_fit_learns_and_records_history(loaders):
 def test_fit_without_validation(loaders):
     train, _ = loaders
     model = _model()
-    history = fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2,
+    history = fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2,
                   device="cpu", progress=False)
     assert set(history) == {"train_loss", "seconds"}
 
@@ -128,18 +128,18 @@ def test_early_stopping_needs_a_validation_loader(loaders):
     model = _model()
     opt = optim.SGD(model.parameters(), lr=0.1)
     with pytest.raises(ValueError, match="val_loader"):
-        fit(model, train, nn.NLLLoss(), opt, epochs=1, device="cpu", keep_best=True, progress=False)
+        fit(model, train, nn.CrossEntropyLoss(), opt, epochs=1, device="cpu", keep_best=True, progress=False)
     with pytest.raises(ValueError, match="val_loader"):
-        fit(model, train, nn.NLLLoss(), opt, epochs=1, device="cpu", patience=3, progress=False)
+        fit(model, train, nn.CrossEntropyLoss(), opt, epochs=1, device="cpu", patience=3, progress=False)
 
 
 def test_keep_best_copies_the_state_rather_than_aliasing_it(loaders):
     """With a real optimizer the restored weights are those of the best epoch, not the last."""
     train, test = loaders
     model = _model()
-    history = fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.5), epochs=6,
+    history = fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.5), epochs=6,
                   device="cpu", val_loader=test, progress=False, keep_best=True)
-    restored = evaluate(model, test, nn.NLLLoss())
+    restored = evaluate(model, test, nn.CrossEntropyLoss())
     assert restored["loss"] == pytest.approx(min(history["val_loss"]), rel=1e-6)
 
 
@@ -153,18 +153,43 @@ def test_best_epoch():
 def test_evaluate_restores_mode_and_train_one_epoch_returns_mean_loss(loaders):
     train, test = loaders
     model = _model().eval()
-    result = evaluate(model, test, nn.NLLLoss())
+    result = evaluate(model, test, nn.CrossEntropyLoss())
     assert not model.training and 0 <= result["accuracy"] <= 1
-    loss = train_one_epoch(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.0),
+    loss = train_one_epoch(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.0),
                            "cpu", progress=False)
-    assert loss == pytest.approx(evaluate(model, train, nn.NLLLoss())["loss"], rel=1e-5)
+    assert loss == pytest.approx(evaluate(model, train, nn.CrossEntropyLoss())["loss"], rel=1e-5)
+
+
+class _ModeSpy(nn.Module):
+    """Logits of a linear layer; records whether each call ran under torch.inference_mode()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.inference = nn.Linear(2, 2), []
+
+    def forward(self, x):
+        self.inference.append(torch.is_inference_mode_enabled())
+        return self.fc(x)
+
+
+def test_evaluate_runs_under_inference_mode_and_training_still_works(loaders):
+    """evaluate measures under torch.inference_mode(); fit's training steps after it are unaffected."""
+    train, test = loaders
+    torch.manual_seed(0)
+    model = _ModeSpy()
+    evaluate(model, test, nn.CrossEntropyLoss())
+    assert model.inference and all(model.inference)
+    model.inference.clear()
+    fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
+        val_loader=test, progress=False)
+    assert model.inference == ([False] * len(train) + [True] * len(test)) * 2
 
 
 def test_history_uses_validation_names_not_test(loaders):
     """The loader passed as val_loader is a validation split: the history says so."""
     train, val = loaders
     model = _model()
-    history = fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=1,
+    history = fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=1,
                   device="cpu", val_loader=val, progress=False)
     assert not any(key.startswith("test") for key in history), sorted(history)
     with pytest.raises(ValueError, match="val_loss"):
@@ -188,7 +213,7 @@ def test_fit_logs_each_epoch_under_stable_tags(loaders):
     train, val = loaders
     model = _model()
     writer = _RecordingWriter()
-    history = fit(model, train, nn.NLLLoss(), optim.Adam(model.parameters(), lr=0.05), epochs=3,
+    history = fit(model, train, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05), epochs=3,
                   device="cpu", val_loader=val, progress=False, writer=writer)
     assert TAGS == {"train_loss": "loss/train", "val_loss": "loss/val",
                     "train_accuracy": "accuracy/train", "val_accuracy": "accuracy/val"}
@@ -206,7 +231,7 @@ def test_fit_without_validation_logs_training_only(loaders):
     train, _ = loaders
     writer = _RecordingWriter()
     model = _model()
-    fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
+    fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
         progress=False, writer=writer)
     assert {tag for tag, _, _ in writer.scalars} == {"loss/train", "accuracy/train"}
 
@@ -215,14 +240,14 @@ def test_gradient_norms_per_weight_matrix(loaders):
     train, _ = loaders
     writer = _RecordingWriter()
     model = _model()
-    fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
+    fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=2, device="cpu",
         progress=False, writer=writer, log_grad_norms=True)
     norms = [(tag, v, step) for tag, v, step in writer.scalars if tag.startswith("grad_norm/")]
     assert {tag for tag, _, _ in norms} == {"grad_norm/0.weight", "grad_norm/2.weight"}
     assert sorted({step for _, _, step in norms}) == [1, 2]
     assert all(v > 0 for _, v, _ in norms)
     with pytest.raises(ValueError, match="writer"):
-        fit(model, train, nn.NLLLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=1,
+        fit(model, train, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), epochs=1,
             device="cpu", progress=False, log_grad_norms=True)
 
 
@@ -233,7 +258,7 @@ def test_tensorboard_round_trip(loaders, tmp_path):
     train, val = loaders
     model = _model()
     with SummaryWriter(tmp_path / "run") as writer:
-        history = fit(model, train, nn.NLLLoss(), optim.Adam(model.parameters(), lr=0.05),
+        history = fit(model, train, nn.CrossEntropyLoss(), optim.Adam(model.parameters(), lr=0.05),
                       epochs=3, device="cpu", val_loader=val, progress=False, writer=writer)
     scalars = read_scalars(tmp_path / "run")
     assert set(scalars) == set(TAGS.values())

@@ -188,6 +188,23 @@ def test_p3_fixed_batch_size_is_caught_with_the_flatten_hint():
     assert "images.shape[0]" in msg, msg
 
 
+RELU_NET = """
+torch.manual_seed(0)
+relu_net = nn.Sequential(nn.Linear(2, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                         nn.Linear(HIDDEN, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
+                         nn.Linear(HIDDEN, 3){last})
+"""
+
+
+@pytest.mark.parametrize("last", [", nn.LogSoftmax(dim=1)", ", nn.Softmax(dim=1)"])
+def test_p3_relu_net_that_ends_in_a_softmax_is_named(last):
+    """From Part 3 on models return logits: a LogSoftmax before CrossEntropyLoss is the old convention."""
+    answers = {"grad_norms": None, "hyper": "HIDDEN, STEPS, LR = 50, 500, 0.5\n",
+               "relu_spiral": RELU_NET.format(last=last)}
+    msg = message_of(P3, answers, "test_relu_spiral")
+    assert "return logits" in msg and "LogSoftmax" in msg and "CrossEntropyLoss" in msg, msg
+
+
 def test_p3_honest_loop_with_plain_tqdm_and_prints_passes_quietly(capfd):
     """Plain tqdm writes its bar to stderr, which nbgrader counts as a failed test cell."""
     honest = train_source(header="import sys\nfrom tqdm import tqdm\n").replace(
@@ -214,17 +231,29 @@ def model_source(flatten=True, last="", criterion="nn.CrossEntropyLoss()"):
     return MODEL.format(flatten="nn.Flatten(), " if flatten else "", last=last, criterion=criterion)
 
 
-@pytest.mark.parametrize("answer", [model_source(),
-                                    model_source(last=", nn.LogSoftmax(dim=1)", criterion="nn.NLLLoss()")])
-def test_p4_honest_models_pass(answer):
-    run_cells(P4, {"model_criterion_optimizer": answer}, "test_model_criterion_optimizer", hidden=True)
+def test_p4_honest_model_passes():
+    run_cells(P4, {"model_criterion_optimizer": model_source()}, "test_model_criterion_optimizer", hidden=True)
 
 
 @pytest.mark.parametrize("criterion", ["nn.CrossEntropyLoss()", "nn.NLLLoss()"])
 def test_p4_softmax_output_is_named(criterion):
     msg = message_of(P4, {"model_criterion_optimizer": model_source(last=", nn.Softmax(dim=1)", criterion=criterion)},
                      "test_model_criterion_optimizer")
-    assert "ends in a softmax" in msg and "CrossEntropyLoss" in msg, msg
+    assert "ends in a softmax" in msg and "return logits" in msg and "CrossEntropyLoss" in msg, msg
+
+
+@pytest.mark.parametrize("criterion", ["nn.CrossEntropyLoss()", "nn.NLLLoss()"])
+def test_p4_log_softmax_output_is_named(criterion):
+    """The old convention: a model that still ends in LogSoftmax, with either loss."""
+    answer = model_source(last=", nn.LogSoftmax(dim=1)", criterion=criterion)
+    msg = message_of(P4, {"model_criterion_optimizer": answer}, "test_model_criterion_optimizer")
+    assert "nn.LogSoftmax" in msg and "return logits" in msg and "CrossEntropyLoss applies the log-softmax" in msg, msg
+
+
+def test_p4_nll_loss_on_logits_is_named():
+    msg = message_of(P4, {"model_criterion_optimizer": model_source(criterion="nn.NLLLoss()")},
+                     "test_model_criterion_optimizer")
+    assert "NLLLoss on logits" in msg and "nn.CrossEntropyLoss()" in msg, msg
 
 
 def test_p4_missing_flatten_is_explained():
@@ -235,16 +264,42 @@ def test_p4_missing_flatten_is_explained():
 def test_p4_accuracy_of_the_last_batch_only_is_named():
     wrong = '''
 def accuracy(model, loader):
-    for images, labels in loader:
-        share = (log_probabilities(model, images).argmax(dim=1) == labels).float().mean().item()
+    with torch.inference_mode():
+        for images, labels in loader:
+            share = (model(images).argmax(dim=1) == labels).float().mean().item()
     return share
 '''
     msg = message_of(P4, {"accuracy": wrong}, "test_accuracy")
     assert "last batch only" in msg, msg
 
 
-def test_p4_a_broken_log_probabilities_costs_only_its_own_exercise():
-    broken = "def log_probabilities(model, images):\n    raise NotImplementedError()\n"
-    namespace = run_cells(P4, {"log_probabilities": broken, "accuracy": None}, "test_accuracy", hidden=True)
-    with pytest.raises(NotImplementedError):  # the learner's function is back in place afterwards
-        namespace["log_probabilities"](None, None)
+PROBABILITIES = '''
+def probabilities(model, images):
+    with torch.inference_mode():
+        logits = model(images)
+    return {result}
+'''
+
+
+@pytest.mark.parametrize("result, named", [
+    ("torch.log_softmax(logits, dim=1)", "never negative"),      # the old log-probabilities
+    ("torch.exp(logits)", "torch.exp alone"),                    # the old torch.exp(logps), on logits
+    ("torch.softmax(logits, dim=0)", "softmax over dim=0"),      # across the batch
+    ("logits", "never negative"),                                # no softmax at all
+])
+def test_p4_probabilities_mistakes_are_named(result, named):
+    msg = message_of(P4, {"probabilities": PROBABILITIES.format(result=result)}, "test_probabilities")
+    assert named in msg, msg
+
+
+def test_p4_probabilities_under_no_grad_passes_too():
+    honest = PROBABILITIES.format(result="torch.softmax(logits, dim=1)").replace("torch.inference_mode()",
+                                                                                  "torch.no_grad()")
+    run_cells(P4, {"probabilities": honest}, "test_probabilities", hidden=True)
+
+
+def test_p4_a_broken_probabilities_costs_only_its_own_exercise():
+    broken = "def probabilities(model, images):\n    raise NotImplementedError()\n"
+    namespace = run_cells(P4, {"probabilities": broken, "accuracy": None}, "test_accuracy", hidden=True)
+    with pytest.raises(NotImplementedError):
+        namespace["probabilities"](None, None)

@@ -99,13 +99,41 @@ def test_missing_zero_grad_is_named_in_the_visible_test(part5):
 
 @pytest.mark.parametrize("old, new, pattern", [
     ("        model.train()\n", "", r"model\.train\(\)"),  # never back to training mode after measuring
-    ("        model.eval()\n        val_loss", "        val_loss", r"eval mode under torch\.no_grad\(\)"),
-    ("        with torch.no_grad():\n            for images, labels in valloader:",
-     "        if True:\n            for images, labels in valloader:", r"torch\.no_grad\(\)"),
+    ("        model.eval()\n        val_loss", "        val_loss", r"eval mode \(model\.eval\(\)\)"),
+    ("        with torch.inference_mode():\n            for images, labels in valloader:",
+     "        if True:\n            for images, labels in valloader:", r"torch\.inference_mode\(\)"),
 ])
 def test_loop_mistakes_are_named(part5, old, new, pattern):
     ns = _part5_namespace(part5, loop=_mutate(part5["train_and_validate"], old, new))
     _fails_with(ns, part5["test_train_and_validate"], pattern)
+
+
+def test_loop_that_measures_under_no_grad_passes_too(part5):
+    """torch.no_grad() (Part 3) is as right as torch.inference_mode() for measuring."""
+    loop = _mutate(part5["train_and_validate"], "        with torch.inference_mode():\n",
+                   "        with torch.no_grad():\n")
+    ns = _part5_namespace(part5, loop=loop)
+    _run(ns, part5["test_train_and_validate"], "test_train_and_validate")
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ("        return self.fc4(x)", "        return F.log_softmax(self.fc4(x), dim=1)",
+     r"log-probabilities.*return logits"),
+    ("        return self.fc4(x)", "        return F.softmax(self.fc4(x), dim=1)",
+     r"ends in a softmax.*return logits"),
+])
+def test_dropout_classifier_that_ends_in_a_softmax_is_named(part5, old, new, pattern):
+    """The old convention (a log-softmax at the end) is named by the visible test."""
+    ns = _namespace(PART5)
+    _run(ns, _mutate(part5["dropout_classifier"], old, new), "dropout_classifier")
+    visible = part5["test_dropout_classifier"].split("### BEGIN HIDDEN TESTS")[0]
+    _fails_with(ns, visible, pattern)
+
+
+def test_dropout_classifier_solution_passes(part5):
+    ns = _namespace(PART5)
+    _run(ns, part5["dropout_classifier"], "dropout_classifier")
+    _run(ns, part5["test_dropout_classifier"], "test_dropout_classifier")
 
 
 @pytest.mark.parametrize("old, new, pattern", [
