@@ -210,11 +210,15 @@ def generated(groups: dict) -> dict[Path, str]:
 
 # --- taking in a tool's output ------------------------------------------------------------------
 
-def set_values(text: str, group: str, values: dict[str, float | list[float]], date: str) -> str:
-    """``text`` (the data file) with the ``value`` and ``date`` of ``group``'s entries replaced;
-    an entry not there yet is appended to the group's entries."""
+def set_values(text: str, group: str, values: dict[str, float | list[float]], date: str,
+               notes: dict[str, str] | None = None) -> str:
+    """``text`` (the data file) with the ``value`` and ``date`` of ``group``'s entries replaced
+    (and their ``note``, for the keys ``notes`` gives: a new measurement's conditions replace the
+    old one's); an entry not there yet is appended to the group's entries."""
+    notes = notes or {}
     for key, value in values.items():
         shown = json.dumps(value)
+        note = f"note = {json.dumps(notes[key])}\n" if key in notes else ""
         head = re.compile(rf'^\[\[{re.escape(group)}\.entry\]\]\nkey = "{re.escape(key)}"\n', flags=re.M)
         match = head.search(text)
         if match is None:  # a new entry, after the group's last one
@@ -223,19 +227,26 @@ def set_values(text: str, group: str, values: dict[str, float | list[float]], da
                 raise SystemExit(f"docs/times.toml has no group [{group}]")
             after = re.compile(r"^\[", flags=re.M).search(text, starts[-1] + 1)
             at = after.start() if after else len(text)
-            block = f'\n[[{group}.entry]]\nkey = "{key}"\nvalue = {shown}\ndate = "{date}"\n'
+            block = f'\n[[{group}.entry]]\nkey = "{key}"\nvalue = {shown}\ndate = "{date}"\n{note}'
             text = text[:at].rstrip("\n") + "\n" + block + ("\n" if after else "") + text[at:]
             continue
         stop = re.compile(r"^\[", flags=re.M).search(text, match.end())
         end = stop.start() if stop else len(text)
-        body = re.sub(r"^(value|date) = .*\n", "", text[match.end():end], flags=re.M)
-        text = text[:match.end()] + f'value = {shown}\ndate = "{date}"\n' + body + text[end:]
+        replaced = "value|date|note" if note else "value|date"
+        body = re.sub(rf"^({replaced}) = .*\n", "", text[match.end():end], flags=re.M)
+        text = text[:match.end()] + f'value = {shown}\ndate = "{date}"\n{note}' + body + text[end:]
     return text
 
 
 def from_bench(path: Path) -> dict[str, float]:
     """{part: seconds} from `make bench-learner`'s JSON (tests/bench_learner.py)."""
     return {part: result["seconds"] for part, result in json.loads(path.read_text())["parts"].items()}
+
+
+def bench_loads(path: Path) -> dict[str, str]:
+    """{part: "load average L"}: the load each part of `make bench-learner`'s JSON ran under."""
+    parts = json.loads(path.read_text())["parts"]
+    return {part: f"load average {r['load_average']:g}" for part, r in parts.items() if "load_average" in r}
 
 
 NBVAL_LINE = re.compile(r"^(?P<part>0\d-[a-z-]+)\.ipynb\s+compared.*?(?P<seconds>[\d.]+) s\s*$", flags=re.M)
@@ -277,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
     text = DATA.read_text()
     if args.from_bench:
-        text = set_values(text, "learner", from_bench(args.from_bench), args.date)
+        text = set_values(text, "learner", from_bench(args.from_bench), args.date, bench_loads(args.from_bench))
     if args.from_pytest:
         nbval, suite = from_pytest(args.from_pytest)
         if not nbval:
