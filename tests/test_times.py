@@ -133,11 +133,12 @@ def test_make_times_takes_in_bench_learner_and_rewrites_the_pages(tmp_path, monk
         monkeypatch.setattr(times, name, copy)
     assert times.main(["--check"]) == 0
     bench = tmp_path / "bench-learner.json"
-    bench.write_text(json.dumps({"cpu_count": 2, "parts": {"08-transfer-learning": {"seconds": 754.0, "load_average": 1.5}}}))
+    run = {"seconds": 754.0, "load_average": 1.5}
+    bench.write_text(json.dumps({"cpu_count": 2, "parts": {"08-transfer-learning": run}}))
     assert times.main(["--from-bench", str(bench), "--date", "2030-01-02"]) == 0
     assert times.load(times.DATA)["learner"]["entries"]["08-transfer-learning"]["value"] == 754.0
     row = next(line for line in times.README.read_text().splitlines() if line.startswith("| [`08-"))
     assert "| 12.6 min |" in row, "the course map shows the new learner time"
-    assert "| `08-transfer-learning` | 12.6 min | load average 1.5; measured 2030-01-02 |" in times.TIMES_MD.read_text(), \
-        "the new run's load replaces the old run's note"
+    shown = "| `08-transfer-learning` | 12.6 min | load average 1.5; measured 2030-01-02 |"
+    assert shown in times.TIMES_MD.read_text(), "the new run's load replaces the old run's note"
     assert times.main(["--check"]) == 0
