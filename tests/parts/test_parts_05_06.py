@@ -176,3 +176,46 @@ def test_export_mistakes_are_named(part6, old, new, pattern):
     ns = dict(ns)
     _run(ns, _mutate(by_id["export_onnx"], old, new), "export_onnx")
     _fails_with(ns, by_id["test_export_onnx"], pattern)
+
+
+# ----------------------------------------------------------------------------------------------
+# Part 6: save_checkpoint and load_checkpoint
+# ----------------------------------------------------------------------------------------------
+
+def _part6_checkpoint_namespace(part6, save: str | None = None) -> dict:
+    ns, by_id = part6
+    ns = dict(ns)
+    _run(ns, "torch.manual_seed(0)\nmodel = Network(784, 10, [512, 256, 128], drop_p=0.2)\n"
+             "optimizer = optim.Adam(model.parameters(), lr=0.001)\n", "trained model")
+    _run(ns, by_id["architecture"], "architecture")
+    _run(ns, save or by_id["save_checkpoint"], "save_checkpoint")
+    return ns
+
+
+def test_part6_checkpoint_solutions_pass(part6):
+    ns = _part6_checkpoint_namespace(part6)
+    _, by_id = part6
+    for cell in ("test_save_checkpoint", "load_checkpoint", "test_load_checkpoint"):
+        _run(ns, by_id[cell], cell)
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    # the model object instead of its state_dict: torch.load(weights_only=True) refuses it
+    ("    torch.save(checkpoint, path)", "    torch.save(model, path)", r"you saved the whole model object.*state_dict"),
+    ('"state_dict": model.state_dict(),', '"state_dict": model,', r"you saved the whole model object"),
+    ('"optimizer_state": optimizer.state_dict(),', '"optimizer_state": optimizer,', r"you saved the optimizer object"),
+])
+def test_part6_saving_objects_is_named_without_the_weights_only_false_advice(part6, old, new, pattern):
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6, save=_mutate(by_id["save_checkpoint"], old, new))
+    message = _fails_with(ns, by_id["test_save_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], pattern)
+    assert "Do not pass weights_only=False" in message and "will likely succeed" not in message, message
+
+
+def test_part6_a_wrong_save_checkpoint_costs_only_its_own_exercise(part6):
+    """test_load_checkpoint (hidden tests included) passes with a correct load_checkpoint and a wrong save."""
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6, save=_mutate(by_id["save_checkpoint"], "    torch.save(checkpoint, path)",
+                                                          "    torch.save(model, path)"))
+    _run(ns, by_id["load_checkpoint"], "load_checkpoint")
+    _run(ns, by_id["test_load_checkpoint"], "test_load_checkpoint")
