@@ -182,6 +182,21 @@ def test_p3_forgotten_flatten_is_explained():
     assert "mat1 and mat2" in msg and "flatten" in msg and "images.view(images.shape[0], -1)" in msg, msg
 
 
+@pytest.mark.parametrize("old, new", [
+    # backward() twice in one step
+    ("            loss.backward()\n", "            loss.backward()\n            loss.backward()\n"),
+    # the loss of the first batch reused for every step: one graph, many backward()s
+    ("            loss = criterion(model(images), labels)\n",
+     "            loss = loss if epoch or running_loss else criterion(model(images), labels)\n"),
+])
+def test_p3_backward_through_a_used_graph_is_named_without_retain_graph(old, new):
+    wrong = train_source()
+    assert old in wrong
+    msg = message_of(P3, {"train_loop": wrong.replace(old, new)}, "test_train_loop")
+    assert "backward() ran twice through one graph" in msg and "loss.backward() once" in msg, msg
+    assert "Do not add retain_graph=True" in msg, msg
+
+
 def test_p3_fixed_batch_size_is_caught_with_the_flatten_hint():
     wrong = train_source().replace("images.view(images.shape[0], -1)", "images.view(64, -1)")
     msg = message_of(P3, {"train_loop": wrong}, "test_train_loop")
