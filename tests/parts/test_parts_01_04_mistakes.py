@@ -140,6 +140,26 @@ class ReLUNetwork(nn.Module):
     assert "F.relu" in msg and "collapse" in msg, msg
 
 
+def test_p2_softmax_without_keepdim_is_named():
+    wrong = "def softmax(x):\n    exp = torch.exp(x)\n    return exp / exp.sum(dim=1)\n"
+    msg = message_of(P2, {"softmax": wrong}, "test_softmax")
+    assert "keepdim=True" in msg and "(64, 1)" in msg, msg
+
+
+def test_p2_in_place_initialisation_without_no_grad_is_named():
+    wrong = '''
+def build_classifier():
+    model = nn.Sequential(OrderedDict([
+        ("fc1", nn.Linear(784, 128)), ("relu1", nn.ReLU()), ("fc2", nn.Linear(128, 64)), ("relu2", nn.ReLU()),
+        ("output", nn.Linear(64, 10)), ("softmax", nn.Softmax(dim=1))]))
+    model.fc1.bias.zero_()
+    model.fc1.weight.normal_(std=0.01)
+    return model
+'''
+    msg = message_of(P2, {"build_classifier": wrong}, "test_build_classifier")
+    assert "with torch.no_grad():" in msg and "in-place" in msg, msg
+
+
 # ----------------------------------------------------------------------------- Part 3
 
 P3 = "03-training"

@@ -130,6 +130,13 @@ def test_dropout_classifier_that_ends_in_a_softmax_is_named(part5, old, new, pat
     _fails_with(ns, visible, pattern)
 
 
+def test_dropout_classifier_without_flatten_is_named(part5):
+    ns = _namespace(PART5)
+    _run(ns, _mutate(part5["dropout_classifier"], "        x = x.view(x.shape[0], -1)\n", ""), "dropout_classifier")
+    visible = part5["test_dropout_classifier"].split("### BEGIN HIDDEN TESTS")[0]
+    _fails_with(ns, visible, r"flatten the images in forward first: x = x\.view\(x\.shape\[0\], -1\)")
+
+
 def test_dropout_classifier_solution_passes(part5):
     ns = _namespace(PART5)
     _run(ns, part5["dropout_classifier"], "dropout_classifier")
