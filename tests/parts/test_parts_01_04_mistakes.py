@@ -338,3 +338,36 @@ def test_p4_a_broken_probabilities_costs_only_its_own_exercise():
     namespace = run_cells(P4, {"probabilities": broken, "accuracy": None}, "test_accuracy", hidden=True)
     with pytest.raises(NotImplementedError):
         namespace["probabilities"](None, None)
+
+
+# ----------------------------------------------------------------------------- every part
+
+WRONG_FIXES = ("weights_only=False", "retain_graph=True")  # what PyTorch's own messages suggest
+
+
+def test_no_test_message_recommends_a_wrong_fix():
+    """A test cell may name weights_only=False or retain_graph=True only to warn against it.
+
+    Saving the model object surfaces as PyTorch's weights_only error and a second backward() as
+    'specify retain_graph=True'; both fixes hide the real mistake. Every string constant in a
+    graded test cell (the messages) that mentions one must say not to use it.
+    """
+    import ast
+
+    parts = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+    mentions = 0
+    for part in parts:
+        for cell in _notebook(part).cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            if not grade_id.startswith("test_"):
+                continue
+            for node in ast.walk(ast.parse(_python(cell.source))):
+                if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                    continue
+                for fix in WRONG_FIXES:
+                    for found in re.finditer(re.escape(fix), node.value):
+                        mentions += 1
+                        before = node.value[max(0, found.start() - 25):found.start()].lower()
+                        assert re.search(r"\b(not|never|without)\b", before), \
+                            f"{part}, {grade_id}: a message recommends {fix}: {node.value!r}"
+    assert mentions >= 2, "the warnings against weights_only=False and retain_graph=True are gone"
