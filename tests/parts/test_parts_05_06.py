@@ -208,9 +208,11 @@ def test_part6_checkpoint_solutions_pass(part6):
 
 @pytest.mark.parametrize("old, new, pattern", [
     # the model object instead of its state_dict: torch.load(weights_only=True) refuses it
-    ("    torch.save(checkpoint, path)", "    torch.save(model, path)", r"you saved the whole model object.*state_dict"),
+    ("    torch.save(checkpoint, path)", "    torch.save(model, path)",
+     r"you saved the whole model object.*state_dict"),
     ('"state_dict": model.state_dict(),', '"state_dict": model,', r"you saved the whole model object"),
-    ('"optimizer_state": optimizer.state_dict(),', '"optimizer_state": optimizer,', r"you saved the optimizer object"),
+    ('"optimizer_state": optimizer.state_dict(),', '"optimizer_state": optimizer,',
+     r"you saved the optimizer object"),
 ])
 def test_part6_saving_objects_is_named_without_the_weights_only_false_advice(part6, old, new, pattern):
     _, by_id = part6
