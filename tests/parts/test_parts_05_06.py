@@ -228,3 +228,15 @@ def test_part6_a_wrong_save_checkpoint_costs_only_its_own_exercise(part6):
                                                           "    torch.save(model, path)"))
     _run(ns, by_id["load_checkpoint"], "load_checkpoint")
     _run(ns, by_id["test_load_checkpoint"], "test_load_checkpoint")
+
+
+def test_part6_a_broken_architecture_is_named_by_exercise_2s_test(part6):
+    """Exercise 2's test says it needs Exercise 1 instead of showing its raw NotImplementedError;
+    Exercise 3's test (hidden tests included) does not need Exercise 1 or 2 at all."""
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6)
+    _run(ns, "def architecture(model):\n    raise NotImplementedError()\n", "architecture not done")
+    _fails_with(ns, by_id["test_save_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], r"needs Exercise 1 to work first")
+    _run(ns, "def save_checkpoint(model, optimizer, epoch, path):\n    raise NotImplementedError()\n", "save not done")
+    _run(ns, by_id["load_checkpoint"], "load_checkpoint")
+    _run(ns, by_id["test_load_checkpoint"], "test_load_checkpoint")
