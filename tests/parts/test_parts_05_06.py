@@ -89,6 +89,12 @@ def test_broadcast_trap_is_named_and_does_not_fail_the_loop(part5):
     assert ns["accuracy"] is learners, "the test cell puts the learner's accuracy back"
 
 
+def test_mean_of_booleans_is_named(part5):
+    wrong = _mutate(part5["accuracy"], "    return equals.float().mean().item()", "    return equals.mean().item()")
+    ns = _part5_namespace(part5, accuracy=wrong)
+    _fails_with(ns, part5["test_accuracy"], r"equals\.float\(\)\.mean\(\)")
+
+
 def test_missing_zero_grad_is_named_in_the_visible_test(part5):
     loop = _mutate(part5["train_and_validate"], "            optimizer.zero_grad()\n", "")
     ns = _part5_namespace(part5, loop=loop)
