@@ -246,3 +246,14 @@ def test_part6_a_broken_architecture_is_named_by_exercise_2s_test(part6):
     _run(ns, "def save_checkpoint(model, optimizer, epoch, path):\n    raise NotImplementedError()\n", "save not done")
     _run(ns, by_id["load_checkpoint"], "load_checkpoint")
     _run(ns, by_id["test_load_checkpoint"], "test_load_checkpoint")
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ("    model.load_state_dict(checkpoint[\"state_dict\"])\n", "", r"identical outputs"),
+    ("    optimizer.load_state_dict(checkpoint[\"optimizer_state\"])\n", "", r"load the optimizer's state dict"),
+])
+def test_part6_load_checkpoint_mistakes_are_named(part6, old, new, pattern):
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6)
+    _run(ns, _mutate(by_id["load_checkpoint"], old, new), "load_checkpoint")
+    _fails_with(ns, by_id["test_load_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], pattern)
