@@ -223,6 +223,15 @@ def test_p3_fixed_batch_size_is_caught_with_the_flatten_hint():
     assert "images.shape[0]" in msg, msg
 
 
+@pytest.mark.parametrize("norm", ["layer.weight.grad.norm().item()",
+                                  "torch.linalg.vector_norm(layer.weight.grad).item()"])
+def test_p3_grad_norms_that_forget_the_missing_gradient_are_named(norm):
+    wrong = ("def grad_norms(model):\n"
+             f"    return [{norm} for layer in model.modules() if isinstance(layer, nn.Linear)]\n")
+    msg = message_of(P3, {"grad_norms": wrong}, "test_grad_norms")
+    assert ".grad is None" in msg and "0.0" in msg, msg
+
+
 RELU_NET = """
 torch.manual_seed(0)
 relu_net = nn.Sequential(nn.Linear(2, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, HIDDEN), nn.ReLU(),
