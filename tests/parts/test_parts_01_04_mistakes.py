@@ -140,6 +140,26 @@ class ReLUNetwork(nn.Module):
     assert "F.relu" in msg and "collapse" in msg, msg
 
 
+def test_p2_softmax_without_keepdim_is_named():
+    wrong = "def softmax(x):\n    exp = torch.exp(x)\n    return exp / exp.sum(dim=1)\n"
+    msg = message_of(P2, {"softmax": wrong}, "test_softmax")
+    assert "keepdim=True" in msg and "(64, 1)" in msg, msg
+
+
+def test_p2_in_place_initialisation_without_no_grad_is_named():
+    wrong = '''
+def build_classifier():
+    model = nn.Sequential(OrderedDict([
+        ("fc1", nn.Linear(784, 128)), ("relu1", nn.ReLU()), ("fc2", nn.Linear(128, 64)), ("relu2", nn.ReLU()),
+        ("output", nn.Linear(64, 10)), ("softmax", nn.Softmax(dim=1))]))
+    model.fc1.bias.zero_()
+    model.fc1.weight.normal_(std=0.01)
+    return model
+'''
+    msg = message_of(P2, {"build_classifier": wrong}, "test_build_classifier")
+    assert "with torch.no_grad():" in msg and "in-place" in msg, msg
+
+
 # ----------------------------------------------------------------------------- Part 3
 
 P3 = "03-training"
@@ -182,10 +202,34 @@ def test_p3_forgotten_flatten_is_explained():
     assert "mat1 and mat2" in msg and "flatten" in msg and "images.view(images.shape[0], -1)" in msg, msg
 
 
+@pytest.mark.parametrize("old, new", [
+    # backward() twice in one step
+    ("            loss.backward()\n", "            loss.backward()\n            loss.backward()\n"),
+    # the loss of the first batch reused for every step: one graph, many backward()s
+    ("            loss = criterion(model(images), labels)\n",
+     "            loss = loss if epoch or running_loss else criterion(model(images), labels)\n"),
+])
+def test_p3_backward_through_a_used_graph_is_named_without_retain_graph(old, new):
+    wrong = train_source()
+    assert old in wrong
+    msg = message_of(P3, {"train_loop": wrong.replace(old, new)}, "test_train_loop")
+    assert "backward() ran twice through one graph" in msg and "loss.backward() once" in msg, msg
+    assert "Do not add retain_graph=True" in msg, msg
+
+
 def test_p3_fixed_batch_size_is_caught_with_the_flatten_hint():
     wrong = train_source().replace("images.view(images.shape[0], -1)", "images.view(64, -1)")
     msg = message_of(P3, {"train_loop": wrong}, "test_train_loop")
     assert "images.shape[0]" in msg, msg
+
+
+@pytest.mark.parametrize("norm", ["layer.weight.grad.norm().item()",
+                                  "torch.linalg.vector_norm(layer.weight.grad).item()"])
+def test_p3_grad_norms_that_forget_the_missing_gradient_are_named(norm):
+    wrong = ("def grad_norms(model):\n"
+             f"    return [{norm} for layer in model.modules() if isinstance(layer, nn.Linear)]\n")
+    msg = message_of(P3, {"grad_norms": wrong}, "test_grad_norms")
+    assert ".grad is None" in msg and "0.0" in msg, msg
 
 
 RELU_NET = """
@@ -303,3 +347,36 @@ def test_p4_a_broken_probabilities_costs_only_its_own_exercise():
     namespace = run_cells(P4, {"probabilities": broken, "accuracy": None}, "test_accuracy", hidden=True)
     with pytest.raises(NotImplementedError):
         namespace["probabilities"](None, None)
+
+
+# ----------------------------------------------------------------------------- every part
+
+WRONG_FIXES = ("weights_only=False", "retain_graph=True")  # what PyTorch's own messages suggest
+
+
+def test_no_test_message_recommends_a_wrong_fix():
+    """A test cell may name weights_only=False or retain_graph=True only to warn against it.
+
+    Saving the model object surfaces as PyTorch's weights_only error and a second backward() as
+    'specify retain_graph=True'; both fixes hide the real mistake. Every string constant in a
+    graded test cell (the messages) that mentions one must say not to use it.
+    """
+    import ast
+
+    parts = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").exists())
+    mentions = 0
+    for part in parts:
+        for cell in _notebook(part).cells:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            if not grade_id.startswith("test_"):
+                continue
+            for node in ast.walk(ast.parse(_python(cell.source))):
+                if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                    continue
+                for fix in WRONG_FIXES:
+                    for found in re.finditer(re.escape(fix), node.value):
+                        mentions += 1
+                        before = node.value[max(0, found.start() - 25):found.start()].lower()
+                        assert re.search(r"\b(not|never|without)\b", before), \
+                            f"{part}, {grade_id}: a message recommends {fix}: {node.value!r}"
+    assert mentions >= 2, "the warnings against weights_only=False and retain_graph=True are gone"

@@ -89,6 +89,12 @@ def test_broadcast_trap_is_named_and_does_not_fail_the_loop(part5):
     assert ns["accuracy"] is learners, "the test cell puts the learner's accuracy back"
 
 
+def test_mean_of_booleans_is_named(part5):
+    wrong = _mutate(part5["accuracy"], "    return equals.float().mean().item()", "    return equals.mean().item()")
+    ns = _part5_namespace(part5, accuracy=wrong)
+    _fails_with(ns, part5["test_accuracy"], r"equals\.float\(\)\.mean\(\)")
+
+
 def test_missing_zero_grad_is_named_in_the_visible_test(part5):
     loop = _mutate(part5["train_and_validate"], "            optimizer.zero_grad()\n", "")
     ns = _part5_namespace(part5, loop=loop)
@@ -128,6 +134,13 @@ def test_dropout_classifier_that_ends_in_a_softmax_is_named(part5, old, new, pat
     _run(ns, _mutate(part5["dropout_classifier"], old, new), "dropout_classifier")
     visible = part5["test_dropout_classifier"].split("### BEGIN HIDDEN TESTS")[0]
     _fails_with(ns, visible, pattern)
+
+
+def test_dropout_classifier_without_flatten_is_named(part5):
+    ns = _namespace(PART5)
+    _run(ns, _mutate(part5["dropout_classifier"], "        x = x.view(x.shape[0], -1)\n", ""), "dropout_classifier")
+    visible = part5["test_dropout_classifier"].split("### BEGIN HIDDEN TESTS")[0]
+    _fails_with(ns, visible, r"flatten the images in forward first: x = x\.view\(x\.shape\[0\], -1\)")
 
 
 def test_dropout_classifier_solution_passes(part5):
@@ -176,3 +189,71 @@ def test_export_mistakes_are_named(part6, old, new, pattern):
     ns = dict(ns)
     _run(ns, _mutate(by_id["export_onnx"], old, new), "export_onnx")
     _fails_with(ns, by_id["test_export_onnx"], pattern)
+
+
+# ----------------------------------------------------------------------------------------------
+# Part 6: save_checkpoint and load_checkpoint
+# ----------------------------------------------------------------------------------------------
+
+def _part6_checkpoint_namespace(part6, save: str | None = None) -> dict:
+    ns, by_id = part6
+    ns = dict(ns)
+    _run(ns, "torch.manual_seed(0)\nmodel = Network(784, 10, [512, 256, 128], drop_p=0.2)\n"
+             "optimizer = optim.Adam(model.parameters(), lr=0.001)\n", "trained model")
+    _run(ns, by_id["architecture"], "architecture")
+    _run(ns, save or by_id["save_checkpoint"], "save_checkpoint")
+    return ns
+
+
+def test_part6_checkpoint_solutions_pass(part6):
+    ns = _part6_checkpoint_namespace(part6)
+    _, by_id = part6
+    for cell in ("test_save_checkpoint", "load_checkpoint", "test_load_checkpoint"):
+        _run(ns, by_id[cell], cell)
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    # the model object instead of its state_dict: torch.load(weights_only=True) refuses it
+    ("    torch.save(checkpoint, path)", "    torch.save(model, path)",
+     r"you saved the whole model object.*state_dict"),
+    ('"state_dict": model.state_dict(),', '"state_dict": model,', r"you saved the whole model object"),
+    ('"optimizer_state": optimizer.state_dict(),', '"optimizer_state": optimizer,',
+     r"you saved the optimizer object"),
+])
+def test_part6_saving_objects_is_named_without_the_weights_only_false_advice(part6, old, new, pattern):
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6, save=_mutate(by_id["save_checkpoint"], old, new))
+    message = _fails_with(ns, by_id["test_save_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], pattern)
+    assert "Do not pass weights_only=False" in message and "will likely succeed" not in message, message
+
+
+def test_part6_a_wrong_save_checkpoint_costs_only_its_own_exercise(part6):
+    """test_load_checkpoint (hidden tests included) passes with a correct load_checkpoint and a wrong save."""
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6, save=_mutate(by_id["save_checkpoint"], "    torch.save(checkpoint, path)",
+                                                          "    torch.save(model, path)"))
+    _run(ns, by_id["load_checkpoint"], "load_checkpoint")
+    _run(ns, by_id["test_load_checkpoint"], "test_load_checkpoint")
+
+
+def test_part6_a_broken_architecture_is_named_by_exercise_2s_test(part6):
+    """Exercise 2's test says it needs Exercise 1 instead of showing its raw NotImplementedError;
+    Exercise 3's test (hidden tests included) does not need Exercise 1 or 2 at all."""
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6)
+    _run(ns, "def architecture(model):\n    raise NotImplementedError()\n", "architecture not done")
+    _fails_with(ns, by_id["test_save_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], r"needs Exercise 1 to work first")
+    _run(ns, "def save_checkpoint(model, optimizer, epoch, path):\n    raise NotImplementedError()\n", "save not done")
+    _run(ns, by_id["load_checkpoint"], "load_checkpoint")
+    _run(ns, by_id["test_load_checkpoint"], "test_load_checkpoint")
+
+
+@pytest.mark.parametrize("old, new, pattern", [
+    ("    model.load_state_dict(checkpoint[\"state_dict\"])\n", "", r"identical outputs"),
+    ("    optimizer.load_state_dict(checkpoint[\"optimizer_state\"])\n", "", r"load the optimizer's state dict"),
+])
+def test_part6_load_checkpoint_mistakes_are_named(part6, old, new, pattern):
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6)
+    _run(ns, _mutate(by_id["load_checkpoint"], old, new), "load_checkpoint")
+    _fails_with(ns, by_id["test_load_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], pattern)

@@ -115,6 +115,10 @@ def test_part7_solutions_pass_every_test_on_a_larger_test_split(ns7):
     ("    v2.Resize(255),\n    v2.CenterCrop(224),", "    v2.RandomResizedCrop(224),", "deterministic"),
     ("    v2.ToImage(),\n    v2.ToDtype(torch.float32, scale=True),\n    v2.Normalize(mean, std),\n])\ntest",
      "    v2.Normalize(mean, std),\n])\ntest", "ToDtype(torch.float32, scale=True)"),
+    # ImageNet's statistics where the course's model expects 0.5: named as such, not as missing scaling
+    ("v2.ToDtype(torch.float32, scale=True),\n    v2.Normalize(mean, std),\n])\n### END",
+     "v2.ToDtype(torch.float32, scale=True),\n    v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),\n])"
+     "\n### END", "ImageNet's statistics"),
 ])
 def test_part7_transform_mistakes_are_named(ns7, old, new, named):
     answer(P7["transforms"], ns7, **{old: new})
@@ -124,6 +128,8 @@ def test_part7_transform_mistakes_are_named(ns7, old, new, named):
         assert "Normalize" in failure(P7["test_transforms"], ns7)
     else:
         assert message is not None and named in message, message
+        if named == "ImageNet's statistics":
+            assert "scale to [0, 1] before" not in message, message
 
 
 @pytest.mark.parametrize("old, new, named", [
