@@ -171,6 +171,22 @@ def _progress(total: int):
     return tqdm(total=total, desc="feedback", unit="page", mininterval=1.0, disable=total < 2)
 
 
+def _copy_beside(course: Path, student: str, part: str) -> None:
+    """The graded submission's other files (``timestamp.txt``, the exchange's
+    ``submission_secret.txt``) beside its page, as ``nbgrader generate_feedback`` leaves them:
+    ``nbgrader release_feedback`` reads both and refuses to run without them. Links and anything
+    that is not a regular file are never followed."""
+    graded = graded_dir(course, student, part)
+    for name in sorted(os.listdir(graded)):
+        if name.endswith(".ipynb") or name.startswith("."):
+            continue
+        try:
+            data = read_regular_file(graded / name)
+        except OSError:
+            continue
+        write_atomically(page_path(course, student, part).parent / name, data)
+
+
 def _write(course: Path, done: list, meta: dict, summary: dict, say) -> list[dict]:
     """Write the pages of finished tasks ``done``; returns their manifest lines."""
     rows = []
@@ -185,6 +201,7 @@ def _write(course: Path, done: list, meta: dict, summary: dict, say) -> list[dic
         path = page_path(course, student, part)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, html)
+        _copy_beside(course, student, part)
         summary[part]["written"] += 1
         rows.append({"student": student, "part": part, "digest": digest})
     return rows
