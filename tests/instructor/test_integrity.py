@@ -90,10 +90,17 @@ def score(nb) -> tuple[float, float]:
 def execute(nb, folder: Path, timeout: int = 60):
     """Run ``nb`` the way grading does (nbgrader's Execute, allow_errors=True) in ``folder``."""
     from nbgrader.preprocessors import Execute
+    from traitlets.config import Config
 
     folder.mkdir(parents=True, exist_ok=True)
     nb = copy.deepcopy(nb)
-    Execute(timeout=timeout, kernel_name="python3").preprocess(nb, {"metadata": {"path": str(folder)}})
+    # ipc sockets in the run's folder, as grading uses (instructor/tasks.py): kernels started side
+    # by side on TCP can lose a race for a free port ("Address already in use"), a flake of the
+    # machine's load and not of the canaries.
+    config = Config()
+    config.KernelManager.transport = "ipc"
+    config.KernelManager.ip = str(folder / "kernel")
+    Execute(timeout=timeout, kernel_name="python3", config=config).preprocess(nb, {"metadata": {"path": str(folder)}})
     return nb
 
 
