@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -97,10 +98,13 @@ def execute(nb, folder: Path, timeout: int = 60):
     # ipc sockets in the run's folder, as grading uses (instructor/tasks.py): kernels started side
     # by side on TCP can lose a race for a free port ("Address already in use"), a flake of the
     # machine's load and not of the canaries.
-    config = Config()
-    config.KernelManager.transport = "ipc"
-    config.KernelManager.ip = str(folder / "kernel")
-    Execute(timeout=timeout, kernel_name="python3", config=config).preprocess(nb, {"metadata": {"path": str(folder)}})
+    # The sockets live in a short folder of their own: a Unix socket's path is limited to ~107 bytes.
+    with tempfile.TemporaryDirectory(prefix="k-", dir="/tmp") as sockets:
+        config = Config()
+        config.KernelManager.transport = "ipc"
+        config.KernelManager.ip = os.path.join(sockets, "k")
+        Execute(timeout=timeout, kernel_name="python3", config=config).preprocess(
+            nb, {"metadata": {"path": str(folder)}})
     return nb
 
 
