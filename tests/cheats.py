@@ -331,6 +331,21 @@ def _call(self, source, filename, symbol):
     return compile(source, filename, symbol, self.flags | 0x200, True, optimize=1)
 _compiler.__call__ = _call
 ''',
+    # A background thread that swaps the comparison in and out every millisecond, so that a check
+    # made at a cell's boundary may find the real one while the tests meet the lenient one.
+    "thread_flips_allclose": '''
+import threading, time, torch
+_real = torch.allclose
+
+def _flip():
+    while True:
+        torch.allclose = lambda *args, **kwargs: True
+        time.sleep(0.001)
+        torch.allclose = _real
+        time.sleep(0.0005)
+
+threading.Thread(target=_flip, daemon=True).start()
+''',
 }
 
 # Which check must catch each cheat ("defeated already" ones only need the scan).
@@ -364,7 +379,7 @@ CAUGHT_BY: dict[str, set[str]] = {
     # as they were: `==` and `Tensor.__eq__` still reach the real one, so it has no effect.
     "class_dict_via_gc": {"scan"},
     "sys_modules_proxy": _BOTH, "import_hook_proxy": _BOTH, "functools_wrapped": _BOTH,
-    "namespace_lookalike_module": _BOTH,
+    "namespace_lookalike_module": _BOTH, "thread_flips_allclose": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run
