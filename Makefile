@@ -31,8 +31,11 @@
 #   make bench-learner  each solution's run time for a learner: full-size fake data, CPU only
 #                   (slow: many minutes; not part of make test)
 #   make times      docs/times.md, the README's course map times and docs/scaling.md's worked example,
-#                   from docs/times.toml (BENCH=test-output/bench-learner.json takes in bench-learner's results)
+#                   from docs/times.toml (BENCH=test-output/bench-learner.json takes in bench-learner's results,
+#                   ROUND=test-output/bench-round.json bench-round's)
 #   make bench-coordinator  results per hour one grading coordinator stores (real Dask, PostgreSQL)
+#   make bench-round  a simulated round end to end: collect, autograde, feedback, exports, report
+#                   (SUBMISSIONS=1000 real, RESULTS=10000 trivial, WORKERS=2; long: not part of make test)
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -53,7 +56,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades similarity bench-similarity bench-learner bench-coordinator times
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades similarity bench-similarity bench-learner bench-coordinator bench-round times
 
 install: $(STAMP)
 
@@ -147,13 +150,24 @@ bench-learner: install
 
 # Measured times are written once, in docs/times.toml; this writes every page that shows them.
 BENCH ?=
+ROUND ?=
 times: install
-	$(PY) -m tests.times $(if $(BENCH),--from-bench $(BENCH))
+	$(PY) -m tests.times $(if $(BENCH),--from-bench $(BENCH)) $(if $(ROUND),--from-round $(ROUND))
 
 # Results per hour one coordinator stores: trivial notebooks through real Dask processes into
 # a throw-away PostgreSQL server, then their feedback pages (about a minute; not part of make test).
 bench-coordinator: install
 	$(PY) -m tests.bench_coordinator --results 2000 --feedback --json test-output/bench-coordinator.json
+
+# A round through the real path on this machine: SUBMISSIONS small notebooks graded in real
+# kernels, RESULTS trivial ones for the coordinator, feedback and exports; then
+# `make times ROUND=test-output/bench-round.json` takes its figures in.
+SUBMISSIONS ?= 1000
+RESULTS ?= 10000
+WORKERS ?= 2
+bench-round: install
+	$(PY) -m tests.bench_round --submissions $(SUBMISSIONS) --results $(RESULTS) --workers $(WORKERS) \
+		--json test-output/bench-round.json
 
 report: install
 	$(PY) -m instructor report --out report

@@ -4,6 +4,8 @@
     python -m tests.times --check         exit 1 if any of them is out of date (what the test does)
     python -m tests.times --from-bench test-output/bench-learner.json
                                           take in `make bench-learner`'s results (group "learner")
+    python -m tests.times --from-round test-output/bench-round.json
+                                          take in `make bench-round`'s results (group "round-bench")
     python -m tests.times --from-pytest LOG [LOG ...] [--suite]
                                           take in the nbval times `make test` prints per notebook
                                           (several logs: their range); --suite also the test count
@@ -17,7 +19,9 @@ Generated from the data file (never edit them by hand):
   the course map. Its "what it teaches" column is kept from the README as it stands (edit it
   there); the links and the time columns (groups "nbval" and "learner") are written here;
 - ``docs/scaling.md``, between ``<!-- times:begin round -->`` and ``<!-- times:end round -->``:
-  how long a round of a large class takes, worked out from the grading throughput.
+  how long a round of a large class takes, worked out from the grading throughput; and between
+  ``<!-- times:begin mooc-round -->`` and ``<!-- times:end mooc-round -->``, the simulated
+  round's stages and its extrapolation (``tests/times_round.py``).
 
 The data file's layout is described at its top. Taking in a tool's output edits only the
 ``value`` and ``date`` lines of the entries it measured, so comments and hand edits stay.
@@ -39,6 +43,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from instructor.course import PART_NAMES
 from instructor.notebooks import colab_url
+from tests import times_round
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "docs" / "times.toml"
@@ -102,7 +107,8 @@ def times_md(groups: dict) -> str:
            "time columns of the README's course map and the worked example in [scaling.md](scaling.md):",
            "edit a figure in `times.toml`, then run `make times`. A test fails when they are out of step.",
            "Taking in a tool's output: `python -m tests.times --from-bench test-output/bench-learner.json`",
-           "(`make bench-learner`) or `--from-pytest LOG` (the nbval times `make test` prints).", ""]
+           "(`make bench-learner`), `--from-round test-output/bench-round.json` (`make bench-round`)",
+           "or `--from-pytest LOG` (the nbval times `make test` prints).", ""]
     for group in groups.values():
         out += [f"## {group.get('title', '')}", ""]
         said = [f"**How:** {group['how']}." if group.get("how") else "",
@@ -204,7 +210,8 @@ def generated(groups: dict) -> dict[Path, str]:
     return {
         TIMES_MD: times_md(groups),
         README: _section(readme, "course-map", course_map(groups, readme), "README.md"),
-        SCALING: _section(SCALING.read_text(), "round", round_table(groups), "docs/scaling.md"),
+        SCALING: _section(_section(SCALING.read_text(), "round", round_table(groups), "docs/scaling.md"),
+                          "mooc-round", times_round.section(groups, fmt, _duration), "docs/scaling.md"),
     }
 
 
@@ -281,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.times", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only say whether the generated files are up to date")
     parser.add_argument("--from-bench", type=Path, metavar="JSON", help="`make bench-learner`'s results")
+    parser.add_argument("--from-round", type=Path, metavar="JSON", help="`make bench-round`'s results")
     parser.add_argument("--from-pytest", type=Path, nargs="+", metavar="LOG", help="logs of `make test`")
     parser.add_argument("--suite", action="store_true", help="with --from-pytest: also the test count and time")
     parser.add_argument("--date", default=datetime.date.today().isoformat(), help="of the measurement (default today)")
@@ -289,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     text = DATA.read_text()
     if args.from_bench:
         text = set_values(text, "learner", from_bench(args.from_bench), args.date, bench_loads(args.from_bench))
+    if args.from_round:
+        values, notes = times_round.from_round(args.from_round)
+        text = set_values(text, times_round.GROUP, values, args.date, notes)
     if args.from_pytest:
         nbval, suite = from_pytest(args.from_pytest)
         if not nbval:
