@@ -91,6 +91,7 @@ def _where(real: list, wall: float, workers: int) -> dict:
         "beyond_cells_s": statistics.mean(r.seconds - r.cell_seconds - r.setup_seconds for r in real),
         "setup_s": statistics.mean(setups) if setups else 0.0, "setups": len(setups),
         "storage_s": statistics.mean(r.record_seconds for r in real),
+        "storage_share": sum(r.record_seconds for r in real) / wall,
         "worker_busy": sum(r.seconds for r in real) / (wall * workers),
         "worker_s_per_submission": wall * workers / n,
     }
@@ -127,6 +128,7 @@ def _grade(stages: Stages, course: Path, address: str, out: dict) -> None:
                                                          task=testing.pregraded))
     _check_scores(pregraded, {round_course.student_id(i): testing.trivial_score(i) for i in range(trivial)}, tiny)
     out["where"]["storage_trivial_s"] = statistics.mean(r.record_seconds for r in pregraded)
+    out["where"]["storage_trivial_share"] = sum(r.record_seconds for r in pregraded) / stages.wall("autograde-trivial")
     pages = stages.run("feedback", "feedback pages, both parts", real + trivial,
                        lambda: feedback.feedback(course, cluster=address, say=_quiet))
     written = sum(counts["written"] for counts in pages.values())
@@ -228,9 +230,11 @@ def table(out: dict) -> list[str]:
         f"  task on its worker {w['task_s']:.2f} s = cells (canaries included) {w['cells_s']:.2f} s + beyond cells "
         f"(kernel start with its preloads, sandbox, nbgrader's steps, scan) {w['beyond_cells_s']:.2f} s + once per "
         f"worker and part {w['setup_s']:.1f} s ({w['setups']}x)",
-        f"  workers busy {w['worker_busy']:.0%} of the autograde's wall time x workers; "
-        f"coordinator storage {w['storage_s'] * 1000:.1f} ms per real result, "
-        f"{w['storage_trivial_s'] * 1000:.1f} ms per trivial result",
+        f"  workers busy {w['worker_busy']:.0%} of the autograde's wall time x workers; coordinator storage "
+        f"{w['storage_s'] * 1000:.1f} ms per real result ({w['storage_share']:.0%} of that wall time)",
+        f"  trivial tasks: the coordinator's storage {w['storage_trivial_s'] * 1000:.1f} ms per result, "
+        f"{w['storage_trivial_share']:.0%} of their wall time (the rest: Dask's dispatch and transfer, "
+        "reading the submissions)",
         f"load average through the run: {min(out['load']):.2f} to {max(out['load']):.2f} on {out['cpu_count']} cores",
     ]
     return lines

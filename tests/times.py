@@ -18,6 +18,8 @@ Generated from the data file (never edit them by hand):
 - ``README.md``, between ``<!-- times:begin course-map -->`` and ``<!-- times:end course-map -->``:
   the course map. Its "what it teaches" column is kept from the README as it stands (edit it
   there); the links and the time columns (groups "nbval" and "learner") are written here;
+- ``README.md``, between ``<!-- times:begin round-summary -->`` and its end: the simulated
+  round's figures in two lines (``tests/times_round.py``);
 - ``docs/scaling.md``, between ``<!-- times:begin round -->`` and ``<!-- times:end round -->``:
   how long a round of a large class takes, worked out from the grading throughput; and between
   ``<!-- times:begin mooc-round -->`` and ``<!-- times:end mooc-round -->``, the simulated
@@ -209,7 +211,8 @@ def generated(groups: dict) -> dict[Path, str]:
     readme = README.read_text()
     return {
         TIMES_MD: times_md(groups),
-        README: _section(readme, "course-map", course_map(groups, readme), "README.md"),
+        README: _section(_section(readme, "course-map", course_map(groups, readme), "README.md"),
+                         "round-summary", times_round.summary(groups, fmt, _duration), "README.md"),
         SCALING: _section(_section(SCALING.read_text(), "round", round_table(groups), "docs/scaling.md"),
                           "mooc-round", times_round.section(groups, fmt, _duration), "docs/scaling.md"),
     }

@@ -44,6 +44,23 @@ def _value(entries: dict, key: str) -> float | None:
     return max(value) if isinstance(value, list) else value
 
 
+def summary(groups: dict, fmt, duration) -> str:
+    """The README's lines on the size of a round, from [round-bench] (with the command)."""
+    group, e = groups[GROUP], groups[GROUP]["entries"]
+    if any(_value(e, k) is None for k in ("w", "g", "f", "e")):
+        return (f"A large class on many machines: [docs/scaling.md](docs/scaling.md) "
+                f"(`{group['command']}`: not yet run).")
+    w, g, f, after = (_value(e, k) for k in ("w", "g", "f", "e"))
+    hours = {n: (ROUND * (w + f) / n + ROUND * (g + after)) / 3600 for n in (100, 500)}
+    return (f"A simulated round on one 2-core machine (`{group['command']}`, {group['date']}, load average "
+            f"{fmt(e['load'])}):\n{int(_value(e, 'submissions')):,} small submissions graded in sandboxed kernels "
+            f"in {fmt(e['autograde'])} on {int(_value(e, 'workers'))} workers, and\n"
+            f"{int(_value(e, 'results')):,} more results stored, fed back and exported. Extrapolated to "
+            f"{ROUND:,} such submissions:\n{duration(hours[100])} on 100 workers, {duration(hours[500])} on 500 "
+            "([docs/scaling.md](docs/scaling.md#a-simulated-round-end-to-end):\nwhat is measured, "
+            "what is assumed, and a real part's longer tasks).")
+
+
 def section(groups: dict, fmt, duration) -> str:
     """docs/scaling.md's ``mooc-round`` section, from [round-bench] (and the course's part times)."""
     group = groups[GROUP]
