@@ -61,6 +61,8 @@ class Stages:
         result = fn()
         self.rows.append({"key": key, "stage": name, "items": items, "wall_s": time.monotonic() - start})
         self.loads.append(os.getloadavg()[0])
+        print(f"done: {name}, {items:,} items, {self.rows[-1]['wall_s']:.1f} s, load average {self.loads[-1]:.2f}",
+              flush=True)
         return result
 
     def wall(self, key: str) -> float:

@@ -68,7 +68,8 @@ def section(groups: dict, fmt, duration) -> str:
     if any(_value(e, k) is None for k in ("w", "g", "f", "e", *STAGES)):
         return f"Not yet measured: run `{group['command']}` and take its JSON in (see times.md)."
     w, g, f, after = (_value(e, k) for k in ("w", "g", "f", "e"))
-    parts = [v for v in (_value(x, "value") for x in groups["grading-part-2"]["entries"].values()) if v]
+    part_times = groups["grading-part-2"]["entries"]
+    parts = [v for v in (_value(part_times, key) for key in part_times) if v]
     course_w = sum(parts) / len(parts)  # seconds per task with two workers on two cores: worker-seconds
     rows = ["| stage | items, time, rate |", "| --- | --- |"]
     for key in STAGES:
