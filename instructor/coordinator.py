@@ -93,9 +93,9 @@ def check_submission(course: Path, job: Job) -> str | None:
 # Running the tasks
 # ---------------------------------------------------------------------------
 
-def _client(cluster: str | None, settings: Settings):
+def _client(cluster: str | None, jobs: int):
     """A Dask client: to the scheduler at ``cluster``, or to a local cluster of ``jobs`` worker
-    processes (one submission at a time each) that stops with the client."""
+    processes (one task at a time each) that stops with the client."""
     from distributed import Client, LocalCluster
 
     os.environ.update({k: nbgrader_env()[k] for k in ("PATH", "PYTHONPATH")})
@@ -103,23 +103,59 @@ def _client(cluster: str | None, settings: Settings):
         return Client(cluster, timeout="30s"), None
     # No dashboard; the scheduler's small HTTP server (health, metrics) on a free loopback port,
     # not 8787: two local runs at once (two courses, or parallel tests) do not collide.
-    local = LocalCluster(n_workers=settings.jobs, threads_per_worker=1, processes=True,
+    local = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                          dashboard_address=None, worker_dashboard_address=None,
                          scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                          silence_logs=40, host="127.0.0.1")
     return Client(local), local
 
 
+def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | None, jobs: int,
+                 desc: str, unit: str, say=print) -> None:
+    """One task per item on the Dask cluster at ``cluster`` (default: a local one of ``jobs``
+    processes), a bounded window at a time, so that memory stays flat for a class of 10,000:
+    two per worker at first (at least BATCH), then one more for each that finishes.
+
+    ``send(client, item)`` submits an item's task and returns (future, what ``finish`` needs);
+    ``finish(client, [(future, that), ...], say)`` takes the finished tasks, at most BATCH at a
+    time (everything finished meanwhile, so that storing keeps up), with a ``say`` that writes
+    above the progress bar."""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    client, local = _client(cluster, jobs)
+    try:
+        workers = max(1, len(client.scheduler_info().get("workers", {})) or jobs)
+        pending, meta, queue = iter(items), {}, as_completed([])
+
+        def submit(n: int) -> None:
+            for item in itertools.islice(pending, n):
+                future, that = send(client, item)
+                meta[future.key] = that
+                queue.add(future)
+
+        # two per worker keep a worker busy while its last result travels; a batch's worth keeps
+        # the batches full when tasks take less time than storing them
+        submit(max(2 * workers, BATCH))
+        bar = tqdm(total=len(items), desc=desc, unit=unit, mininterval=1.0, disable=len(items) < 2)
+        write = bar.write if say is print else say  # lines above the progress bar, not through it
+        for done in queue.batches():
+            for start in range(0, len(done), BATCH):
+                batch = done[start:start + BATCH]
+                finish(client, [(f, meta.pop(f.key)) for f in batch], write)
+                submit(len(batch))
+                bar.update(len(batch))
+        bar.close()
+    finally:
+        client.close()
+        if local is not None:
+            local.close()
+
+
 def _grade_task(spec: dict) -> Outcome:
     from . import tasks
 
     return tasks.grade(spec)
-
-
-def _progress(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="grading", unit="submission", mininterval=1.0, disable=total < 2)
 
 
 def _triage(course: Path, jobs: list[Job], force: bool,
@@ -158,13 +194,13 @@ def _limits_line(settings: Settings, task_limits: dict) -> str:
                else "threads per kernel: the workers' GRADING_THREADS (default 1)"))
 
 
-def _collect(futures: list, meta: dict, client) -> list[tuple[Outcome, str, str | None]]:
-    """The outcomes of finished tasks, fetched together: (outcome, digest, timestamp) each."""
-    finished = [f for f in futures if f.status == "finished"]
+def _collect(client, done: list) -> list[tuple[Outcome, str, str | None]]:
+    """The outcomes of finished tasks ``done`` ([(future, (job, digest, timestamp))]), fetched
+    together: (outcome, digest, timestamp) each."""
+    finished = [f for f, _ in done if f.status == "finished"]
     fetched = dict(zip([f.key for f in finished], client.gather(finished, errors="skip"), strict=False))
     items = []
-    for future in futures:
-        job, digest, timestamp = meta.pop(future.key)
+    for future, (job, digest, timestamp) in done:
         result = fetched.get(future.key)
         if result is None:
             try:
@@ -178,50 +214,27 @@ def _collect(futures: list, meta: dict, client) -> list[tuple[Outcome, str, str 
 
 def _grade_on_cluster(course: Path, todo: list[tuple[Job, str]], settings: Settings, task_limits: dict,
                       cluster: str | None, say, store: Store, task: Callable[[dict], Outcome]) -> list[Outcome]:
-    """Send ``todo`` to the workers, a bounded window at a time (memory stays flat for a class of
-    10,000), and store the outcomes as they come: everything finished meanwhile in one batch."""
-    from distributed import as_completed
-
+    """Send ``todo`` to the workers (:func:`run_windowed`) and store the outcomes as they come."""
     sources = {part: part_notebook(part, course=course).read_bytes() for part in {j.part for j, _ in todo}}
     common = {"limits": task_limits, "data_dir": settings.data_dir, "secret": secrets.token_hex(16),
               "masked": [str(course)]}
     results: list[Outcome] = []
-    client, local = _client(cluster, settings)
-    try:
-        workers = max(1, len(client.scheduler_info().get("workers", {})) or settings.jobs)
-        pending = iter(todo)
-        meta: dict[str, tuple[Job, str, str | None]] = {}
-        queue = as_completed([])
 
-        def submit(n: int) -> None:
-            for job, digest in itertools.islice(pending, n):
-                timestamp = _timestamp(course, job)
-                spec = {**common, "student": job.student, "part": job.part, "timestamp": timestamp,
-                        "notebook": submission_bytes(course, job), "source": sources[job.part]}
-                future = client.submit(task, spec, pure=False,
-                                       key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}")
-                meta[future.key] = (job, digest, timestamp)
-                queue.add(future)
+    def send(client, item: tuple[Job, str]):
+        job, digest = item
+        timestamp = _timestamp(course, job)
+        spec = {**common, "student": job.student, "part": job.part, "timestamp": timestamp,
+                "notebook": submission_bytes(course, job), "source": sources[job.part]}
+        future = client.submit(task, spec, pure=False, key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}")
+        return future, (job, digest, timestamp)
 
-        # two per worker keep a worker busy while its last outcome travels; a batch's worth keeps
-        # the coordinator's batches full when tasks take less time than storing them
-        submit(max(2 * workers, BATCH))
-        bar = _progress(len(todo))
-        if say is print:
-            say = bar.write  # lines above the progress bar, not through it
-        for done in queue.batches():
-            for start in range(0, len(done), BATCH):
-                stored = store.record(_collect(done[start:start + BATCH], meta, client))
-                results += stored
-                submit(len(stored))
-                bar.update(len(stored))
-                for result in stored:
-                    say(_result_line(result))
-        bar.close()
-    finally:
-        client.close()
-        if local is not None:
-            local.close()
+    def finish(client, done: list, write) -> None:
+        stored = store.record(_collect(client, done))
+        results.extend(stored)
+        for result in stored:
+            write(_result_line(result))
+
+    run_windowed(todo, send, finish, cluster, settings.jobs, "grading", "submission", say)
     return results
 
 

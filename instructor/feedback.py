@@ -18,15 +18,14 @@ resumes where it stopped. A worker lost mid-task costs that task: Dask runs it e
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import secrets
 from pathlib import Path
 
+from .coordinator import run_windowed
 from .course import check_course, gradebook, graded_dir, notebook_in, one_line, read_regular_file, released_parts
-from .settings import Settings
-from .store import BATCH, write_atomically
+from .store import write_atomically
 
 MANIFEST = ".feedback.jsonl"  # under feedback/: one line per page written
 
@@ -165,12 +164,6 @@ def _pages(course: Path, parts: list[str], force: bool, summary: dict) -> list[t
     return todo
 
 
-def _progress(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="feedback", unit="page", mininterval=1.0, disable=total < 2)
-
-
 def _copy_beside(course: Path, student: str, part: str) -> None:
     """The graded submission's other files (``timestamp.txt``, the exchange's
     ``submission_secret.txt``) beside its page, as ``nbgrader generate_feedback`` leaves them:
@@ -187,11 +180,11 @@ def _copy_beside(course: Path, student: str, part: str) -> None:
         write_atomically(page_path(course, student, part).parent / name, data)
 
 
-def _write(course: Path, done: list, meta: dict, summary: dict, say) -> list[dict]:
-    """Write the pages of finished tasks ``done``; returns their manifest lines."""
+def _write(course: Path, done: list, summary: dict, say) -> None:
+    """Write the pages of finished tasks ``done`` ([(future, (student, part, digest))]), then
+    their manifest lines."""
     rows = []
-    for future in done:
-        student, part, digest = meta.pop(future.key)
+    for future, (student, part, digest) in done:
         try:
             html = future.result()
         except Exception as exc:  # noqa: BLE001 - e.g. the task's workers kept dying: run again
@@ -204,7 +197,7 @@ def _write(course: Path, done: list, meta: dict, summary: dict, say) -> list[dic
         _copy_beside(course, student, part)
         summary[part]["written"] += 1
         rows.append({"student": student, "part": part, "digest": digest})
-    return rows
+    _append_manifest(course, rows)
 
 
 def feedback(course: Path, parts: list[str] | None = None, cluster: str | None = None, jobs: int = 1,
@@ -213,41 +206,22 @@ def feedback(course: Path, parts: list[str] | None = None, cluster: str | None =
     the Dask cluster at ``cluster`` (default: a local one of ``jobs`` processes). Pages whose
     notebook and scores did not change are kept unless ``force``. Returns, per part, the pages
     written, up to date and failed (a failed page is rendered on the next run)."""
-    from distributed import as_completed
-
-    from .coordinator import _client
-
     course = check_course(course)
     parts = list(parts or released_parts(course))
     summary: dict[str, dict[str, int]] = {}
     todo = _pages(course, parts, force, summary)
     (course / "feedback").mkdir(exist_ok=True)
+
+    def send(client, page: tuple):
+        student, part, grades, digest = page
+        notebook = read_regular_file(notebook_in(graded_dir(course, student, part), part))
+        spec = {"student": student, "part": part, "notebook": notebook, "grades": grades}
+        future = client.submit(render, spec, pure=False, key=f"feedback-{student}-{part}-{secrets.token_hex(4)}")
+        return future, (student, part, digest)
+
     if todo:
-        client, local = _client(cluster, Settings(jobs=jobs))
-        try:
-            workers = max(1, len(client.scheduler_info().get("workers", {})) or jobs)
-            pending, meta, queue = iter(todo), {}, as_completed([])
-
-            def submit(n: int) -> None:
-                for student, part, grades, digest in itertools.islice(pending, n):
-                    notebook = read_regular_file(notebook_in(graded_dir(course, student, part), part))
-                    spec = {"student": student, "part": part, "notebook": notebook, "grades": grades}
-                    future = client.submit(render, spec, pure=False,
-                                           key=f"feedback-{student}-{part}-{secrets.token_hex(4)}")
-                    meta[future.key] = (student, part, digest)
-                    queue.add(future)
-
-            submit(max(2 * workers, BATCH))
-            bar = _progress(len(todo))
-            for done in queue.batches():
-                _append_manifest(course, _write(course, done, meta, summary, bar.write if say is print else say))
-                submit(len(done))
-                bar.update(len(done))
-            bar.close()
-        finally:
-            client.close()
-            if local is not None:
-                local.close()
+        run_windowed(todo, send, lambda _, done, write: _write(course, done, summary, write),
+                     cluster, jobs, "feedback", "page", say)
     for part, counts in summary.items():
         say(f"{part}: {counts['written']} page(s) written, {counts['up to date']} up to date"
             + (f", {counts['failed']} FAILED (run again)" if counts["failed"] else ""))
