@@ -177,7 +177,7 @@ similarity: install
 
 # Synthetic classes of 300 answers per exercise (10% planted copies), then 10,000 of one part timed.
 bench-similarity: install
-	$(PY) -m instructor.similarity_bench --json test-output/bench-similarity.json
+	$(PY) -m tests.bench_similarity --json test-output/bench-similarity.json
 
 clean:
 	rm -rf gradebook.db submitted autograded feedback grades.csv downloaded report test-output .pytest_cache

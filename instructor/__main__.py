@@ -24,17 +24,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import collect, coordinator, export, lms, notebooks, report, similarity
+from . import collect, coordinator, feedback, lms, notebooks, report
 from .course import PART_NAMES, GradingError, existing_parts, part_notebook
 from .settings import Settings, confinement
+from .similarity import pages as similarity
 
 
 def _parts(value: str | None) -> list[str] | None:
     return [p for p in (value or "").replace(",", " ").split() if p] or None
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one command (see the module docstring); returns the exit status."""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m instructor", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course folder (default: here)")
@@ -78,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=similarity.THRESHOLD,
                    help=f"list pairs scoring at least this (0-1, default {similarity.THRESHOLD})")
     p.add_argument("--graded", action="store_true", help="read autograded/ instead of submitted/")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _notebook_command(args, parser) -> int:
+    """``release``, ``stamp`` or ``execute``."""
     if args.cmd == "release":
         if args.part and args.part not in PART_NAMES:
             parser.error(f"unknown part {args.part!r}; parts are: {', '.join(PART_NAMES)}")
@@ -94,51 +97,59 @@ def main(argv: list[str] | None = None) -> int:
             notebooks.stamp_file(path)
             notebooks.execute(path)
             print(f"executed {path}")
-        return 0
+    return 0
 
-    try:
-        if args.cmd == "check":
-            ok, lines = confinement()
-            print("\n".join(lines))
-            return 0 if ok else 2
-        if args.cmd == "autograde":
-            settings = Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
-                                                notebook_timeout=args.notebook_timeout,
-                                                memory=args.memory, sandbox_mode=args.sandbox,
-                                                processes=args.processes)
-            results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
+
+def _grading_command(args, parser) -> int:
+    """Every other command: it reads or writes the course's gradebook and folders."""
+    if args.cmd == "check":
+        ok, lines = confinement()
+        print("\n".join(lines))
+        return 0 if ok else 2
+    if args.cmd == "autograde":
+        settings = Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
+                                    notebook_timeout=args.notebook_timeout, memory=args.memory,
+                                    sandbox_mode=args.sandbox, processes=args.processes)
+        results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
                                         cluster=args.cluster, force=args.force)
-            return 1 if any(r.needs_a_look for r in results) else 0
-        if args.cmd == "feedback":
-            summary = export.feedback(args.course, _parts(args.part), cluster=args.cluster, jobs=args.jobs,
-                                      force=args.force)
-            print(f"feedback under {Path(args.course).resolve() / 'feedback'}")
-            return 1 if any(counts["failed"] for counts in summary.values()) else 0
-        elif args.cmd == "grades":
-            out = args.out or Path("grades.csv" if args.format == "csv" else f"{args.format}-grades.csv")
-            out = out if out.is_absolute() else Path(args.course) / out
-            if args.format == "csv":
-                print(f"grades written to {export.export_grades(args.course, out)}")
-            else:
-                print(f"{args.format} grades written to {lms.export(args.course, out, args.format, args.roster)}")
-        elif args.cmd == "collect":
-            outcome = collect.collect(args.course, args.source, args.part)
-            print(f"collected into {Path(args.course).resolve() / 'submitted'}")
-            return 1 if outcome["rejected"] else 0
-        elif args.cmd == "report":
-            report.build(args.course, args.out)
-        elif args.cmd == "similarity":
-            parts = _parts(args.part)
-            unknown = [p for p in parts or [] if p not in PART_NAMES]
-            if unknown:
-                parser.error(f"unknown part {unknown[0]!r}; parts are: {', '.join(PART_NAMES)}")
-            out = args.out if args.out.is_absolute() else Path(args.course) / args.out
-            if not similarity.run(args.course, parts, out, args.threshold, args.graded):
-                print("no submissions to compare", file=sys.stderr)
+        return 1 if any(r.needs_a_look for r in results) else 0
+    if args.cmd == "feedback":
+        summary = feedback.feedback(args.course, _parts(args.part), cluster=args.cluster, jobs=args.jobs,
+                                    force=args.force)
+        print(f"feedback under {Path(args.course).resolve() / 'feedback'}")
+        return 1 if any(counts["failed"] for counts in summary.values()) else 0
+    if args.cmd == "grades":
+        out = args.out or Path("grades.csv" if args.format == "csv" else f"{args.format}-grades.csv")
+        out = lms.export(args.course, out if out.is_absolute() else Path(args.course) / out, args.format, args.roster)
+        print(f"{'' if args.format == 'csv' else args.format + ' '}grades written to {out}")
+    elif args.cmd == "collect":
+        outcome = collect.collect(args.course, args.source, args.part)
+        print(f"collected into {Path(args.course).resolve() / 'submitted'}")
+        return 1 if outcome["rejected"] else 0
+    elif args.cmd == "report":
+        report.build(args.course, args.out)
+    elif args.cmd == "similarity":
+        parts = _parts(args.part)
+        unknown = [p for p in parts or [] if p not in PART_NAMES]
+        if unknown:
+            parser.error(f"unknown part {unknown[0]!r}; parts are: {', '.join(PART_NAMES)}")
+        out = args.out if args.out.is_absolute() else Path(args.course) / args.out
+        if not similarity.run(args.course, parts, out, args.threshold, args.graded):
+            print("no submissions to compare", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command (see the module docstring); returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.cmd in ("release", "stamp", "execute"):
+        return _notebook_command(args, parser)
+    try:
+        return _grading_command(args, parser)
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

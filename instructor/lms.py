@@ -1,5 +1,7 @@
-"""Grades out to a learning platform: the gradebook as the CSV file Canvas or Moodle imports.
+"""Grades out: nbgrader's CSV export with what grading said of each row, or the gradebook as the
+CSV file Canvas or Moodle imports.
 
+    python -m instructor grades [--out grades.csv]
     python -m instructor grades --format canvas [--roster roster.csv] [--out canvas-grades.csv]
     python -m instructor grades --format moodle [--roster roster.csv] [--out moodle-grades.csv]
 
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import outcome
-from .course import GradingError, check_course, gradebook, gradebook_file
+from .course import GradingError, check_course, gradebook, gradebook_file, run_nbgrader
 
 FORMATS = ("csv", "canvas", "moodle")
 ROSTER_COLUMNS = ("name", "canvas_id", "sis_user_id", "sis_login_id", "section", "email", "username", "idnumber")
@@ -209,8 +211,37 @@ def moodle_rows(parts, maxima, students, grades, roster=None) -> list[list[str]]
     return rows
 
 
+def export_grades(course: Path, out: Path) -> Path:
+    """nbgrader export (one CSV row per student and part) plus what grading said of each row:
+    ``status`` (graded, flagged, tampered, or missing when nothing was graded), ``reason`` and
+    ``review``, so a flagged 0 never reads like an earned 0, and ``late_days`` (deadlines.toml;
+    nbgrader's own ``late_submission_penalty`` column has the points taken)."""
+    course = check_course(course)
+    out = Path(out).resolve()
+    run_nbgrader(["export", f"--to={out}", "--log-level=WARN"], course, check=True)
+    outcomes = outcome.read_journal(course)
+    with open(out, newline="") as f:
+        reader = csv.DictReader(f)
+        fields = list(reader.fieldnames or [])
+        rows = list(reader)
+    for row in rows:
+        seen = outcomes.get((row.get("student_id", ""), row.get("assignment", "")))
+        row["status"] = seen.status if seen else ("missing" if not row.get("timestamp") else "graded")
+        row["reason"] = seen.reason if seen else ""
+        row["review"] = seen.review if seen else ""
+        row["late_days"] = seen.late_days if seen else 0
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields + ["status", "reason", "review", "late_days"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
 def export(course: Path, out: Path, fmt: str, roster: Path | None = None, say=print) -> Path:
-    """Write the ``fmt`` ("canvas" or "moodle") file to ``out``; say which rows need a look."""
+    """Write the ``fmt`` ("csv": :func:`export_grades`, "canvas" or "moodle") file to ``out``; say
+    which rows need a look."""
+    if fmt == "csv":
+        return export_grades(course, out)
     course = check_course(course)
     parts, maxima, students, grades = read_grades(course)
     known = read_roster(roster, list(students)) if roster else None

@@ -33,8 +33,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deadlines, outcome, similarity
+from . import deadlines, outcome
 from .course import GradingError, check_course, db_url, gradebook_file
+from .similarity import pages as similarity
 
 PLOTS = {
     "scores": "scores.png",

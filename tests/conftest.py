@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from instructor import coordinator, export, sandbox, testing
+from instructor import coordinator, feedback, lms, sandbox, testing
 from instructor.course import existing_parts
 from instructor.settings import Settings
 
@@ -60,7 +60,7 @@ def graded_class(kernel, tmp_path_factory):
     log: list[str] = []
     settings = Settings.resolve(course, jobs=2)
     results = coordinator.autograde(course, PARTS, settings=settings, say=log.append)
-    export.feedback(course, PARTS)
-    grades = export.export_grades(course, course / "grades.csv")
+    feedback.feedback(course, PARTS)
+    grades = lms.export_grades(course, course / "grades.csv")
     return SimpleNamespace(course=course, results={(r.student, r.part): r for r in results},
                            solved=solved, log="\n".join(log), grades=grades)

@@ -16,7 +16,7 @@ import time
 import nbformat
 import pytest
 
-from instructor import coordinator, export, testing
+from instructor import coordinator, feedback, lms, testing
 from instructor.course import JOURNAL, REPORT, ROOT, db_url
 from instructor.settings import Settings
 from tests.conftest import require_sandbox
@@ -172,8 +172,8 @@ def test_gradebook_on_postgresql_round_trip(tmp_path, postgres_db_factory):
     results = coordinator.autograde(course, [PART], settings=Settings.resolve(course, jobs=2),
                                 say=lambda _: None)
     assert {r.student: r.status for r in results} == {"full": "graded", "empty": "graded"}
-    export.feedback(course, [PART])
-    out = export.export_grades(course, course / "grades.csv")
+    feedback.feedback(course, [PART])
+    out = lms.export_grades(course, course / "grades.csv")
     with open(out, newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     assert float(rows["full"]["score"]) == float(rows["full"]["max_score"]) > 0

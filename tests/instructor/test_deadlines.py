@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor import coordinator, deadlines, export, report
+from instructor import coordinator, deadlines, lms, report
 from instructor.__main__ import main
 from instructor.course import ROOT, GradingError, gradebook
 from instructor.outcome import Outcome
@@ -111,7 +111,7 @@ def test_flagged_late_submission_scores_zero_without_a_penalty(graded):
 
 def test_grades_csv_shows_late_days_and_penalty(graded):
     course, _ = graded
-    rows = read(export.export_grades(course, course / "grades.csv"))
+    rows = read(lms.export_grades(course, course / "grades.csv"))
     for student, (_, days, penalty) in CASES.items():
         row = rows[student]
         assert (int(row["late_days"]), float(row["late_submission_penalty"])) == (days, pytest.approx(penalty))

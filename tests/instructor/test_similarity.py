@@ -1,4 +1,4 @@
-"""Similar answers (`make similarity`, instructor/similarity.py): copies found through each
+"""Similar answers (`make similarity`, instructor/similarity/): copies found through each
 disguise, honest and scaffold-only answers not paired, hostile notebooks reported in one line,
 the command line, the class report's section, and the report on the graded class."""
 
@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from instructor import report, similarity, similarity_bench
+from instructor import report
 from instructor.course import ROOT, graded_dir, notebook_in, submission_dir
+from instructor.similarity import compare, pages
+from tests import bench_similarity, fakeanswers
 
 PART = "05-inference-validation"
 GID = "accuracy"
@@ -157,7 +159,7 @@ def disguised(tmp_path_factory):
     answers = {"orig": ORIGINAL, **{name.replace(" ", "_"): text for name, text in DISGUISES.items()},
                **HONEST, "blank1": STUB, "blank2": STUB}
     course = make_class(tmp_path_factory.mktemp("course"), answers)
-    return similarity.run(course, [PART], say=lambda _: None)[PART], course
+    return pages.run(course, [PART], say=lambda _: None)[PART], course
 
 
 @pytest.mark.parametrize("disguise", DISGUISES)
@@ -186,7 +188,7 @@ def test_side_by_side_page_marks_the_matching_lines(disguised):
     assert page.count("id='pair-") == len(result.pairs)
     assert "<span class='match'>" in page and "hits.sum()" in page
     rows = read(course / "report" / "similarity" / PART / "pairs.csv")
-    assert len(rows) == len(result.pairs) and all(float(r["score"]) >= similarity.THRESHOLD for r in rows)
+    assert len(rows) == len(result.pairs) and all(float(r["score"]) >= compare.THRESHOLD for r in rows)
     assert rows == sorted(rows, key=lambda r: -float(r["score"]))
     clusters = read(course / "report" / "similarity" / PART / "clusters.csv")
     assert [int(c["size"]) for c in clusters] == [1 + len(DISGUISES)]
@@ -200,7 +202,7 @@ def test_short_answers_everybody_writes_alike_do_not_make_pairs(tmp_path):
     answers.update({"view1": HEADER + "    x = log_ps.view(-1)\n    return float(x[0])\n",
                     "view2": HEADER + "    y = log_ps.view(-1)\n    return float(y[0])\n"})
     answers.update(HONEST)
-    result = similarity.run(make_class(tmp_path, answers), [PART], say=lambda _: None)[PART]
+    result = pages.run(make_class(tmp_path, answers), [PART], say=lambda _: None)[PART]
     assert not result.pairs, [(result.subs[p.a].student, result.subs[p.b].student, p.score) for p in result.pairs]
 
 
@@ -221,7 +223,7 @@ def test_scaffold_with_code_is_not_evidence(tmp_path):
         "c": scaffold, "d": scaffold,   # untouched
     }
     course = make_class(tmp_path, {k: {TRAIN_GID: v} for k, v in filled.items()}, stub={TRAIN_GID: scaffold})
-    result = similarity.run(course, [PART], say=lambda _: None)[PART]
+    result = pages.run(course, [PART], say=lambda _: None)[PART]
     assert not result.pairs, [(result.subs[p.a].student, result.subs[p.b].student, p.score) for p in result.pairs]
     assert all(not fps for s in result.subs if s.student in "cd" for fps in s.prints.values())
 
@@ -240,7 +242,7 @@ def test_hostile_notebooks_give_one_line_and_the_rest_is_compared(tmp_path):
     notebook_in(submission_dir(course, "link", PART), PART).symlink_to(
         notebook_in(submission_dir(course, "orig", PART), PART))
     (course / "submitted" / ".logs" / PART).mkdir(parents=True)   # a hidden folder is nobody's work
-    result = similarity.run(course, [PART], say=lambda _: None)[PART]
+    result = pages.run(course, [PART], say=lambda _: None)[PART]
     assert {frozenset(("orig", "copy")), frozenset(("syntax", "syntax_copy"))} == pair_set(result), \
         "answers that do not parse are still compared (token by token): copies of a broken answer are paired"
     problems = {r["student"]: r["reason"] for r in read(course / "report" / "similarity" / PART / "problems.csv")}
@@ -290,12 +292,12 @@ def test_generator_smoke():
     """The benchmark's generator: every answer parses, independent ones differ, copies are planted."""
     import ast
 
-    for part in similarity_bench.EXERCISES:
-        sources, family = similarity_bench.synthetic_class(part, 40, copies=0.1, seed=3)
+    for part in fakeanswers.EXERCISES:
+        sources, family = fakeanswers.synthetic_class(part, 40, copies=0.1, seed=3)
         assert len(sources) == 40 and len(set(family)) == 36
         for text in sources:
             ast.parse(text)
-    r = similarity_bench.measure("05-inference-validation", 60, 0.1, 0, similarity.THRESHOLD)
+    r = bench_similarity.measure("05-inference-validation", 60, 0.1, 0, compare.THRESHOLD)
     assert r["copies"] == 6 and r["found"] >= 5 and r["false_positive_rate"] <= 0.05, r
 
 
@@ -305,8 +307,8 @@ def test_report_runs_on_the_graded_class(graded_class):
     course = graded_class.course
     for graded in (False, True):
         out = course / f"similarity-{'graded' if graded else 'submitted'}"
-        results = similarity.run(course, out=out, graded=graded, say=lambda _: None, progress=False)
-        assert set(results) == set(similarity.submitted_parts(course)), results.keys()
+        results = pages.run(course, out=out, graded=graded, say=lambda _: None, progress=False)
+        assert set(results) == set(compare.submitted_parts(course)), results.keys()
         for part, result in results.items():
             assert (out / part / "index.html").exists() and (out / part / "pairs.csv").exists()
             assert {s.student for s in result.subs} == {"full", "partial", "empty"}
@@ -314,4 +316,4 @@ def test_report_runs_on_the_graded_class(graded_class):
             pairs = pair_set(result)
             assert frozenset(("full", "empty")) not in pairs and frozenset(("partial", "empty")) not in pairs, \
                 f"{part}: an untouched notebook holds only the scaffold"
-    assert graded_dir(course, "full", similarity.submitted_parts(course)[0]).exists()
+    assert graded_dir(course, "full", compare.submitted_parts(course)[0]).exists()

@@ -32,7 +32,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from instructor import coordinator, export, testing
+from instructor import coordinator, feedback, lms, testing
 from instructor.course import GradingError
 from instructor.settings import Settings
 from instructor.settings import require_sandbox as confine_or_refuse
@@ -347,8 +347,8 @@ def grade_hostile_class(course: Path, load: str = LOAD):
             results = {r.student: r for r in coordinator.autograde(course, [PART], settings=settings, say=log.append)}
     finally:
         server.close()
-    export.feedback(course, [PART])
-    grades = export.export_grades(course, course / "grades.csv")
+    feedback.feedback(course, [PART])
+    grades = lms.export_grades(course, course / "grades.csv")
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
     return SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
@@ -525,9 +525,9 @@ def test_memory_hog_hits_the_limit_and_the_kernel_survives(run):
 
 def test_huge_output_is_truncated_everywhere(run):
     graded = run.course / "autograded" / "huge_output" / PART / f"{PART}.ipynb"
-    feedback = run.course / "feedback" / "huge_output" / PART / f"{PART}.html"
+    page = run.course / "feedback" / "huge_output" / PART / f"{PART}.html"
     assert graded.stat().st_size < 3_000_000
-    assert feedback.exists() and feedback.stat().st_size < 5_000_000
+    assert page.exists() and page.stat().st_size < 5_000_000
     assert "Output truncated" in outputs_text(run.course, "huge_output")
 
 

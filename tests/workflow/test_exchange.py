@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from instructor import coordinator, export, testing
+from instructor import coordinator, feedback, testing
 from instructor.course import ROOT, run_nbgrader
 from instructor.settings import Settings
 from tests.conftest import require_sandbox
@@ -68,17 +68,17 @@ def round_trip(kernel, tmp_path_factory):
     nbgrader(["collect", PART], course, instructor_env)
     results = {r.student: r for r in coordinator.autograde(course, [PART], settings=Settings.resolve(course),
                                                        say=lambda *_: None)}
-    export.feedback(course, [PART])
+    feedback.feedback(course, [PART])
     nbgrader(["release_feedback", PART], course, instructor_env)
 
-    feedback = {}
+    pages = {}
     for student in learners:
         home = homes[student]
         env = {"HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
                "JUPYTER_CONFIG_PATH": str(LEARNER_CONFIG), "NBGRADER_EXCHANGE": str(exchange)}
         nbgrader(["fetch_feedback", PART, f"--student={student}"], home, env)
-        feedback[student] = sorted((home / PART / "feedback").glob(f"*/{PART}.html"))
-    return course, results, feedback
+        pages[student] = sorted((home / PART / "feedback").glob(f"*/{PART}.html"))
+    return course, results, pages
 
 
 def test_collect_files_each_learner_under_their_id(round_trip):

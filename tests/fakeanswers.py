@@ -1,36 +1,23 @@
-"""How well ``instructor.similarity`` finds copies, and how fast: a synthetic class of honestly
-independent answers with planted copies.
+"""Fake answers for the similarity benchmark and tests: a synthetic class of honestly independent
+answers to four of the course's exercises, with planted copies.
 
-    python -m instructor.similarity_bench [--students 300] [--copies 0.1] [--scale 10000] [--seed 0]
-    make bench-similarity
+    synthetic_class(part, students, copies=0.1, seed=0) -> (sources, family)
 
-For four of the course's exercises (Part 3's training loop, Part 4's model, criterion and optimizer,
-Part 5's accuracy, Part 6's save_checkpoint) the generator writes independent answers by drawing
-each *structural* choice on its own (which library call or idiom computes each step, loops or
-tensor operations, a helper function or not, optional checks, hidden sizes, the optimizer, ...)
-and each *cosmetic* one (names, comments, print messages, blank lines, the order of statements
-that do not depend on each other). No two independent answers make the same structural
-choices: they are different programs, not the same text renamed. A planted copy keeps the
-structure of the answer it copies and draws new cosmetics (every name, comment, message, blank
-line and independent order changes) plus one to three statements of dead code.
-
-Measured: the share of planted copies whose pair with the original is listed (recall); the
-independent pairs listed (false positive rate over all independent pairs, and precision over
-all listed pairs); and the seconds to compare ``--scale`` submissions of one part (Part 3's
-training loop, the longest answer), notebooks read from disk included.
+For Part 3's training loop, Part 4's model, criterion and optimizer, Part 5's accuracy and Part
+6's save_checkpoint the writer draws each *structural* choice on its own (which library call or
+idiom computes each step, loops or tensor operations, a helper function or not, optional checks,
+hidden sizes, the optimizer, ...) and each *cosmetic* one (names, comments, print messages, blank
+lines, the order of statements that do not depend on each other). No two independent answers make
+the same structural choices: they are different programs, not the same text renamed. A planted
+copy keeps the structure of the answer it copies and draws new cosmetics (every name, comment,
+message, blank line and independent order changes) plus one to three statements of dead code.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
-import tempfile
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
-
-from . import similarity
 
 # ---------------------------------------------------------------------------
 # A tiny program writer: structural choices from one generator, cosmetics from another
@@ -261,6 +248,24 @@ HIDDEN = [[256, 128, 64], [512, 256, 128], [256, 128], [128, 64], [512, 128], [4
           [512, 256, 128, 64], [256], [1024, 256]]
 
 
+def _model_class(w: Writer, m: str, widths: list[int], act: str, drop, logsoft: bool) -> list[str]:
+    """Part 4's model as an ``nn.Module`` subclass (one of :func:`model`'s styles)."""
+    fn = {"nn.ReLU()": "F.relu", "nn.LeakyReLU()": "F.leaky_relu", "nn.ELU()": "F.elu", "nn.GELU()": "F.gelu",
+          "nn.Tanh()": "torch.tanh"}[act]
+    pairs = enumerate(zip(widths, widths[1:] + [10], strict=True), 1)
+    init = ["super().__init__()"] + w.shuffled(*[[f"self.fc{i} = nn.Linear({a}, {b})"] for i, (a, b) in pairs])
+    if drop:
+        init.append(f"self.drop = nn.Dropout({drop})")
+    fwd = [w.pick(["x = x.view(x.shape[0], -1)", "x = x.flatten(1)", "x = torch.flatten(x, 1)"])]
+    for i in range(1, len(widths)):
+        fwd.append(f"x = {fn}(self.fc{i}(x))" if not drop else f"x = self.drop({fn}(self.fc{i}(x)))")
+    fwd.append(f"return F.log_softmax(self.fc{len(widths)}(x), dim=1)" if logsoft
+               else f"return self.fc{len(widths)}(x)")
+    cls = w.pick(["Classifier", "Net", "FashionNet", "MLP"])
+    return [f"class {cls}(nn.Module):", "    def __init__(self):"] + _ind(init, 2) \
+        + ["", "    def forward(self, x):"] + _ind(fwd, 2) + [f"{m} = {cls}()"]
+
+
 def model(w: Writer) -> str:
     m, h, layers = w.name("model"), w.name("h"), w.name("layers")
     w.anchor = "[]"
@@ -300,20 +305,7 @@ def model(w: Writer) -> str:
             items.append("('log_softmax', nn.LogSoftmax(dim=1))")
         body = [f"{m} = nn.Sequential(OrderedDict([" + ",\n    ".join(items) + "]))"]
     else:
-        fn = {"nn.ReLU()": "F.relu", "nn.LeakyReLU()": "F.leaky_relu", "nn.ELU()": "F.elu", "nn.GELU()": "F.gelu",
-              "nn.Tanh()": "torch.tanh"}[act]
-        pairs = enumerate(zip(widths, widths[1:] + [10], strict=True), 1)
-        init = ["super().__init__()"] + w.shuffled(*[[f"self.fc{i} = nn.Linear({a}, {b})"] for i, (a, b) in pairs])
-        if drop:
-            init.append(f"self.drop = nn.Dropout({drop})")
-        fwd = [w.pick(["x = x.view(x.shape[0], -1)", "x = x.flatten(1)", "x = torch.flatten(x, 1)"])]
-        for i in range(1, len(widths)):
-            fwd.append(f"x = {fn}(self.fc{i}(x))" if not drop else f"x = self.drop({fn}(self.fc{i}(x)))")
-        fwd.append(f"return F.log_softmax(self.fc{len(widths)}(x), dim=1)" if logsoft
-                   else f"return self.fc{len(widths)}(x)")
-        cls = w.pick(["Classifier", "Net", "FashionNet", "MLP"])
-        body = [f"class {cls}(nn.Module):", "    def __init__(self):"] + _ind(init, 2) \
-            + ["", "    def forward(self, x):"] + _ind(fwd, 2) + [f"{m} = {cls}()"]
+        body = _model_class(w, m, widths, act, drop, logsoft)
     crit = "nn.NLLLoss()" if logsoft else w.pick(["nn.CrossEntropyLoss()", "torch.nn.CrossEntropyLoss()"])
     lr = w.pick(["0.001", "0.003", "1e-3", "0.01", "3e-4", "0.002"])
     opt = w.pick([f"optim.Adam({m}.parameters(), lr={lr})", f"optim.SGD({m}.parameters(), lr={lr}, momentum=0.9)",
@@ -415,96 +407,3 @@ def synthetic_class(part: str, students: int, copies: float = 0.1, seed: int = 0
     order = list(range(len(sources)))
     rng.shuffle(order)
     return [sources[i] for i in order], [family[i] for i in order]
-
-
-def _notebook(gid: str, source: str) -> dict:
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-        {"cell_type": "code", "id": gid, "execution_count": None, "outputs": [], "source": source,
-         "metadata": {"nbgrader": {"grade": False, "grade_id": gid, "locked": False, "schema_version": 3,
-                                   "solution": True, "task": False}}}]}
-
-
-def write_class(course: Path, part: str, sources: list[str]) -> None:
-    """A course folder with the part's released scaffold and one submission per source."""
-    gid, _, stub = EXERCISES[part]
-    released = course / "notebooks" / part / f"{part}.ipynb"
-    released.parent.mkdir(parents=True, exist_ok=True)
-    released.write_text(json.dumps(_notebook(gid, stub)))
-    for i, source in enumerate(sources):
-        folder = course / "submitted" / f"s{i:05d}" / part
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{part}.ipynb").write_text(json.dumps(_notebook(gid, source)))
-
-
-def measure(part: str, students: int, copies: float, seed: int, threshold: float, distinct: bool = True,
-            progress: bool = False) -> dict:
-    """Recall, false positive rate, precision and seconds (wall and CPU; writing the class not
-    counted) on one synthetic class of ``part``."""
-    sources, family = synthetic_class(part, students, copies, seed, distinct)
-    with tempfile.TemporaryDirectory(prefix="similarity-bench-") as folder:
-        course = Path(folder)
-        write_class(course, part, sources)
-        start, cpu = time.monotonic(), time.process_time()
-        result = similarity.run(course, [part], out=course / "out", threshold=threshold, say=lambda _: None,
-                                progress=progress)[part]
-        seconds, cpu = time.monotonic() - start, time.process_time() - cpu
-    index = [int(s.student[1:]) for s in result.subs]
-    found = {(min(index[p.a], index[p.b]), max(index[p.a], index[p.b])) for p in result.pairs}
-    members: dict[int, list[int]] = {}
-    for i, f in enumerate(family):
-        members.setdefault(f, []).append(i)
-    planted = [i for group in members.values() for i in group[1:]]   # any member but one per family
-    hit = sum(any((min(i, j), max(i, j)) in found for j in members[family[i]] if j != i) for i in planted)
-    true_pairs = {(a, b) for group in members.values() for a in group for b in group if a < b}
-    false = len(found - true_pairs)
-    n = len(sources)
-    independent = n * (n - 1) // 2 - len(true_pairs)
-    return {"part": part, "submissions": n, "copies": len(planted), "found": hit,
-            "recall": hit / len(planted) if planted else 1.0, "pairs_listed": len(found), "false_pairs": false,
-            "false_positive_rate": false / independent if independent else 0.0,
-            "precision": (len(found) - false) / len(found) if found else 1.0, "seconds": seconds,
-            "cpu_seconds": cpu}
-
-
-def scale(part: str, students: int, seed: int, threshold: float) -> dict:
-    """:func:`measure` on a class of ``students`` (10% copies; independent answers only told apart
-    from identical ones, the pairwise check being quadratic)."""
-    return measure(part, students, 0.1, seed, threshold, distinct=False, progress=True)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m instructor.similarity_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=300, help="submissions per part (default 300)")
-    parser.add_argument("--copies", type=float, default=0.1, help="share of planted copies (default 0.1)")
-    parser.add_argument("--scale", type=int, default=10_000, help="submissions of Part 3 timed (0: skip)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threshold", type=float, default=similarity.THRESHOLD)
-    parser.add_argument("--parts", nargs="*", default=list(EXERCISES), choices=list(EXERCISES))
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
-    rows = []
-    print(f"{'part':26} {'subs':>5} {'copies':>6} {'found':>6} {'recall':>7} {'listed':>6} {'false':>6} "
-          f"{'FPR':>8} {'precision':>9} {'seconds':>8}")
-    for part in args.parts:
-        r = measure(part, args.students, args.copies, args.seed, args.threshold)
-        rows.append(r)
-        print(f"{part:26} {r['submissions']:5} {r['copies']:6} {r['found']:6} {r['recall']:7.1%} "
-              f"{r['pairs_listed']:6} {r['false_pairs']:6} {r['false_positive_rate']:8.3%} {r['precision']:9.1%} "
-              f"{r['seconds']:8.1f}")
-    figures = {"threshold": args.threshold, "accuracy": rows}
-    if args.scale:
-        s = scale("03-training", args.scale, args.seed, args.threshold)
-        figures["scale"] = s
-        print(f"scale: {s['submissions']} submissions of {s['part']} compared in {s['seconds']:.1f} s "
-              f"({s['cpu_seconds']:.1f} s of CPU); copies found {s['found']}/{s['copies']} ({s['recall']:.1%}), "
-              f"{s['pairs_listed']} pairs listed, {s['false_pairs']} false (FPR {s['false_positive_rate']:.3%}, "
-              f"precision {s['precision']:.1%})")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
