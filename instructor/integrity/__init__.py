@@ -4,7 +4,8 @@ cells that test, from outside, whether the learner's kernel still reports failur
 The package, by job::
 
     rules.py      what the scan looks for: the tables, the named priorities, Finding
-    source.py     reading a cell as Python (IPython syntax included) and what a notebook binds
+    source.py     reading a cell as Python (IPython syntax included), what a notebook binds and
+                  what each name of a cell refers to
     scanner.py    the scan: scan_notebook(nb, locked), scan_source(source) -> [Finding]
     canaries.py   insert_canaries(nb, secret), check_canaries(nb, secret) -> (reason, nb)
 

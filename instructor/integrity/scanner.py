@@ -31,10 +31,9 @@ from .rules import (
     Finding,
     Hit,
     Priority,
-    builtin_names,
     shorten,
 )
-from .source import Context, bound_names, context, default_context, import_bindings, parse
+from .source import Context, Names, context, default_context, parse
 
 
 def _owner(dotted: str) -> str:
@@ -43,10 +42,11 @@ def _owner(dotted: str) -> str:
     return "shared with the tests (an imported module or class, or a builtin)"
 
 
-class _Scanner(ast.NodeVisitor):
+class _Scanner(Names, ast.NodeVisitor):
     """Collects the :class:`Hit` s of one parsed cell (the lowest :class:`Priority` wins on a line)."""
 
     def __init__(self, tree: ast.Module, ctx: Context):
+        super().__init__(tree, ctx)
         self.ctx = ctx
         self.hits: list[Hit] = []
         self.extra: list[tuple[int, str, int]] = []       # (line, python source, line offset) to scan too
@@ -54,100 +54,7 @@ class _Scanner(ast.NodeVisitor):
         for parent in ast.walk(tree):
             for child in ast.iter_child_nodes(parent):
                 self.parents[child] = parent
-        local_bound = bound_names(tree)
-        self.unbound_builtins = builtin_names() - ctx.bound - local_bound
-        self.names: dict[str, str] = {}      # local name -> dotted path of an external object
-        self.modules = set(ctx.modules)
-        for name, dotted in ctx.imports.items():
-            self.names[name] = dotted
-        self.cell_imports: dict[str, str] = {}
-        for name, dotted, is_module, _ in import_bindings(tree):
-            self.cell_imports[name] = dotted
-            self.names[name] = dotted
-            if is_module:
-                self.modules.add(name)
         self.functions = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        self._aliases(tree)
-
-    # -- resolving names ---------------------------------------------------
-
-    def _aliases(self, tree: ast.AST) -> None:
-        """Names assigned an imported object or a part of one (``T = torch.Tensor``, ``ip =
-        get_ipython()``, ``for m in (torch, np)``) become external too."""
-        for _ in range(3):
-            changed = False
-            for node in ast.walk(tree):
-                pairs = []
-                if isinstance(node, ast.Assign):
-                    pairs = [(t, node.value) for t in node.targets]
-                elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
-                    pairs = [(node.target, node.value)]
-                elif (isinstance(node, (ast.For, ast.comprehension))
-                      and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set))):
-                    pairs = [(node.target, elt) for elt in node.iter.elts]
-                elif isinstance(node, ast.withitem) and node.optional_vars is not None:
-                    pairs = [(node.optional_vars, node.context_expr)]
-                for target, value in pairs:
-                    if isinstance(target, ast.Name) and target.id not in self.names:
-                        dotted = self.external(value, alias=True)
-                        if dotted:
-                            self.names[target.id] = dotted
-                            changed = True
-            if not changed:
-                break
-
-    def external(self, node: ast.AST, alias: bool = False) -> str | None:
-        """The dotted path of ``node`` if it is an imported object or reached from one
-        (``torch.Tensor.__eq__``, ``sys.modules[...]``, ``type(x)``), else None. With
-        ``alias``, a call's result counts only for calls that return existing objects."""
-        parts: list[str] = []
-        while True:
-            if isinstance(node, ast.Attribute):
-                parts.append(node.attr)
-                node = node.value
-            elif isinstance(node, ast.Subscript):
-                parts.append("[]")
-                node = node.value
-            elif isinstance(node, ast.Call):
-                func = node.func
-                name = func.id if isinstance(func, ast.Name) else None
-                if name == "get_ipython":
-                    root = "get_ipython()"
-                    break
-                if name in ("type", "vars") and node.args:
-                    inner = self.external(node.args[0], alias=True)
-                    root = f"{name}({inner or '...'})"
-                    break
-                if name == "getattr" and node.args:
-                    inner = self.external(node.args[0], alias=True)
-                    if inner is None:
-                        return None
-                    root = inner + ".?"
-                    break
-                if name in ("globals", "locals", "__import__"):
-                    root = f"{name}()"
-                    break
-                dotted = self.external(func, alias=True)
-                if dotted and dotted.split(".")[0] in ("importlib", "sys", "builtins"):
-                    root = dotted + "()"
-                    break
-                if alias or not parts:
-                    return None   # a call's result: a new object (torch.zeros(3), nn.Linear(2, 3))
-                parts.append("()")
-                node = func
-            elif isinstance(node, ast.Name):
-                if node.id in self.names:
-                    root = self.names[node.id]
-                elif node.id == "__builtins__":
-                    root = "builtins"
-                elif node.id in self.unbound_builtins:
-                    root = node.id    # a builtin (print, AssertionError): its attributes are shared
-                else:
-                    return None
-                break
-            else:
-                return None
-        return ".".join([root, *reversed(parts)]).replace(".[]", "[]").replace(".()", "()")
 
     # -- recording ---------------------------------------------------------
 
@@ -466,7 +373,6 @@ def scan_source(source: str, *, imports: Mapping[str, str] | None = None) -> lis
     return _findings(source, _scan(source, ctx), None, None)
 
 
-
 def scan_notebook(nb, locked: set[str] | Mapping[str, str]) -> list[Finding]:
     """Findings for every code cell of ``nb`` a learner can edit: every code cell whose grade id
     is not in ``locked`` (the first cell with a locked id is skipped: nbgrader restores its
@@ -479,7 +385,3 @@ def scan_notebook(nb, locked: set[str] | Mapping[str, str]) -> list[Finding]:
         cell = nb.cells[i]
         findings += _findings(cell.source, _scan(cell.source, ctx), i, grade_id(cell))
     return findings
-
-
-# ---------------------------------------------------------------------------
-# Canaries

@@ -1,6 +1,6 @@
 """Reading a cell as Python (IPython syntax turned into Python the way IPython does, line
-numbers kept) and what a whole notebook imports and binds: the context the scanner resolves
-names in."""
+numbers kept), what a whole notebook imports and binds (the context), and what each name of a
+cell refers to in it (:class:`Names`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import ast
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .rules import DEFAULT_IMPORTS, KNOWN_MODULES
+from .rules import DEFAULT_IMPORTS, KNOWN_MODULES, builtin_names
 
 
 @dataclass
@@ -94,6 +94,96 @@ def default_context() -> Context:
     return Context(dict(DEFAULT_IMPORTS), set(DEFAULT_IMPORTS), set(DEFAULT_IMPORTS))
 
 
-# ---------------------------------------------------------------------------
-# The scanner
-# ---------------------------------------------------------------------------
+class Names:
+    """What the names of one parsed cell refer to: imported modules and objects (the notebook's
+    and the cell's own imports), names assigned one of them, and the builtins nothing rebinds."""
+
+    def __init__(self, tree: ast.Module, ctx: Context):
+        self.unbound_builtins = builtin_names() - ctx.bound - bound_names(tree)
+        self.names: dict[str, str] = dict(ctx.imports)     # local name -> dotted path of an external object
+        self.modules = set(ctx.modules)
+        self.cell_imports: dict[str, str] = {}
+        for name, dotted, is_module, _ in import_bindings(tree):
+            self.cell_imports[name] = dotted
+            self.names[name] = dotted
+            if is_module:
+                self.modules.add(name)
+        self._aliases(tree)
+
+    def _aliases(self, tree: ast.AST) -> None:
+        """Names assigned an imported object or a part of one (``T = torch.Tensor``, ``ip =
+        get_ipython()``, ``for m in (torch, np)``) become external too."""
+        for _ in range(3):
+            changed = False
+            for node in ast.walk(tree):
+                pairs = []
+                if isinstance(node, ast.Assign):
+                    pairs = [(t, node.value) for t in node.targets]
+                elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+                    pairs = [(node.target, node.value)]
+                elif (isinstance(node, (ast.For, ast.comprehension))
+                      and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set))):
+                    pairs = [(node.target, elt) for elt in node.iter.elts]
+                elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+                    pairs = [(node.optional_vars, node.context_expr)]
+                for target, value in pairs:
+                    if isinstance(target, ast.Name) and target.id not in self.names:
+                        dotted = self.external(value, alias=True)
+                        if dotted:
+                            self.names[target.id] = dotted
+                            changed = True
+            if not changed:
+                break
+
+    def external(self, node: ast.AST, alias: bool = False) -> str | None:
+        """The dotted path of ``node`` if it is an imported object or reached from one
+        (``torch.Tensor.__eq__``, ``sys.modules[...]``, ``type(x)``), else None. With
+        ``alias``, a call's result counts only for calls that return existing objects."""
+        parts: list[str] = []
+        while True:
+            if isinstance(node, ast.Attribute):
+                parts.append(node.attr)
+                node = node.value
+            elif isinstance(node, ast.Subscript):
+                parts.append("[]")
+                node = node.value
+            elif isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else None
+                if name == "get_ipython":
+                    root = "get_ipython()"
+                    break
+                if name in ("type", "vars") and node.args:
+                    inner = self.external(node.args[0], alias=True)
+                    root = f"{name}({inner or '...'})"
+                    break
+                if name == "getattr" and node.args:
+                    inner = self.external(node.args[0], alias=True)
+                    if inner is None:
+                        return None
+                    root = inner + ".?"
+                    break
+                if name in ("globals", "locals", "__import__"):
+                    root = f"{name}()"
+                    break
+                dotted = self.external(func, alias=True)
+                if dotted and dotted.split(".")[0] in ("importlib", "sys", "builtins"):
+                    root = dotted + "()"
+                    break
+                if alias or not parts:
+                    return None   # a call's result: a new object (torch.zeros(3), nn.Linear(2, 3))
+                parts.append("()")
+                node = func
+            elif isinstance(node, ast.Name):
+                if node.id in self.names:
+                    root = self.names[node.id]
+                elif node.id == "__builtins__":
+                    root = "builtins"
+                elif node.id in self.unbound_builtins:
+                    root = node.id    # a builtin (print, AssertionError): its attributes are shared
+                else:
+                    return None
+                break
+            else:
+                return None
+        return ".".join([root, *reversed(parts)]).replace(".[]", "[]").replace(".()", "()")
