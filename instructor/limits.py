@@ -248,6 +248,15 @@ class Group:
                 os.rmdir(folder)
 
 
+def worker_limits(lim: dict) -> dict:
+    """A task's limits ``lim`` with what the coordinator left to the worker filled in: threads per
+    kernel from this worker's GRADING_THREADS (default 1), CPU seconds = notebook timeout x threads."""
+    lim = dict(lim)
+    lim["threads"] = lim.get("threads") or int(os.environ.get("GRADING_THREADS") or 1)
+    lim["cpu_seconds"] = lim.get("cpu_seconds") or lim["notebook_timeout"] * lim["threads"]
+    return lim
+
+
 def kill_submission(group: Group | None, pid_file: str = "") -> None:
     """Kill every process of a submission now: its group's, and the launcher in ``pid_file``
     (bwrap: ``--die-with-parent`` takes the sandbox with it)."""

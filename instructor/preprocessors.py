@@ -1,4 +1,5 @@
-"""nbgrader preprocessors the grading run swaps in (``Autograde.autograde_preprocessors``)."""
+"""nbgrader preprocessors the grading run swaps in (``Autograde.autograde_preprocessors``), and
+the pipeline they make (:func:`autograde_pipeline`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import re
 
 from nbclient.util import ensure_async, run_sync
-from nbgrader.preprocessors import Execute, LimitOutput, NbGraderPreprocessor
+from nbgrader.preprocessors import AssignLatePenalties, Execute, LimitOutput, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import Dict, Float, Integer, Unicode
 
 from . import limits
@@ -254,3 +255,20 @@ class SupervisedExecute(Execute):
     async def _async_handle_timeout(self, timeout, cell=None):
         self._stop(self._index, "wall")
         return await super()._async_handle_timeout(timeout, cell)
+
+
+def autograde_pipeline() -> list:
+    """nbgrader's default autograde preprocessors, with the course's swaps and additions."""
+    from nbgrader.converters import Autograde
+
+    pipeline = []
+    for pp in Autograde.class_traits()["autograde_preprocessors"].default():
+        if pp is Execute:
+            pipeline += [InsertCanaries, SupervisedExecute, CheckCanaries]
+        elif pp is LimitOutput:
+            pipeline += [LimitOutputSize, HarmlessStderr]
+        elif pp in (SaveAutoGrades, AssignLatePenalties):
+            continue  # scores are saved by the coordinator, in the course's own gradebook
+        else:
+            pipeline.append(pp)
+    return pipeline

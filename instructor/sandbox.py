@@ -20,7 +20,7 @@ folder), which cross the network namespace because they are files.
 
 Two halves:
 
-- :func:`write_kernelspec` (used by :mod:`instructor.grading`) writes a per-run kernelspec
+- :func:`write_kernelspec` (used by :mod:`instructor.tasks`) writes a per-run kernelspec
   whose ``argv`` is ``python sandbox.py launch --config RUN.json -f {connection_file}``;
 - ``launch`` (run by jupyter_client for every kernel) reads that config and ``exec``s bwrap.
 
@@ -124,11 +124,68 @@ def kernel_python() -> str:
     return os.path.join(os.path.realpath(sys.prefix), "bin", "python")
 
 
+# Imported by the kernel before it answers (not charged to any cell, never cut halfway by a cell's
+# limit): the canaries' own imports, and torchvision where the part uses it.
+PRELOAD = ("numpy", "torch")
+
+
+def preload_modules(source: bytes) -> list[str]:
+    """The modules a grading kernel of this part (``source``: its notebook) imports before its first cell."""
+    return [*PRELOAD, *(["torchvision"] if b"torchvision" in source else [])]
+
+
+def kernel_config(lim: dict, scratch: Path, cgroup: dict | None, preload: list[str], data_dir: str | None,
+                  masked: list[str], helper: Path) -> dict:
+    """What ``launch`` needs for one submission: ``lim`` (a task's limits, the worker's filled in),
+    its ``scratch`` folder (the course copy under it, the kernel's folder and pid file), its control
+    group's folders, the modules to preload, the data folder, folders to hide and the course's
+    ``helper`` package."""
+    binds = [[p, p] for p in python_paths()]
+    if helper.is_dir():
+        binds.append([str(helper), "/opt/course/helper"])
+    env = {
+        "PYTHONPATH": "/opt/course",
+        "MPLBACKEND": "Agg",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "NBGRADER_EXECUTION": "autograde",
+        "LANG": "C.UTF-8",
+        "TQDM_MININTERVAL": "5",
+        **{f"{name}_NUM_THREADS": str(lim["threads"]) for name in ("OMP", "MKL", "OPENBLAS")},
+    }
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks: keep as set
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    if data_dir and os.path.isdir(data_dir):
+        binds.append([data_dir, data_dir])
+        env["COURSE_DATA"] = data_dir
+    return {
+        "mode": lim["sandbox"],
+        "bwrap": bwrap_path(),
+        "python": kernel_python(),
+        "allowed_parent": str(scratch / "course" / "autograded"),
+        "masked": [p for p in masked if os.path.isdir(p)],
+        "ro_binds": binds,
+        "env": env,
+        "cgroup": cgroup,
+        "pidfile": str(scratch / "kernel.pid"),
+        "preload": preload,
+        "kernel_dir": str(scratch / "kernel"),
+        "limits": {
+            "memory_bytes": lim["memory_bytes"],
+            "cpu_seconds": lim["cpu_seconds"],
+            "file_bytes": 1 * 2**30,
+            "open_files": 4096,
+            "tmp_bytes": 512 * 2**20,
+            "processes": lim["processes"],
+        },
+    }
+
+
 def write_kernelspec(jupyter_dir: Path, config: dict) -> Path:
     """Write ``<jupyter_dir>/kernels/course-sandbox/kernel.json`` and the run config beside it.
 
     jupyter_dir: a folder to put first on JUPYTER_PATH while grading
-    config: what ``launch`` needs (see ``instructor.tasks._sandbox_config``)
+    config: what ``launch`` needs (:func:`kernel_config`)
     Returns the kernelspec folder.
     """
     spec_dir = jupyter_dir / "kernels" / KERNEL_NAME

@@ -88,26 +88,6 @@ def private_gradebook(part: str, source: bytes, cache: Path) -> Path:
     return _TEMPLATES[digest]
 
 
-def autograde_pipeline() -> list:
-    """nbgrader's default autograde preprocessors, with the course's swaps and additions."""
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import AssignLatePenalties, Execute, LimitOutput, SaveAutoGrades
-
-    from . import preprocessors
-
-    pipeline = []
-    for pp in Autograde.class_traits()["autograde_preprocessors"].default():
-        if pp is Execute:
-            pipeline += [preprocessors.InsertCanaries, preprocessors.SupervisedExecute, preprocessors.CheckCanaries]
-        elif pp is LimitOutput:
-            pipeline += [preprocessors.LimitOutputSize, preprocessors.HarmlessStderr]
-        elif pp in (SaveAutoGrades, AssignLatePenalties):
-            continue  # scores are saved by the coordinator, in the course's own gradebook
-        else:
-            pipeline.append(pp)
-    return pipeline
-
-
 def _grading_converter():
     from nbgrader.converters import Autograde
 
@@ -121,73 +101,6 @@ def _grading_converter():
                     os.chmod(path, 0o644)
 
     return ConfinedAutograde
-
-
-
-def worker_limits(lim: dict) -> dict:
-    """``lim`` with what the coordinator left to the worker filled in: threads per kernel from
-    this worker's GRADING_THREADS (default 1), CPU seconds = notebook timeout x threads."""
-    lim = dict(lim)
-    lim["threads"] = lim.get("threads") or int(os.environ.get("GRADING_THREADS") or 1)
-    lim["cpu_seconds"] = lim.get("cpu_seconds") or lim["notebook_timeout"] * lim["threads"]
-    return lim
-
-
-# Imported by the kernel before it answers (not charged to any cell, never cut halfway by a cell's
-# limit): the canaries' own imports, and torchvision where the part uses it.
-PRELOAD = ("numpy", "torch")
-
-
-def preload_modules(source: bytes) -> list[str]:
-    """The modules a grading kernel of this part imports before its first cell."""
-    return [*PRELOAD, *(["torchvision"] if b"torchvision" in source else [])]
-
-
-def _sandbox_config(spec: dict, scratch: Path, group) -> dict:
-    lim = worker_limits(spec["limits"])
-    helper = ROOT / "helper"
-    binds = [[p, p] for p in sandbox.python_paths()]
-    if helper.is_dir():
-        binds.append([str(helper), "/opt/course/helper"])
-    env = {
-        "PYTHONPATH": "/opt/course",
-        "MPLBACKEND": "Agg",
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-        "NBGRADER_EXECUTION": "autograde",
-        "LANG": "C.UTF-8",
-        "TQDM_MININTERVAL": "5",
-        **{f"{name}_NUM_THREADS": str(lim["threads"]) for name in ("OMP", "MKL", "OPENBLAS")},
-    }
-    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):  # machine quirks: keep as set
-        if os.environ.get(name):
-            env[name] = os.environ[name]
-    data = spec.get("data_dir")
-    if data and os.path.isdir(data):
-        binds.append([data, data])
-        env["COURSE_DATA"] = data
-    masked = [p for p in spec.get("masked", []) if os.path.isdir(p)]
-    return {
-        "mode": lim["sandbox"],
-        "bwrap": sandbox.bwrap_path(),
-        "python": sandbox.kernel_python(),
-        "allowed_parent": str(scratch / "course" / "autograded"),
-        "masked": masked,
-        "ro_binds": binds,
-        "env": env,
-        "cgroup": group.dirs if group else None,
-        "pidfile": str(scratch / "kernel.pid"),
-        "preload": preload_modules(spec["source"]),
-        "kernel_dir": str(scratch / "kernel"),
-        "limits": {
-            "memory_bytes": lim["memory_bytes"],
-            "cpu_seconds": lim["cpu_seconds"],
-            "file_bytes": 1 * 2**30,
-            "open_files": 4096,
-            "tmp_bytes": 512 * 2**20,
-            "processes": lim["processes"],
-        },
-    }
-
 
 
 # ---------------------------------------------------------------------------
@@ -251,7 +164,7 @@ def _scratch(spec: dict):
     """A private folder for one task under this worker's cache (removed afterwards), and the cache."""
     cache = Path(tempfile.gettempdir()) / f"course-grading-{os.getuid()}" / f"worker-{os.getpid()}"
     cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-    run = _Run(spec, Path(tempfile.mkdtemp(prefix="job-", dir=cache)), worker_limits(spec["limits"]))
+    run = _Run(spec, Path(tempfile.mkdtemp(prefix="job-", dir=cache)), limits.worker_limits(spec["limits"]))
     try:
         yield run, cache
     finally:
@@ -293,7 +206,10 @@ def _sandboxed_kernel(run: _Run):
     """The kernelspec that starts the confined kernel, found by jupyter_client through
     JUPYTER_PATH (and its connection files in JUPYTER_RUNTIME_DIR): set for this task only."""
     jupyter_dir, kernel_dir = run.scratch / "jupyter", run.scratch / "kernel"
-    sandbox.write_kernelspec(jupyter_dir, _sandbox_config(run.spec, run.scratch, run.group))
+    spec = run.spec
+    sandbox.write_kernelspec(jupyter_dir, sandbox.kernel_config(
+        run.lim, run.scratch, run.group.dirs if run.group else None, sandbox.preload_modules(spec["source"]),
+        spec.get("data_dir"), spec.get("masked", []), ROOT / "helper"))
     kernel_dir.mkdir()
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
     os.environ.update(JUPYTER_PATH=str(jupyter_dir), JUPYTER_RUNTIME_DIR=str(kernel_dir))
@@ -309,11 +225,13 @@ def _sandboxed_kernel(run: _Run):
 
 def _grading_config(run: _Run, kernel_dir: Path):
     """nbgrader's Autograde on the throw-away course, with the course's pipeline and limits."""
+    from . import preprocessors
+
     spec, lim = run.spec, run.lim
     cfg = nbgrader_config(run.course, spec["part"], spec["student"])
     cfg.Autograde.force = True
     cfg.Autograde.create_student = True
-    cfg.Autograde.autograde_preprocessors = autograde_pipeline()
+    cfg.Autograde.autograde_preprocessors = preprocessors.autograde_pipeline()
     cfg.Execute.kernel_name = sandbox.KERNEL_NAME
     # A cell's limit is read on the submission's own clock (CPU time while it computes, wall
     # time while it waits): a busy machine does not stretch it. Wall time is only a backstop.
@@ -413,8 +331,10 @@ def _verdict(run: _Run, out: Outcome, failed: Exception | None, timed_out: bool)
             out.status, out.reason = "tampered", verdict["reason"]
         else:
             out.status = "graded"
+            limit = {"wall": f"{lim['cell_timeout'] * WALL_FACTOR} s of wall time"}
             return [f"timed out in {s['label']}: stopped at its time limit "
-                    f"({_limit_words(s['kind'], lim)}), the rest graded as earned" for s in stops]
+                    f"({limit.get(s['kind'], str(lim['cell_timeout']) + ' s')}), the rest graded as earned"
+                    for s in stops]
     return []
 
 
@@ -448,12 +368,6 @@ def grade(spec: dict) -> Outcome:
     out.review = "; ".join(review)
     out.seconds = time.monotonic() - start
     return out
-
-
-def _limit_words(kind: str, lim: dict) -> str:
-    if kind == "wall":
-        return f"{lim['cell_timeout'] * WALL_FACTOR} s of wall time"
-    return f"{lim['cell_timeout']} s"
 
 
 def diagnose(log: str) -> str:

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from instructor import coordinator, tasks
+from instructor import coordinator, limits
 from instructor.course import REPORT
 from instructor.settings import Settings, cpu_count
 from tests.conftest import PARTS
@@ -105,9 +105,9 @@ def test_threads_per_kernel_are_the_workers_own_on_a_cluster(monkeypatch, tmp_pa
     assert local["cpu_seconds"] == settings.notebook_timeout * local["threads"]
     remote = settings.task_limits(cluster=True)
     assert remote["threads"] is None and remote["cpu_seconds"] is None
-    assert tasks.worker_limits(remote)["threads"] == 1
+    assert limits.worker_limits(remote)["threads"] == 1
     monkeypatch.setenv("GRADING_THREADS", "3")  # as set in a worker's environment
-    on_worker = tasks.worker_limits(remote)
+    on_worker = limits.worker_limits(remote)
     assert (on_worker["threads"], on_worker["cpu_seconds"]) == (3, settings.notebook_timeout * 3)
     # an explicit CPU limit, or GRADING_THREADS on the coordinator, is the instructor's word: sent as is
     assert Settings.resolve(tmp_path, cpu=100).task_limits(cluster=True)["cpu_seconds"] == 100
