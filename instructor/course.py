@@ -7,10 +7,13 @@
     nbgrader_config()                                   a throw-away course's (the grading task's)
     is_test_cell(), is_answer_cell(), locked_ids()      which cells are which (nbgrader's metadata)
     read_regular_file()                                 how anything a student made is read
+    write_csv(), html_table()                           how the reports write their tables
 """
 
 from __future__ import annotations
 
+import csv
+import html
 import os
 import re
 import stat
@@ -259,3 +262,23 @@ def one_line(text, limit: int = 300) -> str:
 def usable_student_id(student: str) -> bool:
     """Whether a folder name can be a student id (nbgrader globs with it: no ``*``, no leading - or .)."""
     return student.isprintable() and not re.search(r"[*?\[\]/\\]|^[-.]", student)
+
+
+def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
+    """``rows`` (dicts) as a CSV file with a header."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def html_table(rows: list[dict], fields: list[str], limit: int | None = None, escape: bool = True) -> str:
+    """``rows`` as an HTML table: the first ``limit`` of them and how many more the CSV file has;
+    cells escaped unless ``escape`` is False (rows that hold their own links)."""
+    if not rows:
+        return "<p class='none'>none</p>"
+    cell = (lambda value: html.escape(str(value))) if escape else str
+    head = "".join(f"<th>{html.escape(f)}</th>" for f in fields)
+    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(f, ''))}</td>" for f in fields) + "</tr>" for r in rows[:limit])
+    more = f"<p class='none'>{len(rows) - limit} more in the CSV file</p>" if limit and len(rows) > limit else ""
+    return f"<table><tr>{head}</tr>{body}</table>{more}"

@@ -25,7 +25,6 @@ broken notebook does not read as an exercise the whole class failed.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import random
 import statistics
@@ -34,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import deadlines, outcome
-from .course import GradingError, check_course, db_url, gradebook_file
+from .course import GradingError, check_course, db_url, gradebook_file, html_table, write_csv
 from .similarity import pages as similarity
 
 PLOTS = {
@@ -295,29 +294,11 @@ def plot_timing(subs: list[Submission], path: Path) -> None:
 # Writing
 # ---------------------------------------------------------------------------
 
-def write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    """Write ``rows`` (dicts) to ``path`` as CSV with a header."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def _image(path: Path, title: str) -> str:
     """The PNG embedded in the page (it then shows wherever the page is opened: a file, Jupyter's
     /files/, which sandboxes HTML and its requests, or an attachment); the file stays beside it."""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return f"<img src='data:image/png;base64,{data}' data-file='{path.name}' alt='{html.escape(title)}'>"
-
-
-def _table(rows: list[dict], fields: list[str], limit: int | None = None) -> str:
-    if not rows:
-        return "<p class='none'>none</p>"
-    head = "".join(f"<th>{html.escape(f)}</th>" for f in fields)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(f, '')))}</td>" for f in fields) + "</tr>"
-                   for r in rows[:limit])
-    more = f"<p class='none'>{len(rows) - limit} more in the CSV file</p>" if limit and len(rows) > limit else ""
-    return f"<table><tr>{head}</tr>{body}</table>{more}"
 
 
 FIELDS = {
@@ -350,7 +331,7 @@ OPTIONAL = {  # tables shown only when they have rows: title, text
 
 def _optional_sections(tables: dict) -> list[str]:
     return [f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>"
-            f"{_table(tables[name], FIELDS[name])}<p><a href='{name}'>{name}</a></p>"
+            f"{html_table(tables[name], FIELDS[name])}<p><a href='{name}'>{name}</a></p>"
             for name, (title, text) in OPTIONAL.items() if tables.get(name)]
 
 
@@ -397,7 +378,7 @@ def build(course: Path, out: Path | None = None, say=print) -> Path:
         parts_html.append(
             f"<h2>{html.escape(title)}</h2><p>{html.escape(text)}</p>"
             f"<a href='{PLOTS[plot]}'>{_image(out / PLOTS[plot], title)}</a>"
-            f"{_table(tables[table], FIELDS[table], limit)}"
+            f"{html_table(tables[table], FIELDS[table], limit)}"
             f"<p><a href='{table}'>{table}</a></p>")
     parts_html += _optional_sections(tables)
     parts_html.append(similarity.report_section(course, out, say=say))

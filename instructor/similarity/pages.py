@@ -5,11 +5,10 @@ section.
 
 from __future__ import annotations
 
-import csv
 import html
 from pathlib import Path
 
-from ..course import one_line
+from ..course import html_table, one_line, write_csv
 from .compare import THRESHOLD, Pair, Result, class_answers, compare, submitted_parts
 
 SHOWN_PAIRS = 100      # pairs shown side by side in index.html (all of them are in pairs.csv)
@@ -65,22 +64,6 @@ def _side_by_side(result: Result, pair: Pair) -> str:
     return "".join(blocks)
 
 
-def _table(rows: list[dict], fields: list[str], limit: int | None = None) -> str:
-    if not rows:
-        return "<p class='none'>none</p>"
-    head = "".join(f"<th>{html.escape(f)}</th>" for f in fields)
-    body = "".join("<tr>" + "".join(f"<td>{r.get(f, '')}</td>" for f in fields) + "</tr>" for r in rows[:limit])
-    more = f"<p class='none'>{len(rows) - limit} more in the CSV file</p>" if limit and len(rows) > limit else ""
-    return f"<table><tr>{head}</tr>{body}</table>{more}"
-
-
-def _write_csv(path: Path, rows: list[dict], fields: list[str]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def rows(result: Result) -> dict[str, list[dict]]:
     """The CSV tables of one part's result."""
     subs = result.subs
@@ -102,13 +85,10 @@ def write(result: Result, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     tables = rows(result)
     for name, table in tables.items():
-        _write_csv(out / name, table, FIELDS[name])
+        write_csv(out / name, table, FIELDS[name])
     e = html.escape
-    ranked = [{"#": f"<a href='#pair-{i}'>{i}</a>", "student_a": e(r["student_a"]), "student_b": e(r["student_b"]),
-               "score": r["score"], "shared": r["shared"], "cells": e(r["cells"]), "cluster": r["cluster"]}
+    ranked = [{"#": f"<a href='#pair-{i}'>{i}</a>", **{k: e(str(v)) for k, v in r.items()}}
               for i, r in enumerate(tables["pairs.csv"], 1)]
-    clusters = [{k: e(str(v)) for k, v in r.items()} for r in tables["clusters.csv"]]
-    problems = [{k: e(str(v)) for k, v in r.items()} for r in tables["problems.csv"]]
     details = "".join(f"<h3 id='pair-{i}'>{i}. {e(result.subs[p.a].student)} and {e(result.subs[p.b].student)}: "
                       f"score {p.score}, shared weight {p.shared}</h3>{_side_by_side(result, p)}"
                       for i, p in enumerate(result.pairs[:SHOWN_PAIRS], 1))
@@ -120,11 +100,11 @@ def write(result: Result, out: Path) -> Path:
             f"submissions share over the weight of the smaller (1.0: one contains the other); the released "
             f"scaffold and code most of the class writes the same way weigh nothing. Marked lines hold "
             f"matching code.</p>"
-            f"<h2>Pairs</h2>{_table(ranked, ['#', 'student_a', 'student_b', 'score', 'shared', 'cells', 'cluster'])}"
+            f"<h2>Pairs</h2>{html_table(ranked, ['#', *FIELDS['pairs.csv'][1:]], escape=False)}"
             f"<p><a href='pairs.csv'>pairs.csv</a></p>"
-            f"<h2>Clusters</h2>{_table(clusters, FIELDS['clusters.csv'][1:])}"
+            f"<h2>Clusters</h2>{html_table(tables['clusters.csv'], FIELDS['clusters.csv'][1:])}"
             f"<p><a href='clusters.csv'>clusters.csv</a></p>"
-            f"<h2>Could not be compared as submitted</h2>{_table(problems, FIELDS['problems.csv'])}"
+            f"<h2>Could not be compared as submitted</h2>{html_table(tables['problems.csv'], FIELDS['problems.csv'])}"
             f"<p><a href='problems.csv'>problems.csv</a></p>"
             f"<h2>Side by side</h2>{details or '<p class=none>no pair</p>'}</body></html>")
     index = out / "index.html"
