@@ -37,7 +37,7 @@ from .course import (
 from .deadlines import load as load_deadlines
 from .outcome import Outcome
 from .settings import Settings, require_sandbox
-from .store import BATCH, Store, record  # noqa: F401 - coordinator.record stores one outcome
+from .store import BATCH, Store
 
 
 @dataclass

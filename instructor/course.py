@@ -6,12 +6,13 @@
     course_config(), db_url(), gradebook(), ...         the course's nbgrader configuration
     nbgrader_config()                                   a throw-away course's (the grading task's)
     is_test_cell(), is_answer_cell(), locked_ids()      which cells are which (nbgrader's metadata)
-    read_regular_file()                                 how anything a student made is read
+    read_regular_file(), write_atomically()             how anything a student made is read, and written
     write_csv(), html_table()                           how the reports write their tables
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import html
 import os
@@ -19,6 +20,7 @@ import re
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -251,6 +253,20 @@ def read_regular_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
             return f.read(limit + 1)
     finally:
         os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """``path`` holds ``data`` or what it held before, never a part: a temporary file beside it, renamed."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def one_line(text, limit: int = 300) -> str:

@@ -24,8 +24,16 @@ import secrets
 from pathlib import Path
 
 from .coordinator import run_windowed
-from .course import check_course, gradebook, graded_dir, notebook_in, one_line, read_regular_file, released_parts
-from .store import write_atomically
+from .course import (
+    check_course,
+    gradebook,
+    graded_dir,
+    notebook_in,
+    one_line,
+    read_regular_file,
+    released_parts,
+    write_atomically,
+)
 
 MANIFEST = ".feedback.jsonl"  # under feedback/: one line per page written
 

@@ -24,10 +24,8 @@ with its schema checks, and commit row by row for every notebook, ~0.1 s a resul
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -43,25 +41,12 @@ from .course import (
     one_line,
     read_regular_file,
     submission_dir,
+    write_atomically,
 )
 from .deadlines import Deadlines
 from .outcome import Outcome
 
 BATCH = 64  # outcomes stored in one transaction, at most
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """``path`` holds ``data`` or what it held before, never a part: a temporary file beside it, renamed."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _store_files(course: Path, result: Outcome):

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor import coordinator, deadlines, lms, report
+from instructor import deadlines, lms, report, store
 from instructor.__main__ import main
 from instructor.course import ROOT, GradingError, gradebook
 from instructor.outcome import Outcome
@@ -78,10 +78,10 @@ def graded(tmp_path_factory):
     flagged late one: what the gradebook, grades.csv and the report then say."""
     course = new_course(tmp_path_factory.mktemp("course"))
     rules = deadlines.load(course)
-    results = {s: coordinator.record(course, Outcome(s, P1, status="graded", notebook=graded_notebook()),
+    results = {s: store.record(course, Outcome(s, P1, status="graded", notebook=graded_notebook()),
                                      "digest", stamp, rules)
                for s, (stamp, _, _) in CASES.items()}
-    results["gus"] = coordinator.record(course, Outcome("gus", P1, reason="the kernel died"), "digest",
+    results["gus"] = store.record(course, Outcome("gus", P1, reason="the kernel died"), "digest",
                                         CASES["dan"][0], rules)
     return course, results
 
@@ -173,7 +173,7 @@ def test_date_alone_means_end_of_that_day_utc(tmp_path):
 def test_without_the_file_nothing_is_late(tmp_path):
     """No deadlines.toml: nbgrader's default plugin, no due date, so a timestamp costs nothing."""
     course = new_course(tmp_path, None)
-    done = coordinator.record(course, Outcome("ann", P1, status="graded", notebook=graded_notebook()), "digest",
+    done = store.record(course, Outcome("ann", P1, status="graded", notebook=graded_notebook()), "digest",
                               CASES["eli"][0], deadlines.load(course))
     assert (done.score, done.late_days, done.penalty) == (3, 0, 0)
     with gradebook(course) as gb:
