@@ -19,26 +19,7 @@ import time
 from pathlib import Path
 
 from instructor.similarity import pages as similarity
-from tests.fakeanswers import EXERCISES, synthetic_class
-
-
-def _notebook(gid: str, source: str) -> dict:
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-        {"cell_type": "code", "id": gid, "execution_count": None, "outputs": [], "source": source,
-         "metadata": {"nbgrader": {"grade": False, "grade_id": gid, "locked": False, "schema_version": 3,
-                                   "solution": True, "task": False}}}]}
-
-
-def write_class(course: Path, part: str, sources: list[str]) -> None:
-    """A course folder with the part's released scaffold and one submission per source."""
-    gid, _, stub = EXERCISES[part]
-    released = course / "notebooks" / part / f"{part}.ipynb"
-    released.parent.mkdir(parents=True, exist_ok=True)
-    released.write_text(json.dumps(_notebook(gid, stub)))
-    for i, source in enumerate(sources):
-        folder = course / "submitted" / f"s{i:05d}" / part
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{part}.ipynb").write_text(json.dumps(_notebook(gid, source)))
+from tests.fakeanswers import EXERCISES, synthetic_class, write_class
 
 
 def measure(part: str, students: int, copies: float, seed: int, threshold: float, distinct: bool = True,
@@ -48,7 +29,8 @@ def measure(part: str, students: int, copies: float, seed: int, threshold: float
     sources, family = synthetic_class(part, students, copies, seed, distinct)
     with tempfile.TemporaryDirectory(prefix="similarity-bench-") as folder:
         course = Path(folder)
-        write_class(course, part, sources)
+        gid, _, stub = EXERCISES[part]
+        write_class(course, part, {f"s{i:05d}": {gid: text} for i, text in enumerate(sources)}, {gid: stub})
         start, cpu = time.monotonic(), time.process_time()
         result = similarity.run(course, [part], out=course / "out", threshold=threshold, say=lambda _: None,
                                 progress=progress)[part]

@@ -2,6 +2,7 @@
 answers to four of the course's exercises, with planted copies.
 
     synthetic_class(part, students, copies=0.1, seed=0) -> (sources, family)
+    write_class(course, part, {student: answer}, scaffold)    a course folder of submissions
 
 For Part 3's training loop, Part 4's model, criterion and optimizer, Part 5's accuracy and Part
 6's save_checkpoint the writer draws each *structural* choice on its own (which library call or
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 # ---------------------------------------------------------------------------
 # A tiny program writer: structural choices from one generator, cosmetics from another
@@ -407,3 +409,24 @@ def synthetic_class(part: str, students: int, copies: float = 0.1, seed: int = 0
     order = list(range(len(sources)))
     rng.shuffle(order)
     return [sources[i] for i in order], [family[i] for i in order]
+
+
+def notebook(cells: dict[str, str]) -> dict:
+    """A notebook of answer cells ({grade id: source}), with nbgrader's metadata."""
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+        {"cell_type": "code", "id": gid, "execution_count": None, "outputs": [], "source": source,
+         "metadata": {"nbgrader": {"grade": False, "grade_id": gid, "locked": False, "schema_version": 3,
+                                   "solution": True, "task": False}}} for gid, source in cells.items()]}
+
+
+def write_class(course: Path, part: str, answers: dict[str, dict[str, str] | bytes], scaffold: dict[str, str]) -> Path:
+    """A course folder: ``part``'s released notebook (``scaffold``: {grade id: source}) and one
+    submission per student (its answer cells, or raw bytes for a file that is not a notebook)."""
+    released = course / "notebooks" / part / f"{part}.ipynb"
+    released.parent.mkdir(parents=True, exist_ok=True)
+    released.write_text(json.dumps(notebook(scaffold)))
+    for student, answer in answers.items():
+        path = course / "submitted" / student / part / f"{part}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(answer if isinstance(answer, bytes) else json.dumps(notebook(answer)).encode())
+    return course

@@ -5,7 +5,6 @@ the command line, the class report's section, and the report on the graded class
 from __future__ import annotations
 
 import csv
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -121,27 +120,11 @@ HONEST = {  # independent answers: other idioms, other structure
 }
 
 
-def notebook(cells: dict[str, str]) -> dict:
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
-        {"cell_type": "code", "id": gid, "execution_count": None, "outputs": [], "source": source,
-         "metadata": {"nbgrader": {"grade": False, "grade_id": gid, "locked": False, "schema_version": 3,
-                                   "solution": True, "task": False}}} for gid, source in cells.items()]}
-
-
-def make_class(course: Path, answers: dict[str, str | dict], part: str = PART, stub: dict | None = None) -> Path:
-    """A course folder: the released scaffold of ``part`` and one submission per student (a source
-    for the accuracy cell, a {grade id: source} dict, or raw text for a broken file)."""
-    released = course / "notebooks" / part / f"{part}.ipynb"
-    released.parent.mkdir(parents=True, exist_ok=True)
-    released.write_text(json.dumps(notebook(stub or {GID: STUB})))
-    for student, answer in answers.items():
-        path = notebook_in(submission_dir(course, student, part), part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(answer, bytes):
-            path.write_bytes(answer)
-        else:
-            path.write_text(json.dumps(notebook(answer if isinstance(answer, dict) else {GID: answer})))
-    return course
+def make_class(course: Path, answers: dict[str, str | dict | bytes], stub: dict | None = None) -> Path:
+    """A course folder: the released scaffold of PART and one submission per student (a source for
+    the accuracy cell, a {grade id: source} dict, or raw bytes for a broken file)."""
+    answers = {k: v if isinstance(v, (dict, bytes)) else {GID: v} for k, v in answers.items()}
+    return fakeanswers.write_class(course, PART, answers, stub or {GID: STUB})
 
 
 def pair_set(result) -> set[frozenset]:
