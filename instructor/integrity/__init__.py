@@ -38,7 +38,7 @@ which output is expected. Canaries use private names (``import torch as _q...``)
 an honest learner's variables (even ``print = ...``) do not disturb them, and a learner's cell
 that raised (execution goes on: ``allow_errors=True``) does not disturb them either.
 
-What the canaries cost: ``python -m instructor.benchmark --canaries NOTEBOOK...`` runs notebooks
+What the canaries cost: ``python -m tests.bench_grading --canaries NOTEBOOK...`` runs notebooks
 with canaries and prints, per notebook, the number of canaries, their total time in the kernel,
 and the time scan/insert/check take in the grading process.
 

@@ -1,9 +1,9 @@
 """Grading throughput: seconds per submission, submissions per hour per core, and the overhead
 each submission pays beyond running its notebook.
 
-    python -m instructor.benchmark [--parts 01-tensors ...] [--students 4] [--jobs 1 2]
+    python -m tests.bench_grading [--parts 01-tensors ...] [--students 4] [--jobs 1 2]
                                    [--cluster tcp://HOST:8786 ...] [--cores N ...] [--repeat 1]
-    python -m instructor.benchmark --canaries NOTEBOOK [...]    what the canaries cost
+    python -m tests.bench_grading --canaries NOTEBOOK [...]    what the canaries cost
 
 Builds a throw-away course from this repository's solutions (default: every part there is),
 submits ``--students`` notebooks per part (full, partial, untouched, in turn), then autogrades
@@ -36,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import coordinator, testing
-from .course import existing_parts, locked_ids
-from .integrity import canaries, scanner
-from .settings import Settings, cpu_count
+from instructor import coordinator, testing
+from instructor.course import existing_parts, locked_ids
+from instructor.integrity import canaries, scanner
+from instructor.settings import Settings, cpu_count
 
 
 def plain_run_seconds(notebook: Path, timeout: int = 600) -> float:
@@ -149,7 +149,7 @@ def _print_runs(runs: dict, configs: list, plain: dict[str, float], repeat: int)
 
 def main(argv: list[str] | None = None) -> int:
     """Build the course, grade it, print one line per run and a summary."""
-    parser = argparse.ArgumentParser(prog="python -m instructor.benchmark", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m tests.bench_grading", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="*")
     parser.add_argument("--students", type=int, default=4)

@@ -1,4 +1,5 @@
-"""The grading benchmark runs end to end and prints what the scaling table in docs/scaling.md is made of."""
+"""The grading benchmark (tests/bench_grading.py) runs end to end and prints what the scaling table
+in docs/scaling.md is made of."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from instructor import benchmark
+from tests import bench_grading as benchmark
 from tests.conftest import require_sandbox
 
 pytestmark = pytest.mark.kernel
