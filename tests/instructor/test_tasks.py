@@ -239,46 +239,11 @@ def machine_load(load: str):
         hog.wait()
 
 
-def grade_hostile_class(course: Path, load: str = LOAD):
-    """Build the hostile class in ``course`` and grade it under ``load``; returns the run."""
-    ids = testing.answer_ids(course, PART)
-    solved, target = ids[0::2], ids[1]  # hostile code goes in an unsolved answer with solved ones after it
-    ref = testing.student_notebook(course, PART, solved)
-    testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
-    testing.write_submission(course, "reference", PART, ref)
-    # Busy: more workers than cores (each kernel limited to one thread) and a spinning process.
-    settings = Settings.resolve(course, jobs=3 if load == "busy" else 2, timeout=CELL_TIMEOUT,
-                                        memory="6G", notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS,
-                                        processes=256)
-    log = []
-    # What the honest students deserve: every point for "good", the solved exercises' for "reference".
-    from nbgrader.api import Gradebook
+def write_runaways(course: Path, ref, target: str) -> None:
+    """Submissions that run past a limit: time, CPU, memory, processes, output."""
+    def hostile(student, nb):
+        testing.write_submission(course, student, PART, nb)
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        cells = {c.name: c.max_score for c in gb.find_notebook(PART, PART).grade_cells}
-    baseline = {"good": sum(cells.values()),
-                "reference": sum(cells[testing.solved_test_id(course, PART, a)] for a in solved)}
-    (course / "private.txt").write_text("the instructor's own file")
-    protected = {path: (path.stat().st_mode, path.read_bytes()) for path in
-                 [course / "private.txt", course / "solutions" / PART / f"{PART}.ipynb"]}
-    protected_mode = (course / "gradebook.db").stat().st_mode  # its contents change as grading goes
-
-    def hostile(student, nb=None, text=None):
-        testing.write_submission(course, student, PART, nb, text)
-
-    edited = copy.deepcopy(ref)
-    for cell in testing.grade_cells(edited):
-        cell.source = '"""Check nothing"""\nassert True'
-    hostile("tests_edited", edited)
-    deleted = copy.deepcopy(ref)
-    deleted.cells = [c for c in deleted.cells if c not in testing.grade_cells(deleted)]
-    hostile("tests_deleted", deleted)
-    markdown = copy.deepcopy(ref)
-    for cell in testing.grade_cells(markdown):
-        cell.cell_type = "markdown"
-        cell.pop("outputs", None)
-        cell.pop("execution_count", None)
-    hostile("tests_markdown", markdown)
     hostile("infinite_loop", testing.set_answer(ref, target, "while True:\n    pass"))
     hostile("sleeps_past_the_limit", testing.set_answer(ref, target, "import time\ntime.sleep(1000)"))
     hostile("sleep_ignores_interrupt", testing.set_answer(
@@ -302,6 +267,29 @@ def grade_hostile_class(course: Path, load: str = LOAD):
         ref, target, "import numpy as np\nblocks = []\nwhile True:\n    blocks.append(np.empty(2**27))"))
     hostile("huge_output", testing.set_answer(
         ref, target, "import sys\nline = 'x' * 1_000_000\nfor _ in range(50):\n    sys.stdout.write(line + '\\n')"))
+    hostile("fork_loop", testing.set_answer(ref, target, FORK_LOOP))
+    hostile("memory_hog_processes", testing.set_answer(ref, target, MEMORY_PROCESSES))
+
+
+def write_hostile(course: Path, ref, target: str, first: str) -> LoopbackServer:
+    """Every other hostile submission: tests changed, files that are not a notebook, escapes from
+    the sandbox, the cheats and their honest look-alikes. Returns the server the snoop calls."""
+    def hostile(student, nb=None, text=None):
+        testing.write_submission(course, student, PART, nb, text)
+
+    edited = copy.deepcopy(ref)
+    for cell in testing.grade_cells(edited):
+        cell.source = '"""Check nothing"""\nassert True'
+    hostile("tests_edited", edited)
+    deleted = copy.deepcopy(ref)
+    deleted.cells = [c for c in deleted.cells if c not in testing.grade_cells(deleted)]
+    hostile("tests_deleted", deleted)
+    markdown = copy.deepcopy(ref)
+    for cell in testing.grade_cells(markdown):
+        cell.cell_type = "markdown"
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+    hostile("tests_markdown", markdown)
     hostile("not_json", text='{"cells": [ this is not JSON')
     missing = course / "submitted" / "missing" / PART
     missing.mkdir(parents=True)
@@ -310,8 +298,6 @@ def grade_hostile_class(course: Path, load: str = LOAD):
     wrong.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "Evil", "language": "python"}
     hostile("wrong_kernelspec", testing.insert_code(wrong, 2, "import os\nprint('uid', os.getuid())"))
     hostile("links_and_fifos", testing.insert_code(ref, 2, LINKS.format(course=str(course), part=PART)))
-    hostile("fork_loop", testing.set_answer(ref, target, FORK_LOOP))
-    hostile("memory_hog_processes", testing.set_answer(ref, target, MEMORY_PROCESSES))
     raised = copy.deepcopy(ref)
     answer = next(c for c in raised.cells if c.metadata.get("nbgrader", {}).get("grade_id") == target)
     answer.metadata["nbgrader"].update(grade=True, points=100)  # "my answer is a test worth 100"
@@ -326,7 +312,7 @@ def grade_hostile_class(course: Path, load: str = LOAD):
     # Each cheat as a cell of its own right after the first answer (torch is imported by then),
     # in a notebook that otherwise deserves the reference's score.
     after_first = 1 + next(i for i, c in enumerate(ref.cells)
-                           if c.metadata.get("nbgrader", {}).get("grade_id") == ids[0])
+                           if c.metadata.get("nbgrader", {}).get("grade_id") == first)
     for name in CHEATS:
         hostile(f"cheat_{name}", testing.insert_code(ref, after_first, cheats.CHEATS[name]))
     # The oracle as the real answer to an exercise the reference solved: it must earn exactly what
@@ -341,7 +327,33 @@ def grade_hostile_class(course: Path, load: str = LOAD):
     server = LoopbackServer()
     (course / "sentinel.txt").write_text("must survive")
     hostile("snoop", testing.insert_code(ref, 2, SNOOP.format(course=str(course), part=PART, port=server.port)))
+    return server
 
+
+def grade_hostile_class(course: Path, load: str = LOAD):
+    """Build the hostile class in ``course`` and grade it under ``load``; returns the run."""
+    from nbgrader.api import Gradebook
+
+    ids = testing.answer_ids(course, PART)
+    solved, target = ids[0::2], ids[1]  # hostile code goes in an unsolved answer with solved ones after it
+    ref = testing.student_notebook(course, PART, solved)
+    testing.write_submission(course, "good", PART, testing.student_notebook(course, PART, "all"))
+    testing.write_submission(course, "reference", PART, ref)
+    # Busy: more workers than cores (each kernel limited to one thread) and a spinning process.
+    settings = Settings.resolve(course, jobs=3 if load == "busy" else 2, timeout=CELL_TIMEOUT,
+                                memory="6G", notebook_timeout=NOTEBOOK_TIMEOUT, cpu=CPU_SECONDS, processes=256)
+    log = []
+    # What the honest students deserve: every point for "good", the solved exercises' for "reference".
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        cells = {c.name: c.max_score for c in gb.find_notebook(PART, PART).grade_cells}
+    baseline = {"good": sum(cells.values()),
+                "reference": sum(cells[testing.solved_test_id(course, PART, a)] for a in solved)}
+    (course / "private.txt").write_text("the instructor's own file")
+    protected = {path: (path.stat().st_mode, path.read_bytes()) for path in
+                 [course / "private.txt", course / "solutions" / PART / f"{PART}.ipynb"]}
+    protected_mode = (course / "gradebook.db").stat().st_mode  # its contents change as grading goes
+    write_runaways(course, ref, target)
+    server = write_hostile(course, ref, target, ids[0])
     try:
         with machine_load(load):
             results = {r.student: r for r in coordinator.autograde(course, [PART], settings=settings, say=log.append)}
