@@ -225,10 +225,9 @@ def compare(subs: list[Answers], threshold: float = THRESHOLD, min_shared: float
         pairs.append(Pair(a, b, round(min(weight / smaller, 1.0), 3), round(weight, 2), cells))
     pairs.sort(key=lambda p: (-p.score, -p.shared, subs[p.a].student, subs[p.b].student))
     clusters = _components(n, pairs)
-    for number, members in enumerate(clusters, 1):
-        for p in pairs:
-            if p.a in members:
-                p.cluster = number
+    number = {member: i for i, members in enumerate(clusters, 1) for member in members}
+    for p in pairs:
+        p.cluster = number[p.a]
     return Result(part, subs, weights, pairs, clusters, threshold)
 
 
