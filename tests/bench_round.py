@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from instructor import collect, coordinator, export, feedback, lms, report, sandbox, testing
+from instructor import collect, coordinator, feedback, lms, report, sandbox, testing
 from instructor.settings import Settings
 from tests import round_course
 from tests.services import start_dask_cluster, start_postgres
@@ -142,7 +142,7 @@ def _export(stages: Stages, course: Path, folder: Path, real: int, trivial: int)
     """The grades CSV, the Canvas file and the class report, their rows counted."""
     students = max(real, trivial)
     grades = stages.run("grades-csv", "grades CSV (nbgrader export), rows", students * 2,
-                        lambda: export.export_grades(course, folder / "grades.csv"))
+                        lambda: lms.export_grades(course, folder / "grades.csv"))
     if len(_rows(grades)) != students * 2:
         raise SystemExit(f"grades.csv: {len(_rows(grades))} rows for {students} students x 2 parts")
     canvas = stages.run("grades-lms", "LMS file (Canvas), students", students,
