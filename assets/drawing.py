@@ -2,7 +2,8 @@
 
 ``assets/draw.py`` (the command line and most diagrams) and ``assets/grids.py`` (diagrams of
 tensors as grids of cells) draw with these, so that every figure has the same colours, font
-sizes and line widths, and is saved the same way.
+sizes and line widths, and is saved the same way. It selects matplotlib's Agg backend (files
+only, no window) before pyplot is imported: the diagrams take ``plt`` from here.
 """
 
 from __future__ import annotations
