@@ -19,144 +19,51 @@ matplotlib), so re-running the script leaves ``git status`` clean.
 
 Requires only matplotlib and numpy (and Pillow, which matplotlib itself depends on).
 
+The palette, font sizes, drawing helpers and the PNG writer are in ``drawing.py``; the diagrams
+of tensors as grids of numbers (broadcasting, convolution) in ``grids.py``, the others here.
 To add a diagram: write a function ``draw_<name>() -> Figure`` and add it to ``DIAGRAMS``.
+``tests/test_assets.py`` checks that every diagram is drawn, embedded and current.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import (  # noqa: E402
-    Circle,
-    FancyArrowPatch,
-    FancyBboxPatch,
-    Rectangle,
-    Wedge,
+import numpy as np
+from drawing import (
+    ASSETS,
+    BLUE,
+    BLUE_LIGHT,
+    DPI,
+    GREEN,
+    GREEN_LIGHT,
+    GREY,
+    GREY_LIGHT,
+    INK,
+    LABEL,
+    ORANGE,
+    ORANGE_LIGHT,
+    RED,
+    RED_LIGHT,
+    SMALL,
+    STYLE,
+    TITLE,
+    arrow,
+    box,
+    canvas,
+    cell_grid,
+    node,
+    padlock,
+    plt,
+    save,
 )
-from PIL import Image  # noqa: E402
-
-ASSETS = Path(__file__).resolve().parent
-DPI = 100
-
-# One palette for every diagram: a strong colour for lines and text, a light one for fills.
-BLUE, BLUE_LIGHT = "#2f6db5", "#dbe7f6"
-ORANGE, ORANGE_LIGHT = "#d9731f", "#fbe6d3"
-GREEN, GREEN_LIGHT = "#2e8b57", "#d7efdf"
-RED, RED_LIGHT = "#c0392b", "#f6dbd8"
-GREY, GREY_LIGHT = "#7f7f7f", "#e6e6e6"
-INK = "#222222"
-
-# One set of font sizes.
-TITLE, LABEL, SMALL = 15, 13, 11
-
-STYLE = {
-    "font.family": "DejaVu Sans",  # bundled with matplotlib: same glyphs on every machine
-    "mathtext.fontset": "dejavusans",
-    "font.size": LABEL,
-    "text.color": INK,
-    "axes.labelcolor": INK,
-    "axes.edgecolor": INK,
-    "xtick.color": INK,
-    "ytick.color": INK,
-    "axes.titlesize": TITLE,
-    "axes.labelsize": LABEL,
-    "xtick.labelsize": SMALL,
-    "ytick.labelsize": SMALL,
-    "legend.fontsize": SMALL,
-    "figure.facecolor": "white",
-    "axes.facecolor": "white",
-    "savefig.facecolor": "white",
-    "path.simplify": True,
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Small drawing helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def _canvas(width: float, height: float, xlim: tuple[float, float], ylim: tuple[float, float]):
-    """A blank figure of ``width`` x ``height`` inches whose single axes spans the whole figure.
-
-    Data coordinates run over ``xlim`` x ``ylim`` with equal aspect, axes hidden, so a diagram
-    is laid out in its own units.  Returns ``(fig, ax)``.
-    """
-    fig = plt.figure(figsize=(width, height), dpi=DPI)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    return fig, ax
-
-
-def _node(ax: Axes, xy, text: str, r: float = 0.35, edge=BLUE, face=BLUE_LIGHT, size=LABEL,
-          **kw):
-    """A labelled circle centred at ``xy``."""
-    ax.add_patch(Circle(xy, r, facecolor=face, edgecolor=edge, linewidth=1.8, zorder=3))
-    ax.text(*xy, text, ha="center", va="center", fontsize=size, zorder=4, **kw)
-
-
-def _box(ax: Axes, xy, w: float, h: float, text: str = "", edge=BLUE, face=BLUE_LIGHT,
-         size=LABEL, pad: float = 0.02, lw: float = 1.8, **kw):
-    """A rounded box centred at ``xy`` with ``text`` in the middle."""
-    x, y = xy
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
-                                boxstyle=f"round,pad={pad},rounding_size=0.12",
-                                facecolor=face, edgecolor=edge, linewidth=lw, zorder=3))
-    if text:
-        ax.text(x, y, text, ha="center", va="center", fontsize=size, zorder=4, **kw)
-
-
-def _arrow(ax: Axes, start, end, color=INK, lw: float = 1.8, style: str = "-|>",
-           shrink: float = 0.0, rad: float = 0.0, **kw):
-    """An arrow from ``start`` to ``end`` (data coordinates)."""
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=16, color=color,
-                                 linewidth=lw, shrinkA=shrink, shrinkB=shrink,
-                                 connectionstyle=f"arc3,rad={rad}", zorder=2, **kw))
-
-
-def _grid(ax: Axes, x0: float, y0: float, rows: int, cols: int, cell: float = 0.5,
-          face=BLUE_LIGHT, edge=BLUE, values=None, zorder: int = 3):
-    """A ``rows`` x ``cols`` grid of square cells with its top-left corner at ``(x0, y0)``.
-
-    ``values``: optional ``(rows, cols)`` array of numbers written in the cells.
-    """
-    for i in range(rows):
-        for j in range(cols):
-            ax.add_patch(Rectangle((x0 + j * cell, y0 - (i + 1) * cell), cell, cell,
-                                   facecolor=face, edgecolor=edge, linewidth=1.4, zorder=zorder))
-            if values is not None:
-                ax.text(x0 + (j + 0.5) * cell, y0 - (i + 0.5) * cell, f"{values[i][j]:g}",
-                        ha="center", va="center", fontsize=SMALL, zorder=zorder + 1)
-
-
-def _padlock(ax: Axes, xy, size: float = 0.5, color=GREY):
-    """A padlock icon (body + shackle) centred at ``xy``, ``size`` wide."""
-    x, y = xy
-    w, h = size, size * 0.75
-    ax.add_patch(Wedge((x, y + h / 2 - 0.02 * size), size * 0.32, 0, 180, width=size * 0.1,
-                       facecolor=color, edgecolor=color, zorder=6))
-    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h,
-                                boxstyle=f"round,pad=0,rounding_size={size * 0.1}",
-                                facecolor=color, edgecolor=color, zorder=6))
-    ax.add_patch(Circle((x, y + h * 0.05), size * 0.09, facecolor="white", zorder=7))
-    ax.add_patch(Rectangle((x - size * 0.03, y - h * 0.3), size * 0.06, h * 0.35,
-                           facecolor="white", edgecolor="none", zorder=7))
-
+from grids import draw_broadcasting, draw_convolution
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
 
 # ---------------------------------------------------------------------------------------------
 # The diagrams
@@ -165,7 +72,7 @@ def _padlock(ax: Axes, xy, size: float = 0.5, color=GREY):
 
 def draw_neuron() -> Figure:
     """A single neuron: inputs and bias, weighted edges, a sum, an activation, the output."""
-    fig, ax = _canvas(9.0, 4.4, (0, 18), (-0.2, 8.6))
+    fig, ax = canvas(9.0, 4.4, (0, 18), (-0.2, 8.6))
 
     ax.text(9, 8.1, "A single neuron", ha="center", va="center", fontsize=TITLE,
             fontweight="bold")
@@ -173,8 +80,8 @@ def draw_neuron() -> Figure:
     sum_xy = (8.2, 4.2)
     inputs = [("$x_1$", 6.6, "$w_1$"), ("$x_2$", 4.9, "$w_2$"), ("$x_3$", 3.2, "$w_3$")]
     for text, y, w in inputs:
-        _node(ax, (2.0, y), text, r=0.55)
-        _arrow(ax, (2.55, y), (sum_xy[0] - 0.72, sum_xy[1] + (y - sum_xy[1]) * 0.12), color=BLUE)
+        node(ax, (2.0, y), text, r=0.55)
+        arrow(ax, (2.55, y), (sum_xy[0] - 0.72, sum_xy[1] + (y - sum_xy[1]) * 0.12), color=BLUE)
         # weight label beside its edge, a little under halfway along
         ex, ey = sum_xy[0] - 2.0, sum_xy[1] - y
         norm = np.hypot(ex, ey)
@@ -182,14 +89,14 @@ def draw_neuron() -> Figure:
         ax.text(lx, ly, w, ha="center", va="center", fontsize=LABEL, color=BLUE)
 
     # bias
-    _node(ax, (2.0, 1.3), "$b$", r=0.55, edge=ORANGE, face=ORANGE_LIGHT)
-    _arrow(ax, (2.55, 1.35), (sum_xy[0] - 0.6, sum_xy[1] - 0.45), color=ORANGE)
+    node(ax, (2.0, 1.3), "$b$", r=0.55, edge=ORANGE, face=ORANGE_LIGHT)
+    arrow(ax, (2.55, 1.35), (sum_xy[0] - 0.6, sum_xy[1] - 0.45), color=ORANGE)
     ax.text(4.5, 2.75, "bias", ha="center", va="center", fontsize=LABEL, color=ORANGE,
             rotation=np.degrees(np.arctan2(2.4, 5.05)) * 0.95, rotation_mode="anchor")
     ax.text(2.0, 0.25, "inputs and bias", ha="center", va="center", fontsize=SMALL, color=GREY)
 
     # summation
-    _node(ax, sum_xy, r"$\Sigma$", r=0.75, size=TITLE + 5)
+    node(ax, sum_xy, r"$\Sigma$", r=0.75, size=TITLE + 5)
     ax.text(sum_xy[0], sum_xy[1] - 1.35, r"$z = \sum_i w_i x_i + b$", ha="center", va="center",
             fontsize=SMALL)
     ax.text(sum_xy[0], sum_xy[1] + 1.15, "weighted sum", ha="center", va="center",
@@ -197,10 +104,10 @@ def draw_neuron() -> Figure:
 
     # activation
     act_xy = (12.0, 4.2)
-    _arrow(ax, (sum_xy[0] + 0.75, 4.2), (act_xy[0] - 0.95, 4.2))
+    arrow(ax, (sum_xy[0] + 0.75, 4.2), (act_xy[0] - 0.95, 4.2))
     ax.text((sum_xy[0] + act_xy[0]) / 2 - 0.1, 4.5, "$z$", ha="center", va="bottom",
             fontsize=LABEL)
-    _box(ax, act_xy, 1.8, 1.5, "", edge=GREEN, face=GREEN_LIGHT)
+    box(ax, act_xy, 1.8, 1.5, "", edge=GREEN, face=GREEN_LIGHT)
     ax.text(act_xy[0], 4.55, "$f$", ha="center", va="center", fontsize=TITLE + 2)
     zs = np.linspace(-4, 4, 60)
     ax.plot(act_xy[0] + zs * 0.17, 3.65 + 0.6 / (1 + np.exp(-zs * 1.4)), color=GREEN, lw=1.6,
@@ -212,8 +119,8 @@ def draw_neuron() -> Figure:
 
     # output
     out_xy = (15.6, 4.2)
-    _arrow(ax, (act_xy[0] + 0.95, 4.2), (out_xy[0] - 0.6, 4.2))
-    _node(ax, out_xy, "$y$", r=0.55, edge=INK, face="white")
+    arrow(ax, (act_xy[0] + 0.95, 4.2), (out_xy[0] - 0.6, 4.2))
+    node(ax, out_xy, "$y$", r=0.55, edge=INK, face="white")
     ax.text(out_xy[0], out_xy[1] + 1.15, "output", ha="center", va="center", fontsize=SMALL,
             color=GREY)
 
@@ -225,7 +132,7 @@ def draw_neuron() -> Figure:
 
 def draw_tensor_dimensions() -> Figure:
     """Scalar, vector, matrix and 3-D tensor as grids of cells, labelled with their shapes."""
-    fig, ax = _canvas(9.6, 3.7, (0, 24), (0.2, 9.45))
+    fig, ax = canvas(9.6, 3.7, (0, 24), (0.2, 9.45))
     c = 0.9  # cell size
     top = 6.4  # top edge of the grids
     label_y = 1.6
@@ -243,28 +150,28 @@ def draw_tensor_dimensions() -> Figure:
 
     # scalar
     x = 2.0
-    _grid(ax, x - c / 2, top - 1.35 + c / 2, 1, 1, c, values=[[7]])
+    cell_grid(ax, x - c / 2, top - 1.35 + c / 2, 1, 1, c, values=[[7]])
     caption(x, "scalar", "()", 0)
 
     # vector
     x = 7.1
-    _grid(ax, x - 2 * c, top - 1.35 + c / 2, 1, 4, c, values=[[3, 1, 4, 1]])
+    cell_grid(ax, x - 2 * c, top - 1.35 + c / 2, 1, 4, c, values=[[3, 1, 4, 1]])
     caption(x, "vector", "(4,)", 1)
 
     # matrix
     x = 13.0
     vals = np.arange(12).reshape(3, 4)
-    _grid(ax, x - 2 * c, top - 0.45, 3, 4, c, values=vals)
+    cell_grid(ax, x - 2 * c, top - 0.45, 3, 4, c, values=vals)
     caption(x, "matrix", "(3, 4)", 2)
 
     # 3-D tensor: two 3x4 slices, the back one offset up and right
     x = 19.6
     dx, dy = 0.9, 0.9
     x0, y0 = x - 2 * c - dx / 2, top - 0.45 - dy / 2 + 0.45
-    _grid(ax, x0 + dx, y0 + dy, 3, 4, c, face="#a9c2e3", edge=BLUE, zorder=2)
+    cell_grid(ax, x0 + dx, y0 + dy, 3, 4, c, face="#a9c2e3", edge=BLUE, zorder=2)
     for px, py in [(0, 0), (4 * c, 0), (4 * c, -3 * c), (0, -3 * c)]:
         ax.plot([x0 + px, x0 + px + dx], [y0 + py, y0 + py + dy], color=BLUE, lw=1.2, zorder=1)
-    _grid(ax, x0, y0, 3, 4, c, values=vals + 12, zorder=4)
+    cell_grid(ax, x0, y0, 3, 4, c, values=vals + 12, zorder=4)
     caption(x, "3-D tensor", "(2, 3, 4)", 3)
     ax.text(x0 + 2 * c + dx, y0 + dy + 0.35, "2 slices, each (3, 4)", ha="center",
             va="bottom", fontsize=SMALL, color=GREY)
@@ -273,7 +180,7 @@ def draw_tensor_dimensions() -> Figure:
 
 def draw_mlp() -> Figure:
     """A multilayer perceptron 784 -> 256 -> 128 -> 10 with softmax and weight shapes."""
-    fig, ax = _canvas(10.0, 5.6, (0, 25), (-0.8, 13.2))
+    fig, ax = canvas(10.0, 5.6, (0, 25), (-0.8, 13.2))
 
     ax.text(12.5, 12.7, "A multilayer perceptron for 28×28 images (MNIST)", ha="center",
             va="center", fontsize=TITLE, fontweight="bold")
@@ -321,9 +228,9 @@ def draw_mlp() -> Figure:
     out_ys = positions[-1][1]
     mid_y = (out_ys[0] + out_ys[-1]) / 2
     ax.plot([18.5 + r + 0.25] * 2, [out_ys[-1], out_ys[0]], color=ORANGE, lw=1.6)
-    _box(ax, (sx, mid_y + 1.3), 1.9, 1.0, "softmax", edge=ORANGE, face="white", size=SMALL)
-    _arrow(ax, (18.5 + r + 0.25, mid_y + 1.3), (sx - 1.05, mid_y + 1.3), color=ORANGE)
-    _arrow(ax, (sx, mid_y + 0.7), (sx, mid_y + 0.05), color=ORANGE)
+    box(ax, (sx, mid_y + 1.3), 1.9, 1.0, "softmax", edge=ORANGE, face="white", size=SMALL)
+    arrow(ax, (18.5 + r + 0.25, mid_y + 1.3), (sx - 1.05, mid_y + 1.3), color=ORANGE)
+    arrow(ax, (sx, mid_y + 0.7), (sx, mid_y + 0.05), color=ORANGE)
     probs = [0.02, 0.05, 0.81, 0.12]
     for i, p in enumerate(probs):
         y = mid_y - 0.35 - i * 0.55
@@ -431,7 +338,7 @@ def draw_gradient_descent() -> Figure:
 
 def draw_backpropagation() -> Figure:
     """Forward pass x -> L1 -> S -> L2 -> loss on top, backward gradients (chain rule) below."""
-    fig, ax = _canvas(10.0, 5.0, (0, 25), (-0.2, 12.3))
+    fig, ax = canvas(10.0, 5.0, (0, 25), (-0.2, 12.3))
 
     ax.text(12.5, 11.7, "Backpropagation: forward pass, then gradients flow back",
             ha="center", va="center", fontsize=TITLE, fontweight="bold")
@@ -447,12 +354,12 @@ def draw_backpropagation() -> Figure:
         (21.9, r"loss $\ell$", None, (RED, RED_LIGHT), 2.6),
     ]
     for x, text, k, (edge, face), w in nodes:
-        _box(ax, (x, y), w, h, text, edge=edge, face=face, size=LABEL, linespacing=1.4)
+        box(ax, (x, y), w, h, text, edge=edge, face=face, size=LABEL, linespacing=1.4)
         if k:
             ax.text(x, y + h / 2 + 0.25, f"$W_{k}, b_{k}$", ha="center", va="bottom",
                     fontsize=SMALL, color=edge)
             # the gradient each Linear layer's parameters receive
-            _arrow(ax, (x, y - h / 2 - 0.1), (x, y - 2.6), color=ORANGE, lw=1.4)
+            arrow(ax, (x, y - h / 2 - 0.1), (x, y - 2.6), color=ORANGE, lw=1.4)
             ax.text(x, y - 3.35, rf"$\frac{{\partial \ell}}{{\partial W_{k}}}$",
                     ha="center", va="center", fontsize=LABEL + 3, color=ORANGE)
 
@@ -462,12 +369,12 @@ def draw_backpropagation() -> Figure:
     for i, ((x1, _, _, _, w1), (x2, _, _, _, w2)) in enumerate(itertools.pairwise(nodes)):
         a, b = x1 + w1 / 2 + 0.1, x2 - w2 / 2 - 0.1
         # forward, above the middle of the boxes
-        _arrow(ax, (a, y + 0.4), (b, y + 0.4), color=BLUE)
+        arrow(ax, (a, y + 0.4), (b, y + 0.4), color=BLUE)
         ax.text((a + b) / 2, y + 0.75, fwd[i], ha="center", va="bottom", fontsize=SMALL,
                 color=BLUE)
         # backward, below the middle of the boxes
         if bwd[i] is not None:
-            _arrow(ax, (b, y - 0.4), (a, y - 0.4), color=ORANGE)
+            arrow(ax, (b, y - 0.4), (a, y - 0.4), color=ORANGE)
             ax.text((a + b) / 2, y - 0.75, bwd[i], ha="center", va="top",
                     fontsize=LABEL + 3, color=ORANGE)
 
@@ -527,7 +434,7 @@ def draw_overfitting() -> Figure:
 
 def draw_transfer_learning() -> Figure:
     """A frozen pretrained backbone (ImageNet features) feeding a new trainable cat/dog head."""
-    fig, ax = _canvas(10.0, 4.1, (0, 25), (1.3, 11.55))
+    fig, ax = canvas(10.0, 4.1, (0, 25), (1.3, 11.55))
 
     ax.text(12.5, 11.0, "Transfer learning: reuse a pretrained backbone, train a new head",
             ha="center", va="center", fontsize=TITLE, fontweight="bold")
@@ -548,7 +455,7 @@ def draw_transfer_learning() -> Figure:
     bx = 5.0
     blocks = [(0.55, 4.4), (0.75, 3.7), (0.95, 3.0), (1.15, 2.3), (1.35, 1.6)]
     x = bx
-    _arrow(ax, (3.0, cy), (bx - 0.2, cy))
+    arrow(ax, (3.0, cy), (bx - 0.2, cy))
     for w, h in blocks:
         ax.add_patch(FancyBboxPatch((x, cy - h / 2), w, h, boxstyle="round,pad=0,rounding_size=0.1",
                                     facecolor=GREY_LIGHT, edgecolor=GREY, lw=1.5, zorder=3))
@@ -562,13 +469,13 @@ def draw_transfer_learning() -> Figure:
             fontweight="bold", color=INK)
     ax.text(mid, cy + 3.45, "ImageNet features (EfficientNet-Lite0)", ha="center", va="center",
             fontsize=SMALL, color=GREY)
-    _padlock(ax, (bx_end - 0.3, cy + 1.9), size=0.8)
+    padlock(ax, (bx_end - 0.3, cy + 1.9), size=0.8)
     ax.text(mid, cy - 3.5, "frozen: requires_grad = False", ha="center", va="center",
             fontsize=SMALL, color=GREY, family="DejaVu Sans Mono")
 
     # feature vector
     fx = bx_end + 1.9
-    _arrow(ax, (bx_end + 0.5, cy), (fx - 0.45, cy))
+    arrow(ax, (bx_end + 0.5, cy), (fx - 0.45, cy))
     for i in range(7):
         ax.add_patch(Rectangle((fx - 0.25, cy + 1.75 - i * 0.5), 0.5, 0.5,
                                facecolor=GREY_LIGHT, edgecolor=GREY, lw=1.0, zorder=3))
@@ -576,8 +483,8 @@ def draw_transfer_learning() -> Figure:
 
     # new head
     hx = fx + 3.8
-    _arrow(ax, (fx + 0.45, cy), (hx - 2.15, cy), color=GREEN)
-    _box(ax, (hx, cy), 4.2, 1.4, "nn.Linear(1280, 2)", edge=GREEN, face=GREEN_LIGHT,
+    arrow(ax, (fx + 0.45, cy), (hx - 2.15, cy), color=GREEN)
+    box(ax, (hx, cy), 4.2, 1.4, "nn.Linear(1280, 2)", edge=GREEN, face=GREEN_LIGHT,
          size=SMALL)
     ax.text(hx, cy + 1.5, "new head", ha="center", va="center", fontsize=LABEL,
             fontweight="bold", color=GREEN)
@@ -587,8 +494,8 @@ def draw_transfer_learning() -> Figure:
     # two classes
     ox = hx + 3.8
     for dy, name, p in [(0.9, "cat", 0.92), (-0.9, "dog", 0.08)]:
-        _arrow(ax, (hx + 2.15, cy + dy * 0.3), (ox - 0.6, cy + dy), color=GREEN, lw=1.4)
-        _node(ax, (ox, cy + dy), "", r=0.5, edge=GREEN, face="white")
+        arrow(ax, (hx + 2.15, cy + dy * 0.3), (ox - 0.6, cy + dy), color=GREEN, lw=1.4)
+        node(ax, (ox, cy + dy), "", r=0.5, edge=GREEN, face="white")
         ax.text(ox, cy + dy, name, ha="center", va="center", fontsize=SMALL)
         ax.text(ox + 0.75, cy + dy, f"{p:.2f}", ha="left", va="center", fontsize=SMALL,
                 color=GREY)
@@ -599,31 +506,15 @@ def draw_transfer_learning() -> Figure:
 DIAGRAMS: dict[str, Callable[[], Figure]] = {
     "neuron": draw_neuron,
     "tensor-dimensions": draw_tensor_dimensions,
+    "broadcasting": draw_broadcasting,
     "mlp": draw_mlp,
     "gradient-descent": draw_gradient_descent,
     "backpropagation": draw_backpropagation,
     "overfitting": draw_overfitting,
+    "convolution": draw_convolution,
     "transfer-learning": draw_transfer_learning,
 }
 
-
-def save(fig: Figure, path: Path) -> None:
-    """Write ``fig`` to ``path`` as a small PNG whose bytes are the same on every run.
-
-    matplotlib renders the figure (``metadata={"Software": None}``: no version string);
-    Pillow, which matplotlib itself depends on, then stores it as a 256-colour palette image,
-    about a third of the size of matplotlib's RGBA output at no visible cost for flat-coloured
-    diagrams (these files are embedded in notebooks as base64).  No dithering and no
-    timestamps, so the result is deterministic.
-    """
-    buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=DPI, format="png", metadata={"Software": None})
-    plt.close(fig)
-    buffer.seek(0)
-    with Image.open(buffer) as rendered:
-        image = rendered.convert("RGB").quantize(
-            colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    image.save(path, format="png", optimize=True, dpi=(DPI, DPI))
 
 
 def _shown(path: Path) -> str:

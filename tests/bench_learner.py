@@ -1,6 +1,7 @@
 """How long each solution notebook takes a learner: run on full-size data, on the CPU.
 
     python -m tests.bench_learner [--part 05-inference-validation ...] [--data DIR] [--json FILE]
+                                  [--set quick=True]
     make bench-learner
 
 Learners download the full data sets (MNIST and Fashion-MNIST: 60,000 training and 10,000 test
@@ -14,7 +15,9 @@ through a network as real ones of the same size; only how fast a model learns ca
 stops early when its validation loss stops improving, so its time depends on the data).
 
 Not part of ``make test``: it takes many minutes. A notebook that takes longer than
-``LONG_SECONDS`` is flagged: it must say so up front and offer a smaller setting.
+``LONG_SECONDS`` is flagged: it must say so up front and offer a smaller setting, such as Part
+5's ``quick = True``. ``--set NAME=VALUE`` times that setting: it rewrites the line ``NAME = ...``
+of the notebook's settings cell as a learner would, and fails if there is no such line.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -48,12 +52,25 @@ def build_data(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def run_notebook(part: str, data: Path, timeout: int) -> tuple[float, list[tuple[float, int, str]]]:
-    """Execute ``part``'s solution in a scratch folder; (wall seconds, the slowest cells as
-    (seconds, index, first line))."""
+def apply_settings(nb, settings: dict[str, str]) -> None:
+    """Rewrite each ``NAME = ...`` line (the first code cell that assigns NAME at the start of a
+    line) to ``NAME = VALUE``, keeping its comment; SystemExit when a NAME is not a setting."""
+    for name, value in settings.items():
+        pattern = re.compile(rf"^{re.escape(name)} = [^#\n]*?(\s*#.*)?$", re.MULTILINE)
+        cell = next((c for c in nb.cells if c.cell_type == "code" and pattern.search(c.source)), None)
+        if cell is None:
+            raise SystemExit(f"--set {name}=...: no line '{name} = ...' in the notebook's code cells")
+        cell.source = pattern.sub(lambda m: f"{name} = {value}{m.group(1) or ''}", cell.source, count=1)
+
+
+def run_notebook(part: str, data: Path, timeout: int,
+                 settings: dict[str, str] | None = None) -> tuple[float, list[tuple[float, int, str]]]:
+    """Execute ``part``'s solution (with ``settings`` applied) in a scratch folder; (wall seconds,
+    the slowest cells as (seconds, index, first line))."""
     from nbclient import NotebookClient
 
     nb = nbformat.read(ROOT / "solutions" / part / f"{part}.ipynb", as_version=4)
+    apply_settings(nb, settings or {})
     with tempfile.TemporaryDirectory(prefix=f"bench-{part}-") as scratch:
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=True,
                                 resources={"metadata": {"path": scratch}})
@@ -78,7 +95,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="folder for the full-size fake data (kept); default a temporary one")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per cell")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="run with a setting changed, e.g. quick=True (repeatable)")
     args = parser.parse_args(argv)
+    if any("=" not in s for s in args.set):
+        parser.error("--set takes NAME=VALUE, e.g. --set quick=True")
+    settings = dict(s.split("=", 1) for s in args.set)
 
     data = args.data or Path(tempfile.mkdtemp(prefix="bench-learner-data-"))
     # Kernels inherit this environment: the fake data, and no GPU.
@@ -92,10 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     try:
         for part in args.part or parts():
-            wall, slowest = run_notebook(part, data, args.timeout)
+            wall, slowest = run_notebook(part, data, args.timeout, settings)
             results[part] = {"seconds": round(wall, 1), "load_average": round(os.getloadavg()[0], 1),
-                             "slowest_cells": slowest}
+                             "slowest_cells": slowest, **({"settings": settings} if settings else {})}
             flag = "  LONG: must warn and offer a smaller setting" if wall > LONG_SECONDS else ""
+            flag += "".join(f"  {k}={v}" for k, v in settings.items())
             cells = "; ".join(f"cell {i} {s:.0f} s" for s, i, _ in slowest)
             print(f"{part:28} {wall:7.0f} s  ({wall / 60:4.1f} min)  load {os.getloadavg()[0]:4.1f}  "
                   f"slowest: {cells}{flag}", flush=True)

@@ -59,6 +59,7 @@ P2 = ("6ec874a7", "02eb2275")                   # Part 2: imports, MNIST + loade
 P3 = ("3025cc71", "20083f9c")                   # Part 3: imports, MNIST + loader
 P4 = ("a40a73b5", "b74a7d1b", "b1609b48")       # Part 4: imports, data, EPOCHS
 P5 = ("d8989fe6", "7ac36aa3", "fbf51a00")       # Part 5: imports, settings, data + split
+P5_QUICK = ("d8989fe6", "7ac36aa3", "!quick = True", "fbf51a00")  # ... with the quick setting on
 P6 = ("828206c5", "498b61dd", "28ed3744")       # Part 6: imports, settings, data + split
 P7 = ("008a3573", "d9d57306", "64718c37")       # Part 7: imports, cats_and_dogs(), ImageFolder
 P7_TEST = (*P7, "08395174")                     # ... and the tiny-photo train and test sets
@@ -91,6 +92,16 @@ CLAIMS = [
           lambda ns: share(ns["testset"]), 0.10),
     Claim("05-inference-validation", "a9645759", "on the full data set (60,000 training images)", P5,
           lambda ns: len(ns["full_trainset"]), 60_000),
+    Claim("05-inference-validation", "72eb040e", "This part trains three models on 48,000 images.", P5,
+          lambda ns: len(ns["trainset"]), 48_000),
+    Claim("05-inference-validation", "72eb040e", "the models then learn from 10,000 of the training images", P5_QUICK,
+          lambda ns: len(ns["full_trainset"]), 10_000),
+    Claim("05-inference-validation", "a9645759", "`quick = True` keeps 10,000 of the 60,000 training images", P5_QUICK,
+          lambda ns: (len(ns["full_trainset"]), len(ns["full_trainset"].dataset)), (10_000, 60_000)),
+    Claim("05-inference-validation", "a9645759", "(8,000 for training and 2,000 for validation once split)",
+          P5_QUICK, lambda ns: (len(ns["trainset"]), len(ns["valset"])), (8_000, 2_000)),
+    Claim("05-inference-validation", "a9645759", "The test set stays whole.", P5_QUICK,
+          lambda ns: len(ns["testset"]), 10_000),
     Claim("05-inference-validation", "352696de", "About one in ten, a guess among ten classes.", P5,
           lambda ns: (share(ns["testset"]), len(ns["testset"].classes)), (0.10, 10)),
     Claim("05-inference-validation", "e0354c91", "the full data set 48,000 after the split", P5,

@@ -5,6 +5,7 @@ and in step with it, and the tools' outputs can be taken in. Offline: files are 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -23,8 +24,37 @@ def test_generated_pages_are_up_to_date_with_the_data():
 
 @pytest.mark.parametrize("group", ["nbval", "learner", "colab"])
 def test_per_part_groups_list_every_part_in_order(group):
-    assert list(times.load()[group]["entries"]) == list(PART_NAMES), \
+    keys = list(times.load()[group]["entries"])
+    assert [k for k in keys if k in PART_NAMES] == list(PART_NAMES), \
         f"[{group}] in docs/times.toml must have one entry per part, in course order (no value: not yet measured)"
+    for key in keys:  # besides: a part timed with a setting changed, "05-inference-validation quick=True"
+        part, _, setting = key.partition(" ")
+        assert key in PART_NAMES or (part in PART_NAMES and re.fullmatch(r"\w+=\S+", setting)), key
+
+
+def test_a_long_part_says_so_up_front_and_offers_a_measured_quick_setting():
+    """A part over bench_learner.LONG_SECONDS on a learner's CPU says how long it takes, and how
+    long with ``quick = True``, in its first cell (figures from docs/times.toml), and its settings
+    cell has ``quick = False``; the quick run is measured and under the limit."""
+    import nbformat
+
+    from tests.bench_learner import LONG_SECONDS
+
+    learner = times.load()["learner"]["entries"]
+    long_parts = [p for p in PART_NAMES if "value" in learner[p] and times.high(learner[p]) > LONG_SECONDS]
+    assert long_parts, "no part over the limit: this test has nothing to check (Part 5 was 17.6 min)"
+    for part in long_parts:
+        quick = learner.get(f"{part} {times.QUICK}", {})
+        assert "value" in quick, f"{part}: time it with `python -m tests.bench_learner --part {part} --set quick=True`"
+        assert times.high(quick) <= LONG_SECONDS, f"{part}: quick = True still takes {times.fmt(quick)}"
+        nb = nbformat.read(ROOT / "solutions" / part / f"{part}.ipynb", as_version=4)
+        intro = nb.cells[0].source
+        for entry in (learner[part], quick):
+            minutes = round(times.high(entry) / 60)
+            assert f"about {minutes} minutes" in intro, f"{part}'s first cell must say 'about {minutes} minutes'"
+        assert "quick = True" in intro, f"{part}'s first cell must name the setting"
+        assert any(re.search(r"^quick = False\b", c.source, re.M) for c in nb.cells if c.cell_type == "code"), \
+            f"{part} has no `quick = False` setting"
 
 
 def test_every_group_says_how_it_was_measured():
@@ -108,6 +138,17 @@ def test_bench_learner_json_is_taken_in(tmp_path):
     bench.write_text(json.dumps({"cpu_count": 2, "parts": {
         "01-tensors": {"seconds": 8.2, "load_average": 1.0, "slowest_cells": []}}}))
     assert times.from_bench(bench) == {"01-tensors": 8.2}
+
+
+def test_a_run_with_a_setting_changed_is_its_own_entry(tmp_path):
+    bench = tmp_path / "bench-learner.json"
+    bench.write_text(json.dumps({"cpu_count": 2, "parts": {"05-inference-validation": {
+        "seconds": 250.0, "load_average": 1.5, "slowest_cells": [], "settings": {"quick": "True"}}}}))
+    assert times.from_bench(bench) == {"05-inference-validation quick=True": 250.0}
+    assert times.bench_loads(bench) == {"05-inference-validation quick=True": "load average 1.5"}
+    text = times.set_values(times.DATA.read_text(), "learner", times.from_bench(bench), "2030-01-02")
+    groups = times.load_text(text)
+    assert "(4.2 min with `quick=True`)" in times.course_map(groups, times.README.read_text())
 
 
 def test_pytest_logs_are_taken_in_as_ranges(tmp_path):

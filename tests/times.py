@@ -151,6 +151,7 @@ def _section(text: str, name: str, body: str, where: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text, count=1)
 
 
+QUICK = "quick=True"  # the smaller setting a long part offers (tests/bench_learner.py --set quick=True)
 ROW = re.compile(r"^\| \[`(?P<part>0\d-[a-z-]+)`\]\([^)]*\) \| (?P<topics>.*?) \| ", flags=re.M)
 
 
@@ -162,8 +163,10 @@ def course_map(groups: dict, readme: str) -> str:
     for part in PART_NAMES:
         link = f"[`{part}`](notebooks/{part}/{part}.ipynb)"
         colab = f"[Open in Colab]({colab_url(part)})"
+        quick = learner.get(f"{part} {QUICK}")
+        cpu = fmt(learner.get(part)) + (f" ({fmt(quick)} with `{QUICK}`)" if quick and "value" in quick else "")
         rows.append(f"| {link} | {topics.get(part, '(what it teaches)')} | {fmt(nbval.get(part))} "
-                    f"| {fmt(learner.get(part))} | {colab} |")
+                    f"| {cpu} | {colab} |")
     return "\n".join(rows)
 
 
@@ -248,15 +251,22 @@ def set_values(text: str, group: str, values: dict[str, float | list[float]], da
     return text
 
 
+def bench_key(part: str, result: dict) -> str:
+    """The learner entry a bench-learner result belongs to: the part, or, for a run with settings
+    changed (``--set quick=True``), "05-inference-validation quick=True"."""
+    return " ".join([part, *(f"{k}={v}" for k, v in result.get("settings", {}).items())])
+
+
 def from_bench(path: Path) -> dict[str, float]:
-    """{part: seconds} from `make bench-learner`'s JSON (tests/bench_learner.py)."""
-    return {part: result["seconds"] for part, result in json.loads(path.read_text())["parts"].items()}
+    """{entry key: seconds} from `make bench-learner`'s JSON (tests/bench_learner.py)."""
+    return {bench_key(part, r): r["seconds"] for part, r in json.loads(path.read_text())["parts"].items()}
 
 
 def bench_loads(path: Path) -> dict[str, str]:
-    """{part: "load average L"}: the load each part of `make bench-learner`'s JSON ran under."""
+    """{entry key: "load average L"}: the load each part of `make bench-learner`'s JSON ran under."""
     parts = json.loads(path.read_text())["parts"]
-    return {part: f"load average {r['load_average']:g}" for part, r in parts.items() if "load_average" in r}
+    return {bench_key(part, r): f"load average {r['load_average']:g}" for part, r in parts.items()
+            if "load_average" in r}
 
 
 NBVAL_LINE = re.compile(r"^(?P<part>0\d-[a-z-]+)\.ipynb\s+compared.*?(?P<seconds>[\d.]+) s\s*$", flags=re.M)

@@ -349,6 +349,30 @@ def test_p4_a_broken_probabilities_costs_only_its_own_exercise():
         namespace["probabilities"](None, None)
 
 
+PRECISION_RECALL = '''
+def precision_recall(cm):
+    hits, predicted, actual = {cast}.diagonal(), cm.sum(dim=0), cm.sum(dim=1)  # column, row sums
+    return {result}
+'''
+
+
+@pytest.mark.parametrize("cast, result, named", [
+    ("cm.float()", "hits / actual.clamp(min=1), hits / predicted.clamp(min=1)", "divides by the COLUMN sum"),
+    ("cm.float()", "hits / predicted, hits / actual", "not nan"),  # 0 / 0 for a class never seen
+    ("cm", "hits // predicted.clamp(min=1), hits // actual.clamp(min=1)", "float tensors"),
+])
+def test_p4_precision_recall_mistakes_are_named(cast, result, named):
+    msg = message_of(P4, {"precision_recall": PRECISION_RECALL.format(cast=cast, result=result)},
+                     "test_precision_recall")
+    assert named in msg, msg
+
+
+def test_p4_precision_recall_with_nan_to_num_passes_too():
+    honest = PRECISION_RECALL.format(cast="cm.float()",
+                                     result="torch.nan_to_num(hits / predicted), torch.nan_to_num(hits / actual)")
+    run_cells(P4, {"precision_recall": honest}, "test_precision_recall", hidden=True)
+
+
 # ----------------------------------------------------------------------------- every part
 
 WRONG_FIXES = ("weights_only=False", "retain_graph=True")  # what PyTorch's own messages suggest

@@ -28,11 +28,14 @@ from instructor import notebooks
 from tests.parts.test_parts_01_04_mistakes import _notebook, _python
 
 matplotlib.use("Agg")
-pytestmark = pytest.mark.slow  # trains every part's models in-process: minutes
 
 
 def _parts() -> list[str]:
     return sorted(p.parent.name for p in notebooks.ROOT.glob("solutions/*/*.ipynb"))
+
+
+# trains every part's models in-process (minutes), on every part's data
+pytestmark = [pytest.mark.slow, pytest.mark.course_data(*_parts())]
 
 
 def _meta(cell) -> dict:
