@@ -91,24 +91,3 @@ def test_regrading_skips_what_was_graded(graded_class):
     assert results == [] and any("not graded again" in line for line in said), said
     with open(graded_class.course / "autograded" / REPORT, newline="") as f:
         assert len(list(csv.DictReader(f))) == 3 * len(PARTS)
-
-
-def test_threads_per_kernel_are_the_workers_own_on_a_cluster(monkeypatch, tmp_path):
-    """The coordinator's cores say nothing about a remote worker's: on --cluster, each worker's
-    GRADING_THREADS (default 1) sets its kernels' threads and the CPU seconds that follow."""
-
-    for name in ("GRADING_THREADS", "GRADING_CPU"):
-        monkeypatch.delenv(name, raising=False)
-    settings = Settings.resolve(tmp_path, jobs=1)
-    local = settings.task_limits()
-    assert local["threads"] == cpu_count()
-    assert local["cpu_seconds"] == settings.notebook_timeout * local["threads"]
-    remote = settings.task_limits(cluster=True)
-    assert remote["threads"] is None and remote["cpu_seconds"] is None
-    assert limits.worker_limits(remote)["threads"] == 1
-    monkeypatch.setenv("GRADING_THREADS", "3")  # as set in a worker's environment
-    on_worker = limits.worker_limits(remote)
-    assert (on_worker["threads"], on_worker["cpu_seconds"]) == (3, settings.notebook_timeout * 3)
-    # an explicit CPU limit, or GRADING_THREADS on the coordinator, is the instructor's word: sent as is
-    assert Settings.resolve(tmp_path, cpu=100).task_limits(cluster=True)["cpu_seconds"] == 100
-    assert Settings.resolve(tmp_path).task_limits(cluster=True)["threads"] == 3

@@ -22,58 +22,11 @@ from instructor import preprocessors
 from instructor.course import ROOT, editable_cells, is_locked, locked_ids
 from instructor.integrity import canaries, scanner
 from tests.cheats import CAUGHT_BY, CHEATS, HONEST_CELLS
+from tests.instructor.small_notebooks import PART, small_notebook, with_cell
+from tests.instructor.small_notebooks import meta as _meta
+from tests.instructor.small_notebooks import read as _read
 
-PART = "01-tensors"
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
-KEEP = ("setup", "activation", "test_activation", "neuron", "test_neuron", "broadcast_shape",
-        "test_broadcast_shape", "standardize", "test_standardize")
-
-
-def _meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {}) or {}
-
-
-def _read(kind: str, part: str = PART):
-    return nbformat.read(ROOT / kind / part / f"{part}.ipynb", as_version=4)
-
-
-def small_notebook(answers: str = "wrong"):
-    """Part 01 cut down to four exercises: a markdown cell, setup, imports, the data cell the
-    tests use, and the answer and test cells. Test cells hold the instructor's source (hidden
-    tests included); answers are the released stubs ("wrong") or the solution's ("solution")."""
-    released, solution = _read("notebooks"), _read("solutions")
-    by_id = {_meta(c).get("grade_id"): c for c in solution.cells if _meta(c).get("grade_id")}
-    cells = [next(c for c in released.cells if c.cell_type == "markdown")]
-    for cell in released.cells:
-        gid = _meta(cell).get("grade_id")
-        plain = cell.cell_type == "code" and not gid and (
-            "import torch" in cell.source or cell.source.startswith("features = torch.randn((1, 5))"))
-        if gid in KEEP or plain:
-            cell = copy.deepcopy(cell)
-            if gid and (is_locked(cell) or answers == "solution"):
-                cell.source = by_id[gid].source
-            cells.append(cell)
-    nb = copy.deepcopy(released)
-    nb.cells = cells
-    return nb
-
-
-def with_cell(nb, source: str, name: str = ""):
-    """A copy of ``nb`` with a learner's cell holding ``source`` right after the imports (or,
-    for "markdown_converted", the first markdown cell turned into that code cell)."""
-    nb = copy.deepcopy(nb)
-    if name == "markdown_converted":
-        i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown")
-        old = nb.cells[i]
-        new = nbformat.v4.new_code_cell(source)
-        new.metadata = old.metadata
-        new["id"] = old.get("id", new.get("id"))
-        nb.cells[i] = new
-        return nb, i
-    i = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "import torch" in c.source
-             and not _meta(c)) + 1
-    nb.cells.insert(i, nbformat.v4.new_code_cell(source))
-    return nb, i
 
 
 def score(nb) -> tuple[float, float]:
@@ -292,26 +245,6 @@ def test_check_canaries_stopped_run_and_spoofed_metadata():
     spoof.cells[2].metadata[canaries.CANARY_KEY] = {"canary": 0}
     marked = canaries.insert_canaries(spoof, secret)
     assert not canaries.is_canary(marked.cells[2], secret)
-
-
-def test_canary_preprocessors_insert_check_and_remove(tmp_path):
-    """The preprocessors nbgrader's pipeline runs (instructor.preprocessors), around what the
-    grading task scans first."""
-    nb = with_cell(small_notebook(), CHEATS["torch_allclose"])[0]
-    findings = scanner.scan_notebook(nb, locked_ids(nb))
-    assert [f.line for f in findings] == [1] and "torch.allclose" in findings[0].reason
-    secret, verdict = canaries.new_secret(), tmp_path / "canaries.json"
-    nb, resources = preprocessors.InsertCanaries(secret=secret)(nb, {})
-    marked = [c for c in nb.cells if canaries.is_canary(c, secret)]
-    assert marked, "InsertCanaries must run when nbgrader registers it (enabled by default)"
-    for j, cell in enumerate(marked):   # what an honest kernel prints
-        canary = canaries._canary(secret, j // 2)
-        cell.execution_count = j + 1
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=canary.token + "\n") if j % 2 == 0 else
-                        nbformat.v4.new_output("error", ename="AssertionError", evalue=canary.message, traceback=[])]
-    nb, resources = preprocessors.CheckCanaries(secret=secret, verdict_path=str(verdict))(nb, resources)
-    assert json.loads(verdict.read_text())["reason"] is None
-    assert not any(canaries.CANARY_KEY in c.metadata for c in nb.cells)
 
 
 # ---------------------------------------------------------------------------
