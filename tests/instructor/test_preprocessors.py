@@ -1,0 +1,122 @@
+"""instructor.preprocessors: what nbgrader's autograde and feedback pipelines run besides its
+own steps, each on a small notebook made here, no kernel needed."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from instructor import preprocessors
+from instructor.course import locked_ids
+from instructor.integrity import canaries, scanner
+from tests.cheats import CHEATS
+from tests.instructor.small_notebooks import small_notebook, with_cell
+
+v4 = nbformat.v4
+GRADED = {"nbgrader": {"grade": True, "solution": False, "locked": True, "points": 1, "grade_id": "test_x",
+                       "schema_version": 3}}
+HIDDEN_LINE = "assert torch.allclose(activation(x), reference(x))"
+
+
+def one_cell(*outputs, source="print('hi')", metadata=None):
+    """A notebook of one code cell holding ``outputs``."""
+    cell = v4.new_code_cell(source, metadata=metadata or {})
+    cell.outputs = list(outputs)
+    return v4.new_notebook(cells=[cell])
+
+
+def test_limit_output_size_cuts_one_huge_line_and_drops_a_huge_image():
+    stream = v4.new_output("stream", name="stdout", text="x" * 500)
+    image = v4.new_output("display_data", data={"image/png": "A" * 500, "text/html": "<b>" + "y" * 500})
+    error = v4.new_output("error", ename="ValueError", evalue="z" * 500, traceback=[])
+    nb, _ = preprocessors.LimitOutputSize(max_chars=100)(one_cell(stream, image, error), {})
+    stream, image, error = nb.cells[0].outputs
+    assert stream.text.startswith("x" * 100) and "Output truncated (500 characters)" in stream.text
+    assert "image/png" not in image.data and image.data["text/plain"] == "[image/png output removed: 500 characters]"
+    assert len(image.data["text/html"]) < 200 and len(error.evalue) < 200
+
+
+def test_limit_output_size_leaves_small_outputs_alone():
+    stream = v4.new_output("stream", name="stdout", text="fine\n")
+    nb, _ = preprocessors.LimitOutputSize(max_chars=100)(one_cell(stream), {})
+    assert nb.cells[0].outputs[0].text == "fine\n"
+
+
+def test_harmless_stderr_becomes_stdout_but_an_error_stays():
+    warning = v4.new_output("stream", name="stderr", text="100%|####| progress\n")
+    error = v4.new_output("error", ename="AssertionError", evalue="wrong", traceback=[])
+    nb, _ = preprocessors.HarmlessStderr()(one_cell(warning, error, metadata=GRADED), {})
+    assert [o.get("name") for o in nb.cells[0].outputs] == ["stdout", None]
+    assert nb.cells[0].outputs[1].output_type == "error"
+
+
+def test_hidden_test_lines_are_long_lines_inside_the_markers_only():
+    source = f"assert x > 0\n### BEGIN HIDDEN TESTS\ntry:\n    {HIDDEN_LINE}\nelse:\n    pass\n### END HIDDEN TESTS\n" \
+             "assert visible_check(x)"
+    nb = one_cell(source=source, metadata=GRADED)
+    nb.cells.append(v4.new_markdown_cell(f"### BEGIN HIDDEN TESTS\n{HIDDEN_LINE}x\n### END HIDDEN TESTS"))
+    assert preprocessors.hidden_test_lines(nb) == {HIDDEN_LINE}
+
+
+@pytest.mark.parametrize("shown", [
+    f"{HIDDEN_LINE}\n",
+    f"  {HIDDEN_LINE.replace(' ', '   ')}\n",                                     # white space changed
+    HIDDEN_LINE.replace("(", "&#40;") + "\n",                                      # HTML entities
+    f"<img alt=\"{HIDDEN_LINE}\" src=x>\n",                                        # an attribute
+    "assert torch.allclose(activation(x),\n reference(x))\n",                     # spread over lines
+])
+def test_scrub_text_removes_a_hidden_line_however_it_is_shown(shown):
+    assert HIDDEN_LINE not in " ".join(preprocessors.scrub_text("before\n" + shown, {HIDDEN_LINE}).split())
+    assert preprocessors.REMOVED in preprocessors.scrub_text(shown, {HIDDEN_LINE})
+
+
+def test_scrub_text_keeps_everything_else():
+    text = "loss 0.25\nassert torch.allclose is a good idea\n"
+    assert preprocessors.scrub_text(text, {HIDDEN_LINE}) == text
+    assert preprocessors.scrub_text(text, set()) == text
+
+
+def test_feedback_without_hidden_tests_clears_the_cell_and_cuts_the_traceback():
+    source = f'"""Check activation"""\nassert 1 == 1\n### BEGIN HIDDEN TESTS\n{HIDDEN_LINE}\n### END HIDDEN TESTS'
+    error = v4.new_output("error", ename="AssertionError", evalue="not close",
+                          traceback=["Traceback (most recent call last)", f"----> 3 {HIDDEN_LINE}", "AssertionError"])
+    printed = v4.new_output("stream", name="stdout", text=f"running {HIDDEN_LINE}\n")
+    nb, _ = preprocessors.FeedbackWithoutHiddenTests()(one_cell(printed, error, source=source, metadata=GRADED), {})
+    cell = nb.cells[0]
+    assert HIDDEN_LINE not in cell.source and "assert 1 == 1" in cell.source
+    assert cell.outputs[0].text == preprocessors.REMOVED + "\n"
+    assert cell.outputs[1].traceback == ["AssertionError: not close"]
+
+
+def test_the_autograde_pipeline_swaps_executing_and_saving():
+    """nbgrader's steps, but the kernel runs between the canaries and the coordinator saves scores."""
+    from nbgrader.preprocessors import AssignLatePenalties, Execute, LimitOutput, SaveAutoGrades
+
+    pipeline = preprocessors.autograde_pipeline()
+    i = pipeline.index(preprocessors.SupervisedExecute)
+    assert pipeline[i - 1:i + 2] == [preprocessors.InsertCanaries, preprocessors.SupervisedExecute,
+                                     preprocessors.CheckCanaries]
+    assert preprocessors.LimitOutputSize in pipeline and preprocessors.HarmlessStderr in pipeline
+    assert not {Execute, LimitOutput, SaveAutoGrades, AssignLatePenalties} & set(pipeline)
+
+
+def test_canary_preprocessors_insert_check_and_remove(tmp_path):
+    """The preprocessors nbgrader's pipeline runs (instructor.preprocessors), around what the
+    grading task scans first."""
+    nb = with_cell(small_notebook(), CHEATS["torch_allclose"])[0]
+    findings = scanner.scan_notebook(nb, locked_ids(nb))
+    assert [f.line for f in findings] == [1] and "torch.allclose" in findings[0].reason
+    secret, verdict = canaries.new_secret(), tmp_path / "canaries.json"
+    nb, resources = preprocessors.InsertCanaries(secret=secret)(nb, {})
+    marked = [c for c in nb.cells if canaries.is_canary(c, secret)]
+    assert marked, "InsertCanaries must run when nbgrader registers it (enabled by default)"
+    for j, cell in enumerate(marked):   # what an honest kernel prints
+        canary = canaries._canary(secret, j // 2)
+        cell.execution_count = j + 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=canary.token + "\n") if j % 2 == 0 else
+                        nbformat.v4.new_output("error", ename="AssertionError", evalue=canary.message, traceback=[])]
+    nb, resources = preprocessors.CheckCanaries(secret=secret, verdict_path=str(verdict))(nb, resources)
+    assert json.loads(verdict.read_text())["reason"] is None
+    assert not any(canaries.CANARY_KEY in c.metadata for c in nb.cells)
