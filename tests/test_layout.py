@@ -1,7 +1,8 @@
 """The code's layout as docs/maintainers.md describes it: the import graph between instructor's
 modules has no cycle, helper (what learners import) never imports instructor, the confined
 kernel's modules (sandbox, limits) need nothing beyond the standard library, and no file of
-either package is over 400 lines. Imports inside functions count as much as those at the top."""
+either package is over 400 lines. Imports inside functions count as much as those at the top.
+The tests mirror the code: tests/<package>/test_<module>.py for every module of either package."""
 
 from __future__ import annotations
 
@@ -126,3 +127,49 @@ def test_no_file_over_400_lines(package):
     long = {str(path.relative_to(ROOT)): n for path in sorted((ROOT / package).rglob("*.py"))
             if (n := len(path.read_text().splitlines())) > MAX_LINES}
     assert not long, f"over {MAX_LINES} lines (split where the jobs differ): {long}"
+
+
+# Test files of instructor that are not named after one module. A file named
+# test_<module>_<aspect>.py (test_coordinator_cluster.py) is one module's, seen from one side.
+TEST_FILES_OF_NO_MODULE: dict[str, str] = {
+    "test_bench_round.py": "the benchmark of a whole grading round (tests/bench_round.py) on a tiny class",
+    "test_grading_smoke.py": "the quickest end-to-end check: one solved submission through the whole pipeline",
+}
+NOT_TESTED_ALONE = {"__main__", "testing"}   # the command line (tests/workflow); a helper for tests
+
+
+def top_modules(package: str) -> set[str]:
+    """The top-level modules and packages of ``package``, by name."""
+    folder = ROOT / package
+    files = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    packages = {p.name for p in folder.iterdir() if (p / "__init__.py").is_file()}
+    return (files | packages) - NOT_TESTED_ALONE
+
+
+def module_of(test_file: str, names: set[str]) -> str | None:
+    """The module ``test_<module>.py`` or ``test_<module>_<aspect>.py`` tests (the longest match)."""
+    stem = test_file.removeprefix("test_").removesuffix(".py")
+    found = [n for n in names if stem == n or stem.startswith(n + "_")]
+    return max(found, key=len) if found else None
+
+
+@pytest.mark.parametrize("package", ["instructor", "helper"])
+def test_tests_mirror_the_package(package):
+    """Every module of ``package`` has tests/<package>/test_<module>.py, and every test file there
+    names a module (or says in TEST_FILES_OF_NO_MODULE what else it tests)."""
+    names = top_modules(package)
+    tests = {p.name for p in (ROOT / "tests" / package).glob("test_*.py")}
+    missing = sorted(f"test_{n}.py" for n in names if f"test_{n}.py" not in tests)
+    assert not missing, f"{package} modules without a test file of their own in tests/{package}: {missing}"
+    allowed = set(TEST_FILES_OF_NO_MODULE) if package == "instructor" else set()
+    stray = sorted(t for t in tests - allowed if module_of(t, names) is None)
+    assert not stray, f"tests/{package} files named after no {package} module: {stray}"
+    assert allowed <= tests, "an allowed file that no longer exists: drop it from TEST_FILES_OF_NO_MODULE"
+
+
+def test_module_of_reads_the_aspect_rule():
+    names = {"coordinator", "integrity", "lms"}
+    assert module_of("test_coordinator_cluster.py", names) == "coordinator"
+    assert module_of("test_coordinator.py", names) == "coordinator"
+    assert module_of("test_coordinatorx.py", names) is None
+    assert module_of("test_tasks.py", names) is None
