@@ -8,6 +8,7 @@ import pytest
 
 from instructor import testing
 
+
 @pytest.fixture(scope="module")
 def trivial_released(tmp_path_factory):
     """:func:`instructor.testing.trivial_course` with four submissions, made

@@ -8,9 +8,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from instructor import coordinator, limits
+from instructor import coordinator
 from instructor.course import REPORT
-from instructor.settings import Settings, cpu_count
+from instructor.settings import Settings
 from tests.conftest import PARTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.course_data(*PARTS)]

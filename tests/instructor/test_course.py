@@ -27,7 +27,7 @@ PLAIN = v4.new_code_cell("x = 1")
 
 
 def test_parts_are_numbered_slugs_in_course_order():
-    assert course.PART_NAMES == tuple(sorted(course.PART_NAMES))
+    assert tuple(sorted(course.PART_NAMES)) == course.PART_NAMES
     assert all(name[:2].isdigit() and name[2] == "-" and name == name.lower() for name in course.PART_NAMES)
     assert course.existing_parts() == list(course.PART_NAMES), "every part has its solution notebook"
 

@@ -9,7 +9,6 @@ tests included, as nbgrader restores them) and every answer wrong, plus the chea
 from __future__ import annotations
 
 import copy
-import json
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -18,13 +17,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor import preprocessors
-from instructor.course import ROOT, editable_cells, is_locked, locked_ids
+from instructor.course import ROOT, editable_cells, locked_ids
 from instructor.integrity import canaries, scanner
 from tests.cheats import CAUGHT_BY, CHEATS, HONEST_CELLS
-from tests.instructor.small_notebooks import PART, small_notebook, with_cell
 from tests.instructor.small_notebooks import meta as _meta
 from tests.instructor.small_notebooks import read as _read
+from tests.instructor.small_notebooks import small_notebook, with_cell
 
 PARTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
 

@@ -70,7 +70,7 @@ def test_bwrap_argv_shares_nothing_but_what_it_is_told(tmp_path):
     assert argv[0] == "/usr/bin/bwrap" and argv[argv.index("--") + 1:] == ["/opt/py/bin/python", "-m", "k"]
     for flag in ("--unshare-all", "--clearenv", "--die-with-parent", "--new-session"):
         assert flag in argv
-    pairs = list(zip(argv, argv[1:], argv[2:]))
+    pairs = list(zip(argv, argv[1:], argv[2:], strict=False))
     assert ("--bind", "/run/kernel", "/run/kernel") in pairs
     assert ("--ro-bind", "/opt/py", "/opt/py") in pairs
     assert ("--setenv", "HOME", "/tmp") in pairs and ("--setenv", "SECRET_FROM_CONFIG", "1") in pairs

@@ -33,9 +33,7 @@ import nbformat
 import pytest
 
 from instructor import coordinator, feedback, lms, testing
-from instructor.course import GradingError
 from instructor.settings import Settings
-from instructor.settings import require_sandbox as confine_or_refuse
 from tests import cheats
 from tests.conftest import require_sandbox
 
