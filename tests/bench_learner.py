@@ -60,7 +60,8 @@ def apply_settings(nb, settings: dict[str, str]) -> None:
         cell = next((c for c in nb.cells if c.cell_type == "code" and pattern.search(c.source)), None)
         if cell is None:
             raise SystemExit(f"--set {name}=...: no line '{name} = ...' in the notebook's code cells")
-        cell.source = pattern.sub(lambda m: f"{name} = {value}{m.group(1) or ''}", cell.source, count=1)
+        line = f"{name} = {value}"
+        cell.source = pattern.sub(lambda m, line=line: line + (m.group(1) or ""), cell.source, count=1)
 
 
 def run_notebook(part: str, data: Path, timeout: int,
