@@ -283,6 +283,22 @@ class DaskCluster:
         """SIGKILL worker ``i`` and everything it started (a machine that dies mid-task)."""
         _kill_tree(self.workers[i])
 
+    def kill_a_busy_worker(self, client) -> str | None:
+        """SIGKILL a worker that is running a task now; its name, or None when none is busy.
+        The worker's name is asked of the worker itself: the client's copy of the scheduler's
+        worker list is refreshed only now and then, and may not hold it yet."""
+        busy = [address for address, keys in client.processing().items() if keys]
+        if not busy:
+            return None
+        try:
+            name = client.run(lambda dask_worker: dask_worker.name, workers=busy[:1])[busy[0]]
+        except Exception:  # noqa: BLE001 - it went away meanwhile: look again
+            return None
+        if name not in self.names:
+            return None
+        self.kill_worker(self.names.index(name))
+        return name
+
     def log(self, name: str) -> str:
         """The output of ``scheduler`` or a worker (by name, e.g. 'worker-0') so far."""
         with contextlib.suppress(OSError):

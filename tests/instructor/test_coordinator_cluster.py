@@ -87,15 +87,11 @@ def kill_a_busy_worker(cluster, client, killed: threading.Event, deadline: float
     """Kill the first worker seen running a task, 2 s into it (its kernel has started)."""
     stop = time.monotonic() + deadline
     while time.monotonic() < stop and not killed.is_set():
-        busy = client.processing()
-        victim = next((w for w, keys in busy.items() if keys), None)
-        if victim:
+        if any(client.processing().values()):
             time.sleep(2)
-            index = next(i for i, name in enumerate(cluster.names)
-                         if client.scheduler_info()["workers"].get(victim, {}).get("name") == name)
-            cluster.kill_worker(index)
-            killed.set()
-            return
+            if cluster.kill_a_busy_worker(client):
+                killed.set()
+                return
         time.sleep(0.2)
 
 

@@ -92,10 +92,8 @@ def test_feedback_loses_no_page_with_a_worker(tmp_path):
 
         def kill_the_first_busy_worker() -> None:
             while not stop.is_set() and not killed:
-                busy = [w for w, keys in client.processing().items() if keys]
-                if busy:
-                    name = client.scheduler_info()["workers"][busy[0]]["name"]
-                    cluster.kill_worker(cluster.names.index(name))
+                name = cluster.kill_a_busy_worker(client)
+                if name:
                     killed.append(name)
                 time.sleep(0.01)
 
