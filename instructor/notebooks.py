@@ -169,7 +169,12 @@ def release(course_dir: Path, parts: Iterable[str] | None = None) -> None:
     course_dir = Path(course_dir)
     if parts is None:
         parts = [p for p, _ in PARTS if part_notebook(p, course=course_dir).exists()]
+    parts = list(parts)
     for part in parts:
         stamp_file(part_notebook(part, course=course_dir))
-        run_nbgrader(["generate_assignment", part, "--force", "--log-level=WARN"], course_dir,
-                             check=True)
+    # nbgrader takes one assignment id, or a glob: every part at once when they are all the
+    # folders in solutions/ (one nbgrader process, not one a part)
+    folders = sorted(p.name for p in (course_dir / "solutions").iterdir()
+                     if p.is_dir() and not p.name.startswith("."))
+    for ids in (["*"] if len(parts) > 1 and sorted(parts) == folders else parts):
+        run_nbgrader(["generate_assignment", ids, "--force", "--log-level=WARN"], course_dir, check=True)

@@ -35,21 +35,35 @@ def make_course(folder: Path, parts: list[str], config: str = "") -> Path:
     """A course folder with this repository's nbgrader_config.py (plus the lines in ``config``)
     and ``parts`` released. Without ``config`` (the gradebook is the course's SQLite file), a
     course with the same parts released earlier in this process is copied instead."""
-    folder.mkdir(parents=True, exist_ok=True)
     key = tuple(parts)
-    if not config and key in _RELEASED:
-        shutil.copytree(_RELEASED[key], folder, dirs_exist_ok=True, symlinks=True)
+    if _copy_release(key, folder, config):
         return folder
     (folder / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + config)
     for part in parts:
         shutil.copytree(ROOT / "solutions" / part, folder / "solutions" / part)
     notebooks.release(folder, parts)
-    if not config:
-        keep = Path(tempfile.mkdtemp(prefix="course-released-"))
-        atexit.register(shutil.rmtree, keep, True)
-        shutil.copytree(folder, keep, dirs_exist_ok=True, symlinks=True)
-        _RELEASED[key] = keep
+    _keep_release(key, folder, config)
     return folder
+
+
+def _copy_release(key: tuple[str, ...], folder: Path, config: str) -> bool:
+    """Make ``folder`` (created here) a copy of the release ``key`` kept earlier in this process,
+    if any and the course has no ``config`` of its own; whether it did."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if config or key not in _RELEASED:
+        return False
+    shutil.copytree(_RELEASED[key], folder, dirs_exist_ok=True, symlinks=True)
+    return True
+
+
+def _keep_release(key: tuple[str, ...], folder: Path, config: str) -> None:
+    """Keep a copy of the course just released in ``folder`` (with no ``config`` of its own) as ``key``."""
+    if config:
+        return
+    keep = Path(tempfile.mkdtemp(prefix="course-released-"))
+    atexit.register(shutil.rmtree, keep, True)
+    shutil.copytree(folder, keep, dirs_exist_ok=True, symlinks=True)
+    _RELEASED[key] = keep
 
 
 def solved_test_id(course: Path, part: str, answer_id: str) -> str:
@@ -152,10 +166,12 @@ def trivial_score(i: int) -> int:
     return sum(p for j, p in enumerate(TRIVIAL_POINTS) if j not in _failed(i))
 
 
-def trivial_submission(course: Path, i: int) -> nbformat.NotebookNode:
-    """Student ``i``'s notebook as if run: the released one answered, and an error output in
-    the tests that :func:`trivial_score` says failed."""
-    nb = nbformat.read(course / "notebooks" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb", as_version=4)
+def trivial_submission(course: Path, i: int, released: nbformat.NotebookNode | None = None) -> nbformat.NotebookNode:
+    """Student ``i``'s notebook as if run: the released one (``released``, else read from the
+    course) answered, and an error output in the tests that :func:`trivial_score` says failed."""
+    if released is None:
+        released = nbformat.read(course / "notebooks" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb", as_version=4)
+    nb = copy.deepcopy(released)
     next(c for c in nb.cells if is_answer_cell(c)).source = f"answer = {42 if not _failed(i) else i}"
     for j, cell in enumerate(c for c in nb.cells if is_test_cell(c)):
         error = nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])
@@ -165,15 +181,19 @@ def trivial_submission(course: Path, i: int) -> nbformat.NotebookNode:
 
 def trivial_course(folder: Path, students: int = 0, config: str = "") -> Path:
     """A course (this repository's nbgrader_config.py plus ``config``) whose one part,
-    :data:`TRIVIAL_PART`, is released, with ``students`` submissions (s00000, s00001, ...)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + config)
-    source = folder / "solutions" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb"
-    source.parent.mkdir(parents=True)
-    nbformat.write(_trivial_source(), source)
-    run_nbgrader(["generate_assignment", TRIVIAL_PART, "--force", "--log-level=WARN"], folder, check=True)
+    :data:`TRIVIAL_PART`, is released, with ``students`` submissions (s00000, s00001, ...).
+    Without ``config``, the release made earlier in this process is copied instead."""
+    key = (f"trivial:{TRIVIAL_PART}",)
+    if not _copy_release(key, folder, config):
+        (folder / "nbgrader_config.py").write_text((ROOT / "nbgrader_config.py").read_text() + config)
+        source = folder / "solutions" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb"
+        source.parent.mkdir(parents=True)
+        nbformat.write(_trivial_source(), source)
+        run_nbgrader(["generate_assignment", TRIVIAL_PART, "--force", "--log-level=WARN"], folder, check=True)
+        _keep_release(key, folder, config)
+    released = nbformat.read(folder / "notebooks" / TRIVIAL_PART / f"{TRIVIAL_PART}.ipynb", as_version=4)
     for i in range(students):
-        write_submission(folder, f"s{i:05d}", TRIVIAL_PART, trivial_submission(folder, i))
+        write_submission(folder, f"s{i:05d}", TRIVIAL_PART, trivial_submission(folder, i, released))
     return folder
 
 
