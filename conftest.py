@@ -18,13 +18,14 @@
 - Side by side (``pytest -n 2``, what ``make test`` runs): pytest-xdist gives each worker
   whole files (``--dist loadfile``) so that a file's fixtures are built once; the workers
   share the fake data folder. Files go out the slowest first: by their time in the last run
-  of whole files (kept in pytest's cache), else files with ``slow`` tests, then files with
-  kernel tests, then the rest.
+  of whole files (kept in pytest's cache; a ``-m`` tier such as ``make test-fast``'s keeps its
+  own), else files with ``slow`` tests, then files with kernel tests, then the rest.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter, defaultdict
@@ -53,7 +54,8 @@ PART_DATA: dict[str, tuple[str, ...]] = {
 }
 # Set for pytest-xdist's workers: COURSE_DATA is the controller's fake data folder.
 _FAKE_ENV = "COURSE_DATA_IS_FAKE"
-# Seconds per test file in the last run, in pytest's cache (orders the next run's files).
+# Seconds per test file in the last run, in pytest's cache (orders the next run's files); a run
+# with -m (`make test-fast`'s tier) keeps its own: its files' times are those of its tests.
 _FILE_SECONDS = "course/file-seconds"
 
 _FAKE_DIR: Path | None = None
@@ -175,7 +177,7 @@ def pytest_collection_modifyitems(session, config, items):
         if _is_notebook_cell(item) or "kernel" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.kernel)
     cache = getattr(config, "cache", None)
-    seconds = cache.get(_FILE_SECONDS, {}) if cache is not None else {}
+    seconds = cache.get(_seconds_key(config), {}) if cache is not None else {}
     items[:] = _order(items, seconds)
     for item in items:
         if not _is_notebook_cell(item):
@@ -194,10 +196,15 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def _whole_files(config) -> bool:
-    """Whether this run took whole files (no test ids, -k, -m or --deselect)."""
+    """Whether this run took whole files, or their tests of one -m tier (no test ids, -k or --deselect)."""
     option = config.option
-    return not (any("::" in arg for arg in config.args) or option.keyword or option.markexpr
-                or getattr(option, "deselect", None))
+    return not (any("::" in arg for arg in config.args) or option.keyword or getattr(option, "deselect", None))
+
+
+def _seconds_key(config) -> str:
+    """The cache key of the file times of this run's tier: every test, or those of its -m expression."""
+    tier = re.sub(r"\W+", "-", config.option.markexpr or "").strip("-")
+    return f"{_FILE_SECONDS}-{tier}" if tier else _FILE_SECONDS
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -207,9 +214,10 @@ def pytest_sessionfinish(session, exitstatus):
     cache = getattr(config, "cache", None)
     if cache is None or not _FILE_TIMES or hasattr(config, "workerinput") or not _whole_files(config):
         return
-    kept = cache.get(_FILE_SECONDS, {})
+    key = _seconds_key(config)
+    kept = cache.get(key, {})
     kept.update({path: round(s, 1) for path, s in _FILE_TIMES.items()})
-    cache.set(_FILE_SECONDS, kept)
+    cache.set(key, kept)
 
 
 def pytest_runtest_logreport(report):
