@@ -64,32 +64,40 @@ def _driver(course, address, point, marker) -> dict:
             "env": {**os.environ, "PYTHONPATH": str(ROOT)}}
 
 
+@pytest.fixture(scope="module")
+def cluster():
+    """One Dask cluster for every kill below: each test already restarts its coordinator on the
+    cluster its killed one left (a killed client's work is the scheduler's to drop)."""
+    with start_dask_cluster(2) as started:
+        yield started
+
+
 @pytest.mark.parametrize(("point", "database"), [("mid-transaction", "sqlite"), ("after-commit", "postgresql"),
                                                  ("after-commit", "sqlite")])
-def test_a_coordinator_killed_mid_batch_stores_every_result_exactly_once(tmp_path, point, database, request):
+def test_a_coordinator_killed_mid_batch_stores_every_result_exactly_once(tmp_path, point, database, request,
+                                                                             cluster):
     config = ""
     if database == "postgresql":
         config = f"\nc.CourseDirectory.db_url = {request.getfixturevalue('postgres_db_factory')()!r}\n"
     students = 300
     course = testing.trivial_course(tmp_path / "course", students, config)
     marker = tmp_path / "held"
-    with start_dask_cluster(2) as cluster:
-        proc = subprocess.Popen(**_driver(course, cluster.address, point, marker))
-        deadline = time.monotonic() + 300
-        while not marker.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the coordinator never reached its 2nd batch"
-            time.sleep(0.05)
-        proc.kill()  # SIGKILL: no cleanup of any kind
-        proc.wait(timeout=30)
-        journaled, booked = _journal(course), _gradebook_scores(course)
-        assert 0 < len(journaled) < students
-        if point == "after-commit":
-            assert len(booked) > len(journaled), "the kill was meant to land after the gradebook's commit"
-        else:
-            assert set(booked) == set(journaled), "an uncommitted batch leaves nothing in the gradebook"
-        again = subprocess.run(**_driver(course, cluster.address, "none", marker), capture_output=True, text=True,
-                               timeout=600)
-        assert again.returncode == 0, again.stderr[-3000:]
+    proc = subprocess.Popen(**_driver(course, cluster.address, point, marker))
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "the coordinator never reached its 2nd batch"
+        time.sleep(0.05)
+    proc.kill()  # SIGKILL: no cleanup of any kind
+    proc.wait(timeout=30)
+    journaled, booked = _journal(course), _gradebook_scores(course)
+    assert 0 < len(journaled) < students
+    if point == "after-commit":
+        assert len(booked) > len(journaled), "the kill was meant to land after the gradebook's commit"
+    else:
+        assert set(booked) == set(journaled), "an uncommitted batch leaves nothing in the gradebook"
+    again = subprocess.run(**_driver(course, cluster.address, "none", marker), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
     journaled = _journal(course)
     assert sorted(journaled) == sorted(f"s{i:05d}" for i in range(students)), "each result journaled exactly once"
     assert _gradebook_scores(course) == {f"s{i:05d}": testing.trivial_score(i) for i in range(students)}
