@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 
 from .coordinator import run_windowed
@@ -36,6 +37,7 @@ from .course import (
 )
 
 MANIFEST = ".feedback.jsonl"  # under feedback/: one line per page written
+_WORKER = threading.local()  # a worker thread's exporter, built for its first page
 
 
 def page_path(course: Path, student: str, part: str) -> Path:
@@ -48,6 +50,15 @@ def page_path(course: Path, student: str, part: str) -> Path:
 # ---------------------------------------------------------------------------
 
 def _exporter():
+    """The worker thread's HTML exporter: built (its templates loaded) for the first page only,
+    as nbgrader's converter uses one exporter for every notebook."""
+    exporter = getattr(_WORKER, "exporter", None)
+    if exporter is None:
+        exporter = _WORKER.exporter = _new_exporter()
+    return exporter
+
+
+def _new_exporter():
     import nbgrader.converters
     from nbconvert.exporters import HTMLExporter
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
