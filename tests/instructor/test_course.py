@@ -10,6 +10,7 @@ import pytest
 
 from instructor import course
 from instructor.course import GradingError
+from tests.conftest import modules_imported_by
 
 v4 = nbformat.v4
 
@@ -131,3 +132,24 @@ def test_html_table_escapes_unless_told_and_says_how_many_more():
 def test_write_csv_has_a_header(tmp_path):
     course.write_csv(tmp_path / "x.csv", [{"a": 1, "b": "x,y"}], ["a", "b"])
     assert (tmp_path / "x.csv").read_text().splitlines() == ["a,b", '1,"x,y"']
+
+
+def test_nbgrader_runs_as_its_own_command_without_the_slow_schema_import(tmp_path):
+    """run_nbgrader starts nbgrader as `python -m nbgrader` would (its output, its exit status),
+    this package first, so that jsonschema never loads rfc3987_syntax."""
+    version = course.run_nbgrader(["--version"], tmp_path, capture_output=True, text=True)
+    assert version.returncode == 0 and "nbgrader version" in version.stdout, version.stderr
+    wrong = course.run_nbgrader(["autograde", "--no-such-flag"], tmp_path, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "no-such-flag" in wrong.stdout + wrong.stderr
+    assert course.NBGRADER.startswith("import instructor")
+    heavy = ("lark", "jsonschema")  # lark: what rfc3987_syntax builds its parsers with
+    assert modules_imported_by("import instructor, nbgrader.apps.nbgraderapp", heavy) == ["jsonschema"]
+
+def test_notebooks_are_still_validated_without_the_iri_format():
+    """Leaving rfc3987_syntax out drops one string format nobody uses, not validation."""
+    assert modules_imported_by("import instructor, nbformat", ("lark", "jsonschema")) == ["jsonschema"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 + 1")])
+    nbformat.validate(nb)
+    nb.cells[0]["outputs"] = "not a list"
+    with pytest.raises(nbformat.ValidationError):
+        nbformat.validate(nb)
