@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import os
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,49 @@ def _client(cluster: str | None, jobs: int):
     return Client(local), local
 
 
+# The longest the cluster may have no worker at all while tasks wait before the run stops: with
+# every worker process gone (and none restarted) Dask would wait for one forever.
+NO_WORKER_GRACE = 60.0
+_LOOK_EVERY = 1.0  # seconds between looks at the cluster's workers while waiting for results
+
+
+def _no_worker_since(client, since: float | None, grace: float, where: str, done: int, total: int) -> float | None:
+    """When the cluster was first seen without a worker (None: it has one now); a GradingError once
+    that was ``grace`` seconds ago or more."""
+    try:
+        workers = client.nthreads()  # asks the scheduler now, unlike the client's cached copy
+    except (OSError, TimeoutError):  # the scheduler does not answer: no worker to be seen either
+        workers = {}
+    if workers:
+        return None
+    now = time.monotonic()
+    since = now if since is None else since
+    if now - since >= grace:
+        raise GradingError(f"the Dask cluster ({where}) lost all its workers {now - since:.0f} s ago and none "
+                           f"came back; the {done} of {total} result(s) finished before are stored: run the "
+                           "same command again to resume with the rest")
+    return since
+
+
+def _batches(client, queue, grace: float, where: str, total: int):
+    """``queue.batches()`` (an ``as_completed``), but looking at the cluster's workers every
+    _LOOK_EVERY seconds meanwhile (see :func:`_no_worker_since`)."""
+    since, done, next_look = None, 0, time.monotonic()
+    while not queue.is_empty():
+        with queue.thread_condition:  # as_completed notifies it, under this lock, once a result is queued
+            if not queue.has_ready():
+                queue.thread_condition.wait(timeout=_LOOK_EVERY)
+        batch = queue.next_batch(block=False)
+        if batch:
+            yield batch
+            done += len(batch)
+        if time.monotonic() >= next_look:
+            since = _no_worker_since(client, since, grace, where, done, total)
+            next_look = time.monotonic() + _LOOK_EVERY
+
+
 def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | None, jobs: int,
-                 desc: str, unit: str, say=print) -> None:
+                 desc: str, unit: str, say=print, grace: float | None = None) -> None:
     """One task per item on the Dask cluster at ``cluster`` (default: a local one of ``jobs``
     processes), a bounded window at a time, so that memory stays flat for a class of 10,000:
     two per worker at first (at least BATCH), then one more for each that finishes.
@@ -119,7 +161,8 @@ def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | N
     ``send(client, item)`` submits an item's task and returns (future, what ``finish`` needs);
     ``finish(client, [(future, that), ...], say)`` takes the finished tasks, at most BATCH at a
     time (everything finished meanwhile, so that storing keeps up), with a ``say`` that writes
-    above the progress bar."""
+    above the progress bar. A cluster left without any worker for ``grace`` seconds (default
+    NO_WORKER_GRACE) stops the run with a GradingError; what ``finish`` stored stays."""
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -139,13 +182,16 @@ def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | N
         submit(max(2 * workers, BATCH))
         bar = tqdm(total=len(items), desc=desc, unit=unit, mininterval=1.0, disable=len(items) < 2)
         write = bar.write if say is print else say  # lines above the progress bar, not through it
-        for done in queue.batches():
-            for start in range(0, len(done), BATCH):
-                batch = done[start:start + BATCH]
-                finish(client, [(f, meta.pop(f.key)) for f in batch], write)
-                submit(len(batch))
-                bar.update(len(batch))
-        bar.close()
+        where = cluster or f"{jobs} local worker(s)"
+        try:
+            for done in _batches(client, queue, NO_WORKER_GRACE if grace is None else grace, where, len(items)):
+                for start in range(0, len(done), BATCH):
+                    batch = done[start:start + BATCH]
+                    finish(client, [(f, meta.pop(f.key)) for f in batch], write)
+                    submit(len(batch))
+                    bar.update(len(batch))
+        finally:
+            bar.close()
     finally:
         client.close()
         if local is not None:
