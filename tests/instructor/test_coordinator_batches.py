@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +20,7 @@ import pytest
 from instructor import coordinator, testing
 from instructor.course import JOURNAL, ROOT, GradingError, db_url
 from instructor.settings import Settings
-from tests.services import start_dask_cluster
+from tests.services import dask_env, start_dask_cluster
 
 PART = testing.TRIVIAL_PART
 
@@ -109,53 +110,106 @@ def test_a_coordinator_killed_mid_batch_stores_every_result_exactly_once(tmp_pat
     assert all((course / "autograded" / f"s{i:05d}" / PART / f"{PART}.ipynb").is_file() for i in range(students))
 
 
-def test_a_cluster_that_loses_every_worker_stops_the_run_and_keeps_what_was_stored(tmp_path, monkeypatch):
-    """Both workers (nannies included: none comes back) SIGKILLed while the last two submissions'
-    tasks run: the run stops with a one-line error once the grace period is over, instead of
-    waiting forever; what was stored stays, and the same command on a new cluster grades the rest,
-    each submission exactly once. The two tasks sleep until released, so which results were stored
-    before the loss does not depend on the machine's load; the margin only bounds a regression."""
-    grace, margin, students, held = 5, 120, 6, ("s00004", "s00005")
-    monkeypatch.setattr(coordinator, "NO_WORKER_GRACE", grace)
-    course = testing.trivial_course(tmp_path / "course", students)
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    task = functools.partial(testing.pregraded_or_held, held=held, folder=str(markers))
-    settings = Settings.resolve(course, sandbox_mode="rlimits")
-    failed: list[Exception] = []
+STUDENTS, HELD = 6, ("s00004", "s00005")  # the last two submissions' tasks run until released
 
-    def run(address: str, said: list[str]) -> None:
+
+class HeldRun:
+    """autograde, in a thread, of a class whose last two tasks sleep until ``release()``
+    (:func:`instructor.testing.pregraded_or_held`): which results are stored before a worker is
+    lost does not depend on the machine's load."""
+
+    def __init__(self, folder):
+        self.course = testing.trivial_course(folder / "course", STUDENTS)
+        self.markers = folder / "markers"
+        self.markers.mkdir()
+        self.task = functools.partial(testing.pregraded_or_held, held=HELD, folder=str(self.markers))
+        self.failed: list[Exception] = []
+
+    def run(self, address: str, said: list[str]) -> None:
         try:
-            coordinator.autograde(course, settings=settings, cluster=address, task=task, say=said.append)
+            coordinator.autograde(self.course, settings=Settings.resolve(self.course, sandbox_mode="rlimits"),
+                                  cluster=address, task=self.task, say=said.append)
         except Exception as exc:  # noqa: BLE001 - the test looks at it
-            failed.append(exc)
+            self.failed.append(exc)
 
-    with start_dask_cluster(2) as cluster:
-        runner = threading.Thread(target=run, args=(cluster.address, []), daemon=True)
+    def start_until_held(self, address: str) -> threading.Thread:
+        """The run started; returns once the others are stored and a held task runs."""
+        runner = threading.Thread(target=self.run, args=(address, []), daemon=True)
         runner.start()
         deadline = time.monotonic() + 300
-        while len(_journal(course)) < students - len(held) or not list(markers.glob("*.started")):
-            assert runner.is_alive() and time.monotonic() < deadline, f"never got busy with a held task: {failed}"
+        while len(_journal(self.course)) < STUDENTS - len(HELD) or not list(self.markers.glob("*.started")):
+            assert runner.is_alive() and time.monotonic() < deadline, f"never got to a held task: {self.failed}"
             time.sleep(0.1)
-        for i in range(len(cluster.workers)):
-            lost = time.monotonic()  # before the last one's SIGKILL: the cluster has a worker until then
-            cluster.kill_worker(i)
+        return runner
+
+    def release(self) -> None:
+        (self.markers / "release").touch()
+
+
+def _kill_every_worker(cluster) -> float:
+    """SIGKILL each worker and its nanny (none comes back); the time just before the last one's."""
+    for i in range(len(cluster.workers)):
+        lost = time.monotonic()  # the cluster has a worker until the last SIGKILL
+        cluster.kill_worker(i)
+    return lost
+
+
+def test_a_cluster_that_loses_every_worker_stops_the_run_and_keeps_what_was_stored(tmp_path, monkeypatch):
+    """Both workers killed while a held task runs: the run stops with a one-line error once the
+    grace period is over, instead of waiting forever; what was stored stays, and the same command
+    on a new cluster grades the rest, each submission exactly once. The margin only bounds a
+    regression (which would wait forever)."""
+    grace, margin = 5, 120
+    monkeypatch.setattr(coordinator, "NO_WORKER_GRACE", grace)
+    held = HeldRun(tmp_path)
+    with start_dask_cluster(2) as cluster:
+        runner = held.start_until_held(cluster.address)
+        lost = _kill_every_worker(cluster)
         runner.join(grace + margin)
         assert not runner.is_alive(), f"still waiting {grace + margin} s after the cluster lost every worker"
         waited = time.monotonic() - lost
-    assert len(failed) == 1 and isinstance(failed[0], GradingError), failed
-    message = str(failed[0])
+    assert len(held.failed) == 1 and isinstance(held.failed[0], GradingError), held.failed
+    message = str(held.failed[0])
     assert "\n" not in message and "lost all its workers" in message, message
-    assert f"the {students - len(held)} of {students} result(s) finished before are stored" in message
+    assert f"the {STUDENTS - len(HELD)} of {STUDENTS} result(s) finished before are stored" in message
     assert "run the same command again" in message
     assert waited >= grace, f"it gave up {waited:.1f} s after the loss, before the grace period was over"
-    stored = sorted(f"s{i:05d}" for i in range(students - len(held)))
-    assert sorted(_journal(course)) == stored and sorted(_gradebook_scores(course)) == stored
-    (markers / "release").touch()
+    stored = sorted(f"s{i:05d}" for i in range(STUDENTS - len(HELD)))
+    assert sorted(_journal(held.course)) == stored and sorted(_gradebook_scores(held.course)) == stored
+    held.release()
     said: list[str] = []
     with start_dask_cluster(2) as cluster:
-        run(cluster.address, said)
-    assert len(failed) == 1, failed[1:]
+        held.run(cluster.address, said)
+    assert len(held.failed) == 1, held.failed[1:]
     assert f"{len(stored)} submission(s) graded before and unchanged" in "\n".join(said), said
-    assert sorted(_journal(course)) == [f"s{i:05d}" for i in range(students)], "each result journaled exactly once"
-    assert _gradebook_scores(course) == {f"s{i:05d}": testing.trivial_score(i) for i in range(students)}
+    everyone = [f"s{i:05d}" for i in range(STUDENTS)]
+    assert sorted(_journal(held.course)) == everyone, "each result journaled exactly once"
+    assert _gradebook_scores(held.course) == {s: testing.trivial_score(i) for i, s in enumerate(everyone)}
+
+
+def test_a_worker_back_within_the_grace_period_lets_the_run_carry_on(tmp_path):
+    """Both workers killed while a held task runs, then a new worker started on the scheduler:
+    with the default grace period (a minute, far more than a worker takes to start) the run
+    carries on and grades everything, each submission exactly once."""
+    held = HeldRun(tmp_path)
+    with start_dask_cluster(2) as cluster:
+        runner = held.start_until_held(cluster.address)
+        _kill_every_worker(cluster)
+        held.release()
+        name = "worker-back"
+        with open(cluster.folder / f"{name}.log", "wb") as log:
+            back = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.address,
+                                     "--name", name, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard",
+                                     "--dashboard-address", "127.0.0.1:0", "--death-timeout", "30",
+                                     "--local-directory", str(cluster.folder / name)],
+                                    cwd=cluster.folder, env=dask_env(), stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        try:
+            runner.join(300)
+            assert not runner.is_alive(), f"not done 300 s after a worker came back:\n{cluster.log(name)[-3000:]}"
+        finally:
+            os.killpg(back.pid, signal.SIGKILL)
+            back.wait(timeout=30)
+    assert held.failed == []
+    assert sorted(_journal(held.course)) == [f"s{i:05d}" for i in range(STUDENTS)], "each result journaled once"
+    assert _gradebook_scores(held.course) == {f"s{i:05d}": testing.trivial_score(i) for i in range(STUDENTS)}
