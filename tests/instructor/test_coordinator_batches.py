@@ -154,6 +154,7 @@ def _kill_every_worker(cluster) -> float:
     return lost
 
 
+@pytest.mark.slow  # half a minute or more: make test, not test-fast
 def test_a_cluster_that_loses_every_worker_stops_the_run_and_keeps_what_was_stored(tmp_path, monkeypatch):
     """Both workers killed while a held task runs: the run stops with a one-line error once the
     grace period is over, instead of waiting forever; what was stored stays, and the same command
@@ -187,6 +188,7 @@ def test_a_cluster_that_loses_every_worker_stops_the_run_and_keeps_what_was_stor
     assert _gradebook_scores(held.course) == {s: testing.trivial_score(i) for i, s in enumerate(everyone)}
 
 
+@pytest.mark.slow  # half a minute or more: make test, not test-fast
 def test_a_worker_back_within_the_grace_period_lets_the_run_carry_on(tmp_path):
     """Both workers killed while a held task runs, then a new worker started on the scheduler:
     with the default grace period (a minute, far more than a worker takes to start) the run
