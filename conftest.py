@@ -75,6 +75,11 @@ def pytest_configure(config):
     # (MPLBACKEND is left alone: kernels must keep their inline backend, or nbval finds
     # the stored figures missing. Plain test processes have no display and use Agg.)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    # A test that creates a gradebook with nbgrader's API has it read its schema version as the
+    # course's commands do: in this process, not from a new `alembic` process (4 s).
+    from instructor.course import schema_version_in_process
+
+    schema_version_in_process()
     # Progress bars redraw at most once a second: fewer kernel messages on a busy machine.
     os.environ.setdefault("TQDM_MININTERVAL", "1")
     if os.environ.get(_FAKE_ENV) == "1" and os.environ.get("COURSE_DATA"):

@@ -140,9 +140,12 @@ class _Run:
 
 def _prepare_process() -> None:
     """Once per worker, harmless to repeat: nbformat's compiled validator (faster: it checks
-    every notebook nbgrader reads and writes) and this venv's tools on PATH (nbgrader runs
-    `alembic` when it creates a gradebook)."""
+    every notebook nbgrader reads and writes), the gradebook's schema version read in this
+    process (course.schema_version_in_process) and this venv's tools on PATH."""
+    from .course import schema_version_in_process
+
     os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")
+    schema_version_in_process()
     tools = os.path.dirname(sys.executable)
     if tools not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")

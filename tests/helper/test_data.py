@@ -145,7 +145,7 @@ def test_cats_and_dogs_missing_without_download(tmp_path):
         hd.cats_and_dogs(tmp_path, download=False)
 
 
-def test_notebook_shows_short_hint_instead_of_traceback(tmp_path):
+def test_notebook_shows_short_hint_instead_of_traceback(tmp_path, kernel):
     """In a real kernel: the canonical torchvision call, no data, no network."""
     import nbformat
     from nbclient import NotebookClient

@@ -142,6 +142,9 @@ def test_nbgrader_runs_as_its_own_command_without_the_slow_schema_import(tmp_pat
     wrong = course.run_nbgrader(["autograde", "--no-such-flag"], tmp_path, capture_output=True, text=True)
     assert wrong.returncode == 2 and "no-such-flag" in wrong.stdout + wrong.stderr
     assert course.NBGRADER.startswith("import instructor")
+    created = course.run_nbgrader(["db", "student", "add", "ann"], tmp_path, env={"PATH": "/usr/bin:/bin"},
+                                  capture_output=True, text=True)  # a new gradebook, no `alembic` on PATH
+    assert created.returncode == 0, created.stderr
     heavy = ("lark", "jsonschema")  # lark: what rfc3987_syntax builds its parsers with
     assert modules_imported_by("import instructor, nbgrader.apps.nbgraderapp", heavy) == ["jsonschema"]
 
@@ -153,3 +156,22 @@ def test_notebooks_are_still_validated_without_the_iri_format():
     nb.cells[0]["outputs"] = "not a list"
     with pytest.raises(nbformat.ValidationError):
         nbformat.validate(nb)
+
+
+def test_the_schema_version_read_in_process_is_nbgraders_own(tmp_path):
+    """What nbgrader's own `alembic heads` call answers, and what a new gradebook records."""
+    import sqlite3
+    import subprocess
+
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'unused.db'}") as ini:  # as nbgrader.api asks it
+        heads = subprocess.run(["alembic", "-c", ini, "heads"], env=course.nbgrader_env(), capture_output=True,
+                               text=True, check=True).stdout
+    expected = heads.split("\n")[0].split(" ")[0]
+    assert course._schema_head() == expected
+    (tmp_path / "nbgrader_config.py").write_text("")
+    with course.gradebook(tmp_path) as gb:
+        gb.add_student("ann")
+    with sqlite3.connect(tmp_path / "gradebook.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(expected,)]
