@@ -137,8 +137,6 @@ def test_write_csv_has_a_header(tmp_path):
 def test_nbgrader_runs_as_its_own_command_without_the_slow_schema_import(tmp_path):
     """run_nbgrader starts nbgrader as `python -m nbgrader` would (its output, its exit status),
     this package first, so that jsonschema never loads rfc3987_syntax."""
-    version = course.run_nbgrader(["--version"], tmp_path, capture_output=True, text=True)
-    assert version.returncode == 0 and "nbgrader version" in version.stdout, version.stderr
     wrong = course.run_nbgrader(["autograde", "--no-such-flag"], tmp_path, capture_output=True, text=True)
     assert wrong.returncode == 2 and "no-such-flag" in wrong.stdout + wrong.stderr
     assert course.NBGRADER.startswith("import instructor")
@@ -160,15 +158,17 @@ def test_notebooks_are_still_validated_without_the_iri_format():
 
 def test_the_schema_version_read_in_process_is_nbgraders_own(tmp_path):
     """What nbgrader's own `alembic heads` call answers, and what a new gradebook records."""
+    import io
     import sqlite3
-    import subprocess
 
+    import alembic.command
+    import alembic.config
     from nbgrader.dbutil import _temp_alembic_ini
 
-    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'unused.db'}") as ini:  # as nbgrader.api asks it
-        heads = subprocess.run(["alembic", "-c", ini, "heads"], env=course.nbgrader_env(), capture_output=True,
-                               text=True, check=True).stdout
-    expected = heads.split("\n")[0].split(" ")[0]
+    out = io.StringIO()
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'unused.db'}") as ini:
+        alembic.command.heads(alembic.config.Config(ini, stdout=out))  # `alembic heads`, as nbgrader.api runs it
+    expected = out.getvalue().split("\n")[0].split(" ")[0]
     assert course._schema_head() == expected
     (tmp_path / "nbgrader_config.py").write_text("")
     with course.gradebook(tmp_path) as gb:
