@@ -91,7 +91,7 @@ test: lint
 # No nbval, no grading but the smoke test, no Jupyter server, no minutes-long training: tests
 # marked `kernel` or `slow` (conftest.py, pyproject.toml) are left out.
 test-fast: lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not (kernel or slow) or smoke" tests -q --durations=10
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -p no:nbval -m "not (kernel or slow) or smoke" tests -q --durations=10
 
 # The floor: every direct dependency, the course extra's included, at the lowest version its range
 # in pyproject.toml admits (uv's lowest-direct resolution: torch 2.6, torchvision 0.21, numpy 1.24,
