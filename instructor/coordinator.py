@@ -111,20 +111,24 @@ def _client(cluster: str | None, jobs: int):
     return Client(local), local
 
 
-# The longest the cluster may have no worker at all while tasks wait before the run stops: with
-# every worker process gone (and none restarted) Dask would wait for one forever.
+# The longest a cluster that had workers may have none at all while tasks wait before the run
+# stops: with every worker process gone (and none restarted) Dask would wait for one forever. A
+# remote cluster that has had no worker yet is waited for (its first jobs may sit in a queue).
 NO_WORKER_GRACE = 60.0
 _LOOK_EVERY = 1.0  # seconds between looks at the cluster's workers while waiting for results
+
+
+def _workers(client) -> dict:
+    try:
+        return client.nthreads()  # asks the scheduler now, unlike the client's cached copy
+    except (OSError, TimeoutError):  # the scheduler does not answer: no worker to be seen either
+        return {}
 
 
 def _no_worker_since(client, since: float | None, grace: float, where: str, done: int, total: int) -> float | None:
     """When the cluster was first seen without a worker (None: it has one now); a GradingError once
     that was ``grace`` seconds ago or more."""
-    try:
-        workers = client.nthreads()  # asks the scheduler now, unlike the client's cached copy
-    except (OSError, TimeoutError):  # the scheduler does not answer: no worker to be seen either
-        workers = {}
-    if workers:
+    if _workers(client):
         return None
     now = time.monotonic()
     since = now if since is None else since
@@ -135,10 +139,11 @@ def _no_worker_since(client, since: float | None, grace: float, where: str, done
     return since
 
 
-def _batches(client, queue, grace: float, where: str, total: int):
+def _batches(client, queue, grace: float, where: str, total: int, local: bool):
     """``queue.batches()`` (an ``as_completed``), but looking at the cluster's workers every
-    _LOOK_EVERY seconds meanwhile (see :func:`_no_worker_since`)."""
-    since, done, next_look = None, 0, time.monotonic()
+    _LOOK_EVERY seconds meanwhile (see :func:`_no_worker_since`), once it has had one (a
+    ``local`` cluster has them from the start)."""
+    since, done, next_look, armed = None, 0, time.monotonic(), local
     while not queue.is_empty():
         with queue.thread_condition:  # as_completed notifies it, under this lock, once a result is queued
             if not queue.has_ready():
@@ -148,7 +153,8 @@ def _batches(client, queue, grace: float, where: str, total: int):
             yield batch
             done += len(batch)
         if time.monotonic() >= next_look:
-            since = _no_worker_since(client, since, grace, where, done, total)
+            armed = armed or bool(_workers(client))
+            since = _no_worker_since(client, since, grace, where, done, total) if armed else None
             next_look = time.monotonic() + _LOOK_EVERY
 
 
@@ -184,7 +190,8 @@ def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | N
         write = bar.write if say is print else say  # lines above the progress bar, not through it
         where = cluster or f"{jobs} local worker(s)"
         try:
-            for done in _batches(client, queue, NO_WORKER_GRACE if grace is None else grace, where, len(items)):
+            for done in _batches(client, queue, NO_WORKER_GRACE if grace is None else grace, where, len(items),
+                                 local is not None):
                 for start in range(0, len(done), BATCH):
                     batch = done[start:start + BATCH]
                     finish(client, [(f, meta.pop(f.key)) for f in batch], write)

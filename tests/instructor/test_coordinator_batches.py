@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -188,6 +189,23 @@ def test_a_cluster_that_loses_every_worker_stops_the_run_and_keeps_what_was_stor
     assert _gradebook_scores(held.course) == {s: testing.trivial_score(i) for i, s in enumerate(everyone)}
 
 
+@contextmanager
+def _new_worker(cluster, name: str):
+    """One more `dask worker` process on ``cluster``'s scheduler while in the block."""
+    with open(cluster.folder / f"{name}.log", "wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.address,
+                                   "--name", name, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard",
+                                   "--dashboard-address", "127.0.0.1:0", "--death-timeout", "30",
+                                   "--local-directory", str(cluster.folder / name)],
+                                  cwd=cluster.folder, env=dask_env(), stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        yield worker
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+
+
 @pytest.mark.slow  # half a minute or more: make test, not test-fast
 def test_a_worker_back_within_the_grace_period_lets_the_run_carry_on(tmp_path):
     """Both workers killed while a held task runs, then a new worker started on the scheduler:
@@ -198,20 +216,39 @@ def test_a_worker_back_within_the_grace_period_lets_the_run_carry_on(tmp_path):
         runner = held.start_until_held(cluster.address)
         _kill_every_worker(cluster)
         held.release()
-        name = "worker-back"
-        with open(cluster.folder / f"{name}.log", "wb") as log:
-            back = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", cluster.address,
-                                     "--name", name, "--host", "127.0.0.1", "--nthreads", "1", "--no-dashboard",
-                                     "--dashboard-address", "127.0.0.1:0", "--death-timeout", "30",
-                                     "--local-directory", str(cluster.folder / name)],
-                                    cwd=cluster.folder, env=dask_env(), stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        try:
+        with _new_worker(cluster, "worker-back"):
             runner.join(300)
-            assert not runner.is_alive(), f"not done 300 s after a worker came back:\n{cluster.log(name)[-3000:]}"
-        finally:
-            os.killpg(back.pid, signal.SIGKILL)
-            back.wait(timeout=30)
+            assert not runner.is_alive(), \
+                f"not done 300 s after a worker came back:\n{cluster.log('worker-back')[-3000:]}"
     assert held.failed == []
     assert sorted(_journal(held.course)) == [f"s{i:05d}" for i in range(STUDENTS)], "each result journaled once"
     assert _gradebook_scores(held.course) == {f"s{i:05d}": testing.trivial_score(i) for i in range(STUDENTS)}
+
+
+@pytest.mark.slow
+def test_a_cluster_whose_first_worker_is_late_is_waited_for(tmp_path, monkeypatch):
+    """A scheduler with no worker yet (its workers' jobs still queued): the run waits past the
+    grace period, which counts only once the cluster has had a worker, then grades everything."""
+    grace = 2
+    monkeypatch.setattr(coordinator, "NO_WORKER_GRACE", grace)
+    course = testing.trivial_course(tmp_path / "course", STUDENTS)
+    failed: list[Exception] = []
+
+    def run(address: str) -> None:
+        try:
+            coordinator.autograde(course, settings=Settings.resolve(course, sandbox_mode="rlimits"), cluster=address,
+                                  task=testing.pregraded, say=lambda _: None)
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            failed.append(exc)
+
+    with start_dask_cluster(0) as cluster:
+        runner = threading.Thread(target=run, args=(cluster.address,), daemon=True)
+        runner.start()
+        runner.join(3 * grace)
+        assert runner.is_alive() and failed == [], f"stopped before any worker had come: {failed}"
+        assert _journal(course) == []
+        with _new_worker(cluster, "late"):
+            runner.join(300)
+            assert not runner.is_alive(), f"not done 300 s after the first worker came:\n{cluster.log('late')[-3000:]}"
+    assert failed == []
+    assert _gradebook_scores(course) == {f"s{i:05d}": testing.trivial_score(i) for i in range(STUDENTS)}
