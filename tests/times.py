@@ -170,6 +170,15 @@ def course_map(groups: dict, readme: str) -> str:
     return "\n".join(rows)
 
 
+def suite_times(groups: dict) -> str:
+    """The README's line on how long the two test tiers take, from [suite]."""
+    e = groups["suite"]["entries"]
+    return (f"On two CPU cores: `make test` {fmt(e.get('make-test'))} ({fmt(e.get('tests'))}), "
+            f"`make test-fast` {fmt(e.get('make-test-fast'))}\n({fmt(e.get('tests-fast'))}: lint, every test that "
+            "starts no notebook kernel and is not marked slow,\nand one Part 1 submission graded in the sandbox). "
+            "How they were measured:\n[docs/times.md](docs/times.md#the-test-suite).")
+
+
 def _duration(hours: float) -> str:
     if hours >= 48:
         return f"{hours:.0f} h ({hours / 24:.1f} days)"
@@ -214,8 +223,9 @@ def generated(groups: dict) -> dict[Path, str]:
     readme = README.read_text()
     return {
         TIMES_MD: times_md(groups),
-        README: _section(_section(readme, "course-map", course_map(groups, readme), "README.md"),
-                         "round-summary", times_round.summary(groups, fmt, _duration), "README.md"),
+        README: _section(_section(_section(readme, "course-map", course_map(groups, readme), "README.md"),
+                                  "round-summary", times_round.summary(groups, fmt, _duration), "README.md"),
+                         "test-times", suite_times(groups), "README.md"),
         SCALING: _section(_section(SCALING.read_text(), "round", round_table(groups), "docs/scaling.md"),
                           "mooc-round", times_round.section(groups, fmt, _duration), "docs/scaling.md"),
     }
