@@ -125,11 +125,9 @@ def _workers(client) -> dict:
         return {}
 
 
-def _no_worker_since(client, since: float | None, grace: float, where: str, done: int, total: int) -> float | None:
-    """When the cluster was first seen without a worker (None: it has one now); a GradingError once
-    that was ``grace`` seconds ago or more."""
-    if _workers(client):
-        return None
+def _no_worker_since(since: float | None, grace: float, where: str, done: int, total: int) -> float:
+    """When the cluster, seen without a worker now, was first seen so; a GradingError once that
+    was ``grace`` seconds ago or more."""
     now = time.monotonic()
     since = now if since is None else since
     if now - since >= grace:
@@ -139,10 +137,10 @@ def _no_worker_since(client, since: float | None, grace: float, where: str, done
     return since
 
 
-def _batches(client, queue, grace: float, where: str, total: int, local: bool):
+def _batches(client, queue, where: str, total: int, local: bool):
     """``queue.batches()`` (an ``as_completed``), but looking at the cluster's workers every
-    _LOOK_EVERY seconds meanwhile (see :func:`_no_worker_since`), once it has had one (a
-    ``local`` cluster has them from the start)."""
+    _LOOK_EVERY seconds meanwhile: once it has had one (a ``local`` cluster has them from the
+    start), NO_WORKER_GRACE seconds without any stop the run (see :func:`_no_worker_since`)."""
     since, done, next_look, armed = None, 0, time.monotonic(), local
     while not queue.is_empty():
         with queue.thread_condition:  # as_completed notifies it, under this lock, once a result is queued
@@ -153,13 +151,14 @@ def _batches(client, queue, grace: float, where: str, total: int, local: bool):
             yield batch
             done += len(batch)
         if time.monotonic() >= next_look:
-            armed = armed or bool(_workers(client))
-            since = _no_worker_since(client, since, grace, where, done, total) if armed else None
+            workers = bool(_workers(client))
+            armed = armed or workers
+            since = None if workers or not armed else _no_worker_since(since, NO_WORKER_GRACE, where, done, total)
             next_look = time.monotonic() + _LOOK_EVERY
 
 
 def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | None, jobs: int,
-                 desc: str, unit: str, say=print, grace: float | None = None) -> None:
+                 desc: str, unit: str, say=print) -> None:
     """One task per item on the Dask cluster at ``cluster`` (default: a local one of ``jobs``
     processes), a bounded window at a time, so that memory stays flat for a class of 10,000:
     two per worker at first (at least BATCH), then one more for each that finishes.
@@ -167,8 +166,8 @@ def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | N
     ``send(client, item)`` submits an item's task and returns (future, what ``finish`` needs);
     ``finish(client, [(future, that), ...], say)`` takes the finished tasks, at most BATCH at a
     time (everything finished meanwhile, so that storing keeps up), with a ``say`` that writes
-    above the progress bar. A cluster left without any worker for ``grace`` seconds (default
-    NO_WORKER_GRACE) stops the run with a GradingError; what ``finish`` stored stays."""
+    above the progress bar. A cluster left without any worker for NO_WORKER_GRACE seconds stops
+    the run with a GradingError; what ``finish`` stored stays."""
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -190,8 +189,7 @@ def run_windowed(items: list, send: Callable, finish: Callable, cluster: str | N
         write = bar.write if say is print else say  # lines above the progress bar, not through it
         where = cluster or f"{jobs} local worker(s)"
         try:
-            for done in _batches(client, queue, NO_WORKER_GRACE if grace is None else grace, where, len(items),
-                                 local is not None):
+            for done in _batches(client, queue, where, len(items), local is not None):
                 for start in range(0, len(done), BATCH):
                     batch = done[start:start + BATCH]
                     finish(client, [(f, meta.pop(f.key)) for f in batch], write)

@@ -178,8 +178,7 @@ def gradebook(course: Path):
     """nbgrader's Gradebook for the course. Only the grading coordinator writes it."""
     from nbgrader.api import Gradebook
 
-    schema_version_in_process()
-    os.environ["PATH"] = nbgrader_env()["PATH"]  # nbgrader's `db upgrade` calls `alembic` (this venv's)
+    schema_version_in_process()  # nbgrader would ask a new `alembic` process when it creates one
     with Gradebook(db_url(course)) as gb:
         yield gb
 
