@@ -50,7 +50,26 @@ _IDENTITIES = (
     "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.getattr", "builtins.hasattr",
     "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list", "builtins.__import__",
     "math.isclose",
+    # Every other torch function and Tensor method or property a test cell of the course uses
+    # (tests/instructor/test_integrity.py keeps this in step): a Tensor.mean that always answers
+    # zero passes a "mean is 0" test as surely as an allclose that always answers True.
+    "torch.Generator", "torch.arange", "torch.cat", "torch.device", "torch.diag", "torch.exp", "torch.eye",
+    "torch.float32", "torch.inference_mode", "torch.int64", "torch.is_grad_enabled", "torch.isnan",
+    "torch.linalg", "torch.linspace", "torch.load", "torch.no_grad", "torch.ones",
+    "torch.optim", "torch.rand", "torch.randint", "torch.randn", "torch.relu", "torch.save", "torch.sigmoid",
+    "torch.softmax", "torch.stack", "torch.tensor", "torch.utils", "torch.zeros",
+    "torch.Tensor.T", "torch.Tensor.argmax", "torch.Tensor.backward", "torch.Tensor.clone", "torch.Tensor.cpu",
+    "torch.Tensor.data", "torch.Tensor.detach", "torch.Tensor.device", "torch.Tensor.dim", "torch.Tensor.dtype",
+    "torch.Tensor.exp", "torch.Tensor.expand", "torch.Tensor.float", "torch.Tensor.grad", "torch.Tensor.index",
+    "torch.Tensor.is_floating_point", "torch.Tensor.max", "torch.Tensor.mean", "torch.Tensor.min",
+    "torch.Tensor.mode", "torch.Tensor.name", "torch.Tensor.numel", "torch.Tensor.numpy", "torch.Tensor.pow",
+    "torch.Tensor.register_hook", "torch.Tensor.relu", "torch.Tensor.requires_grad", "torch.Tensor.reshape",
+    "torch.Tensor.shape", "torch.Tensor.softmax", "torch.Tensor.std", "torch.Tensor.to", "torch.Tensor.type",
+    "torch.Tensor.values", "torch.Tensor.view",
 )
+# Replaced by torch itself: importing torch._dynamo (torch.compile, an ONNX export, %timeit's
+# first use of it) wraps torch.manual_seed, so its identity says nothing about the learner.
+REWRAPPED_BY_TORCH = frozenset({"torch.manual_seed"})
 # Names the test cells read from the learner's namespace: where the learner's namespace has one,
 # it must be the object the canary's own imports see (a module swapped for a look-alike, or
 # ``isinstance = lambda *a: True``, changes what the tests call without touching the real one).

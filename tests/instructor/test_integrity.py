@@ -129,6 +129,58 @@ def test_scan_cells_a_learner_cannot_edit_are_skipped_unless_changed():
 # Canaries without a kernel
 # ---------------------------------------------------------------------------
 
+def _torch_names_the_tests_use() -> set[str]:
+    """``torch.X`` and ``torch.Tensor.X`` (X a Tensor attribute, reached as ``anything.X``) for
+    every name a test cell of a solution reads that way."""
+    import ast
+
+    import torch
+
+    from instructor.course import is_test_cell
+
+    used = set()
+    for part in PARTS:
+        for cell in _read("solutions", part).cells:
+            if cell.cell_type != "code" or not is_test_cell(cell):
+                continue
+            code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(code)):
+                if not isinstance(node, ast.Attribute) or node.attr.startswith("__"):
+                    continue
+                if isinstance(node.value, ast.Name) and node.value.id == "torch":
+                    used.add(f"torch.{node.attr}")
+                elif hasattr(torch.Tensor, node.attr):
+                    used.add(f"torch.Tensor.{node.attr}")
+    return used
+
+
+def test_every_torch_name_a_test_uses_is_fingerprinted_by_the_canaries():
+    """A test's verdict rests on every torch function and Tensor method it calls: each must be
+    one the canaries check is still the original (a Tensor.mean that always answers zero passes
+    a "mean is 0" test as surely as a lenient allclose passes any)."""
+    missing = sorted(_torch_names_the_tests_use() - set(canaries._IDENTITIES) - canaries.REWRAPPED_BY_TORCH)
+    assert not missing, f"add to instructor/integrity/canaries.py's _IDENTITIES: {missing}"
+
+
+def test_what_the_canaries_fingerprint_stays_itself_when_torch_loads_its_own_modules():
+    """Honest work loads torch._dynamo (torch.compile, ONNX export), torchvision and TensorBoard
+    mid-notebook: none of that may change an object the canaries fingerprint."""
+    import subprocess
+    import sys
+
+    code = """
+import builtins, functools, math, numpy, torch
+from instructor.integrity.canaries import _IDENTITIES
+roots = {"torch": torch, "numpy": numpy, "builtins": builtins, "math": math}
+get = lambda p: functools.reduce(getattr, p.split(".")[1:], roots[p.split(".")[0]])
+before = {p: id(get(p)) for p in _IDENTITIES}
+import torch._dynamo, torch.export, torch.onnx, torch.utils.tensorboard, torchvision.transforms.v2
+print([p for p in _IDENTITIES if id(get(p)) != before[p]])
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
+
+
 def test_canaries_placed_at_the_start_after_every_editable_cell_and_at_the_end():
     nb = small_notebook()
     secret = canaries.new_secret()

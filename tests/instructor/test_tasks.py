@@ -49,7 +49,8 @@ CPU_SECONDS = 20        # CPU seconds per kernel: above what the loops below bur
 CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtraceback_and_post_run_cell",
           "torch_allclose", "tensor_eq", "getattr_disguised", "exec_base64", "settrace_skips_asserts",
           "only_hidden_tests", "sys_excepthook", "always_equal_answer", "answer_reads_the_test",
-          "compile_strips_asserts", "vars_lenient_allclose", "sys_modules_proxy", "import_hook_proxy"]
+          "compile_strips_asserts", "vars_lenient_allclose", "sys_modules_proxy", "import_hook_proxy",
+          "pickled_patch"]
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
            "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised", "sleep_ignores_interrupt",
