@@ -173,3 +173,16 @@ def test_module_of_reads_the_aspect_rule():
     assert module_of("test_coordinator.py", names) == "coordinator"
     assert module_of("test_coordinatorx.py", names) is None
     assert module_of("test_tasks.py", names) is None
+
+
+def test_one_test_file_reads_the_graded_class():
+    """The graded class (tests/conftest.py) costs about ten minutes of grading. pytest-xdist hands
+    whole files to its processes, and each process that runs a file using it grades it again, so
+    every test that asks for it lives in one file."""
+    users = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "graded_class" in {
+                    a.arg for a in node.args.args + node.args.kwonlyargs}:
+                users.add(path.relative_to(ROOT).as_posix())
+    assert users == {"tests/instructor/test_coordinator.py"}, sorted(users)

@@ -1,6 +1,9 @@
 """The grading round trip through the course's pipeline for every part: the solution scores
 full marks, the untouched student notebook scores 0 on every code exercise, a partly solved
-one lands in between, and feedback shows no hidden test."""
+one lands in between, feedback shows no hidden test, and the similarity report reads the graded class.
+
+Every test of the graded class lives in this file: pytest-xdist hands whole files to its processes,
+and the class would be graded again in each process that runs a file using it."""
 
 import csv
 
@@ -9,9 +12,11 @@ import pytest
 from nbgrader.api import Gradebook
 
 from instructor import coordinator
-from instructor.course import REPORT
+from instructor.course import REPORT, graded_dir
 from instructor.settings import Settings
+from instructor.similarity import compare, pages
 from tests.conftest import PARTS
+from tests.instructor.test_similarity import pair_set
 
 pytestmark = [pytest.mark.slow, pytest.mark.course_data(*PARTS)]
 
@@ -91,3 +96,21 @@ def test_regrading_skips_what_was_graded(graded_class):
     assert results == [] and any("not graded again" in line for line in said), said
     with open(graded_class.course / "autograded" / REPORT, newline="") as f:
         assert len(list(csv.DictReader(f))) == 3 * len(PARTS)
+
+
+def test_report_runs_on_the_graded_class(graded_class):
+    """The similarity report on the class graded end to end (every part; solution, partly solved and
+    untouched notebooks), from submitted/ and from the graded copies."""
+    course = graded_class.course
+    for graded in (False, True):
+        out = course / f"similarity-{'graded' if graded else 'submitted'}"
+        results = pages.run(course, out=out, graded=graded, say=lambda _: None, progress=False)
+        assert set(results) == set(compare.submitted_parts(course)), results.keys()
+        for part, result in results.items():
+            assert (out / part / "index.html").exists() and (out / part / "pairs.csv").exists()
+            assert {s.student for s in result.subs} == {"full", "partial", "empty"}
+            assert not [s.problems for s in result.subs if s.student != "empty" and s.problems], part
+            pairs = pair_set(result)
+            assert frozenset(("full", "empty")) not in pairs and frozenset(("partial", "empty")) not in pairs, \
+                f"{part}: an untouched notebook holds only the scaffold"
+    assert graded_dir(course, "full", compare.submitted_parts(course)[0]).exists()

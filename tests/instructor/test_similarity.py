@@ -1,6 +1,7 @@
 """Similar answers (`make similarity`, instructor/similarity/): copies found through each
 disguise, honest and scaffold-only answers not paired, hostile notebooks reported in one line,
-the command line, the class report's section, and the report on the graded class."""
+the command line and the class report's section. The report on the graded class is tested with
+the class, in test_coordinator.py."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from instructor import report
-from instructor.course import ROOT, graded_dir, notebook_in, submission_dir
+from instructor.course import ROOT, notebook_in, submission_dir
 from instructor.similarity import compare, pages
 from tests import bench_similarity, fakeanswers
 
@@ -282,21 +283,3 @@ def test_generator_smoke():
             ast.parse(text)
     r = bench_similarity.measure("05-inference-validation", 60, 0.1, 0, compare.THRESHOLD)
     assert r["copies"] == 6 and r["found"] >= 5 and r["false_positive_rate"] <= 0.05, r
-
-
-def test_report_runs_on_the_graded_class(graded_class):
-    """The similarity report on the class graded end to end (every part; solution, partly solved and
-    untouched notebooks), from submitted/ and from the graded copies."""
-    course = graded_class.course
-    for graded in (False, True):
-        out = course / f"similarity-{'graded' if graded else 'submitted'}"
-        results = pages.run(course, out=out, graded=graded, say=lambda _: None, progress=False)
-        assert set(results) == set(compare.submitted_parts(course)), results.keys()
-        for part, result in results.items():
-            assert (out / part / "index.html").exists() and (out / part / "pairs.csv").exists()
-            assert {s.student for s in result.subs} == {"full", "partial", "empty"}
-            assert not [s.problems for s in result.subs if s.student != "empty" and s.problems], part
-            pairs = pair_set(result)
-            assert frozenset(("full", "empty")) not in pairs and frozenset(("partial", "empty")) not in pairs, \
-                f"{part}: an untouched notebook holds only the scaffold"
-    assert graded_dir(course, "full", compare.submitted_parts(course)[0]).exists()
