@@ -65,6 +65,18 @@ _NBVAL_SECONDS: dict[str, float] = defaultdict(float)
 _FILE_TIMES: dict[str, float] = defaultdict(float)
 
 
+def _share_the_cores(config) -> None:
+    """In each of pytest-xdist's N test processes, torch computes on its share of the cores (at
+    least one thread): by default each would use every core, and N of them on the same cores
+    spend their time waiting on each other. Only this process changes; the kernels and workers it
+    starts keep their own settings."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // workers))
+
+
 def pytest_configure(config):
     """Point COURSE_DATA at real or (lazily built) fake data before any kernel starts."""
     global _FAKE_DIR, _OWN_FAKE_DIR
@@ -82,6 +94,7 @@ def pytest_configure(config):
     schema_version_in_process()
     # Progress bars redraw at most once a second: fewer kernel messages on a busy machine.
     os.environ.setdefault("TQDM_MININTERVAL", "1")
+    _share_the_cores(config)
     if os.environ.get(_FAKE_ENV) == "1" and os.environ.get("COURSE_DATA"):
         _FAKE_DIR = Path(os.environ["COURSE_DATA"])  # a worker: the controller made it
     elif not os.environ.get("COURSE_DATA"):
