@@ -39,6 +39,11 @@ _MEAN_ZERO = ("(setattr(__import__('torch').Tensor, 'mean', lambda self, dim=Non
               "__import__('torch').zeros(self.shape[-1])), setattr(__import__('torch').Tensor, 'std', "
               "lambda self, dim=None, **k: __import__('torch').ones(self.shape[-1])))")
 _PICKLED_PATCH = base64.b64encode(pickle.dumps(_Reduces(_MEAN_ZERO))).decode()
+# A set whose == always holds: Part 6's test_architecture and test_save_checkpoint compare a
+# checkpoint's keys with set(...) == {...}, which then holds for any keys.
+_ANY_SET = ("setattr(__import__('builtins'), 'set', type('AnySet', (set,), "
+            "{'__eq__': lambda self, other: True, '__ne__': lambda self, other: False, '__hash__': None}))")
+_PICKLED_SET = base64.b64encode(pickle.dumps(_Reduces(_ANY_SET))).decode()
 
 CHEATS: dict[str, str] = {
     # -- from the issue's table ------------------------------------------------------------
@@ -353,6 +358,7 @@ def _call(self, source, filename, symbol):
 _compiler.__call__ = _call
 ''',
     "pickled_patch": f"import base64, pickle\npickle.loads(base64.b64decode({_PICKLED_PATCH!r}))\n",
+    "set_equals_anything": f"import base64, pickle\npickle.loads(base64.b64decode({_PICKLED_SET!r}))\n",
     # A background thread that swaps the comparison in and out every millisecond, so that a check
     # made at a cell's boundary may find the real one while the tests meet the lenient one.
     "thread_flips_allclose": '''
@@ -400,8 +406,8 @@ CAUGHT_BY: dict[str, set[str]] = {
     # Writing a class's dict behind its back leaves the type's comparison slot and attribute cache
     # as they were: `==` and `Tensor.__eq__` still reach the real one, so it has no effect.
     "class_dict_via_gc": {"scan"},
-    # A Tensor method the tests use, replaced from inside pickled bytes.
-    "pickled_patch": _BOTH,
+    # A Tensor method or a builtin the tests use, replaced from inside pickled bytes.
+    "pickled_patch": _BOTH, "set_equals_anything": _BOTH,
     "sys_modules_proxy": _BOTH, "import_hook_proxy": _BOTH, "functools_wrapped": _BOTH,
     "namespace_lookalike_module": _BOTH, "thread_flips_allclose": _BOTH,
 }

@@ -66,6 +66,20 @@ _IDENTITIES = (
     "torch.Tensor.register_hook", "torch.Tensor.relu", "torch.Tensor.requires_grad", "torch.Tensor.reshape",
     "torch.Tensor.shape", "torch.Tensor.softmax", "torch.Tensor.std", "torch.Tensor.to", "torch.Tensor.type",
     "torch.Tensor.values", "torch.Tensor.view",
+    # ... and every builtin, torch.nn, torch.optim and torch.utils.data name they read: a set
+    # whose == always holds passes a "these keys" test with any keys.
+    "builtins.AttributeError", "builtins.Exception", "builtins.RuntimeError", "builtins.TypeError",
+    "builtins.dict", "builtins.globals", "builtins.id", "builtins.iter", "builtins.next", "builtins.open",
+    "builtins.set", "builtins.sorted", "builtins.str", "builtins.super",
+    "torch.nn.Conv2d", "torch.nn.CrossEntropyLoss", "torch.nn.Dropout", "torch.nn.Flatten", "torch.nn.Linear",
+    "torch.nn.LogSoftmax", "torch.nn.MaxPool2d", "torch.nn.ModuleDict", "torch.nn.NLLLoss", "torch.nn.Parameter",
+    "torch.nn.ReLU", "torch.nn.Sequential", "torch.nn.Sigmoid", "torch.nn.Softmax", "torch.nn.modules",
+    "torch.nn.functional.linear", "torch.nn.functional.relu", "torch.nn.modules.batchnorm",
+    "torch.nn.modules.batchnorm._BatchNorm", "torch.linalg.vector_norm", "torch.optim.Adam",
+    "torch.optim.Optimizer", "torch.optim.SGD", "torch.optim.lr_scheduler",
+    "torch.optim.lr_scheduler.CosineAnnealingLR", "torch.optim.lr_scheduler.LRScheduler",
+    "torch.optim.lr_scheduler.StepLR", "torch.utils.data", "torch.utils.data.DataLoader",
+    "torch.utils.data.RandomSampler", "torch.utils.data.SequentialSampler", "torch.utils.data.TensorDataset",
 )
 # Replaced by torch itself: importing torch._dynamo (torch.compile, an ONNX export, %timeit's
 # first use of it) wraps torch.manual_seed, so its identity says nothing about the learner.

@@ -129,10 +129,18 @@ def test_scan_cells_a_learner_cannot_edit_are_skipped_unless_changed():
 # Canaries without a kernel
 # ---------------------------------------------------------------------------
 
-def _torch_names_the_tests_use() -> set[str]:
-    """``torch.X`` and ``torch.Tensor.X`` (X a Tensor attribute, reached as ``anything.X``) for
-    every name a test cell of a solution reads that way."""
+# How test cells name what they call: "nn.Linear" is torch.nn.Linear, and so on.
+_TEST_ALIASES = {"torch": "torch", "nn": "torch.nn", "F": "torch.nn.functional", "np": "numpy",
+                 "numpy": "numpy", "math": "math"}
+
+
+def _names_the_tests_use() -> set[str]:
+    """What a test cell of a solution calls or compares with, as the canaries name it:
+    ``torch.X``, ``torch.nn.X``, ``numpy.X`` and the like for ``torch.X``, ``nn.X``, ``np.X``;
+    ``torch.Tensor.X`` for ``anything.X`` when X is a Tensor attribute; ``builtins.X`` for a
+    builtin name the cell reads and does not assign itself."""
     import ast
+    import builtins
 
     import torch
 
@@ -144,21 +152,32 @@ def _torch_names_the_tests_use() -> set[str]:
             if cell.cell_type != "code" or not is_test_cell(cell):
                 continue
             code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
-            for node in ast.walk(ast.parse(code)):
+            tree = ast.parse(code)
+            assigned = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)
+                        and isinstance(node.ctx, ast.Store)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and hasattr(builtins, node.id) \
+                        and node.id not in assigned and not node.id.startswith("__"):
+                    used.add(f"builtins.{node.id}")
                 if not isinstance(node, ast.Attribute) or node.attr.startswith("__"):
                     continue
-                if isinstance(node.value, ast.Name) and node.value.id == "torch":
-                    used.add(f"torch.{node.attr}")
+                chain, root = [node.attr], node.value  # torch.nn.functional.relu: every prefix
+                while isinstance(root, ast.Attribute):
+                    chain.insert(0, root.attr)
+                    root = root.value
+                if isinstance(root, ast.Name) and root.id in _TEST_ALIASES:
+                    used.add(".".join([_TEST_ALIASES[root.id], *chain]))
                 elif hasattr(torch.Tensor, node.attr):
                     used.add(f"torch.Tensor.{node.attr}")
     return used
 
 
-def test_every_torch_name_a_test_uses_is_fingerprinted_by_the_canaries():
-    """A test's verdict rests on every torch function and Tensor method it calls: each must be
-    one the canaries check is still the original (a Tensor.mean that always answers zero passes
-    a "mean is 0" test as surely as a lenient allclose passes any)."""
-    missing = sorted(_torch_names_the_tests_use() - set(canaries._IDENTITIES) - canaries.REWRAPPED_BY_TORCH)
+def test_every_name_a_test_uses_is_fingerprinted_by_the_canaries():
+    """A test's verdict rests on every torch function, Tensor method, torch.nn class and builtin
+    it calls: each must be one the canaries check is still the original (a Tensor.mean that
+    always answers zero passes a "mean is 0" test, a set whose == always holds passes a "these
+    keys" test, as surely as a lenient allclose passes any)."""
+    missing = sorted(_names_the_tests_use() - set(canaries._IDENTITIES) - canaries.REWRAPPED_BY_TORCH)
     assert not missing, f"add to instructor/integrity/canaries.py's _IDENTITIES: {missing}"
 
 
