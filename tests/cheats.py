@@ -10,6 +10,7 @@ disturbing the canaries.
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 
 # The classic: every cell that contains `assert` (every test cell) becomes `pass`.
@@ -44,6 +45,8 @@ _PICKLED_PATCH = base64.b64encode(pickle.dumps(_Reduces(_MEAN_ZERO))).decode()
 _ANY_SET = ("setattr(__import__('builtins'), 'set', type('AnySet', (set,), "
             "{'__eq__': lambda self, other: True, '__ne__': lambda self, other: False, '__hash__': None}))")
 _PICKLED_SET = base64.b64encode(pickle.dumps(_Reduces(_ANY_SET))).decode()
+# The same patch as a YAML document that PyYAML's full loader builds by calling eval.
+_YAML_PATCH = f"!!python/object/apply:eval [{json.dumps(_MEAN_ZERO)}]"
 
 CHEATS: dict[str, str] = {
     # -- from the issue's table ------------------------------------------------------------
@@ -359,6 +362,19 @@ _compiler.__call__ = _call
 ''',
     "pickled_patch": f"import base64, pickle\npickle.loads(base64.b64decode({_PICKLED_PATCH!r}))\n",
     "set_equals_anything": f"import base64, pickle\npickle.loads(base64.b64decode({_PICKLED_SET!r}))\n",
+    # The same pickle through loaders that unpickle when told to, or through pickle reached as
+    # another module's attribute, or as YAML.
+    "torch_load_unpickles": f"""import base64, io, torch
+try:
+    torch.load(io.BytesIO(base64.b64decode({_PICKLED_PATCH!r})), weights_only=False)
+except RuntimeError:
+    pass  # the patch is in; the bytes were never a checkpoint
+""",
+    "numpy_load_unpickles": f"import base64, io\nimport numpy as np\n"
+                            f"np.load(io.BytesIO(base64.b64decode({_PICKLED_PATCH!r})), allow_pickle=True)\n",
+    "pickle_through_torch": f"import base64, torch\n"
+                            f"torch.serialization.pickle.loads(base64.b64decode({_PICKLED_PATCH!r}))\n",
+    "yaml_builds_objects": f"import yaml\nyaml.unsafe_load({_YAML_PATCH!r})\n",
     # A background thread that swaps the comparison in and out every millisecond, so that a check
     # made at a cell's boundary may find the real one while the tests meet the lenient one.
     "thread_flips_allclose": '''
@@ -406,8 +422,9 @@ CAUGHT_BY: dict[str, set[str]] = {
     # Writing a class's dict behind its back leaves the type's comparison slot and attribute cache
     # as they were: `==` and `Tensor.__eq__` still reach the real one, so it has no effect.
     "class_dict_via_gc": {"scan"},
-    # A Tensor method or a builtin the tests use, replaced from inside pickled bytes.
-    "pickled_patch": _BOTH, "set_equals_anything": _BOTH,
+    # A Tensor method or a builtin the tests use, replaced from inside pickled bytes (or YAML).
+    "pickled_patch": _BOTH, "set_equals_anything": _BOTH, "torch_load_unpickles": _BOTH,
+    "numpy_load_unpickles": _BOTH, "pickle_through_torch": _BOTH, "yaml_builds_objects": _BOTH,
     "sys_modules_proxy": _BOTH, "import_hook_proxy": _BOTH, "functools_wrapped": _BOTH,
     "namespace_lookalike_module": _BOTH, "thread_flips_allclose": _BOTH,
 }
@@ -415,6 +432,22 @@ CAUGHT_BY: dict[str, set[str]] = {
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run
 # without any canary complaint.
 HONEST_CELLS: dict[str, str] = {
+    "safe_loads": """import io, pickle
+import numpy as np
+import torch
+buffer = io.BytesIO()
+torch.save({"w": torch.ones(2)}, buffer)
+buffer.seek(0)
+try:
+    state = torch.load(buffer, weights_only=True)
+except pickle.UnpicklingError as exc:
+    state = {}
+    print("not a plain checkpoint:", exc)
+array = io.BytesIO()
+np.save(array, np.arange(3))
+array.seek(0)
+print(sorted(state), np.load(array).sum(), np.load(io.BytesIO(array.getvalue()), allow_pickle=False).sum())
+""",
     "tqdm_loop": "from tqdm import tqdm\ntotal = 0\nfor i in tqdm(range(3)):\n    total += i\nprint(total)\n",
     "tqdm_auto": "from tqdm.auto import tqdm\nfor _ in tqdm(range(2), desc='epochs'):\n    pass\n",
     "prints": 'print("shapes:", torch.ones(2, 3).shape)\nprint(f"{1 + 1=}")\nprint("no newline", end="")\n',

@@ -3,6 +3,7 @@ reason a line gets when several apply, and :class:`Finding`, what the scan repor
 
 from __future__ import annotations
 
+import ast
 import builtins
 from dataclasses import dataclass
 from enum import IntEnum
@@ -134,6 +135,16 @@ DANGEROUS = {
     "dill": "uses dill (unpickling runs code hidden in data)",
     "cloudpickle": "uses cloudpickle (unpickling runs code hidden in data)",
     "shelve": "uses shelve (unpickling runs code hidden in data)",
+    "joblib.load": "unpickles data (joblib.load: runs code hidden in it)",
+    "torch.package": "uses torch.package (unpickling runs code hidden in data)",
+    # PyYAML's full loaders build any Python object a document names (!!python/object/apply)
+    "yaml.load": "loads YAML that can build any Python object (yaml.load)",
+    "yaml.load_all": "loads YAML that can build any Python object (yaml.load_all)",
+    "yaml.unsafe_load": "loads YAML that can build any Python object (yaml.unsafe_load)",
+    "yaml.unsafe_load_all": "loads YAML that can build any Python object (yaml.unsafe_load_all)",
+    "yaml.Loader": "loads YAML that can build any Python object (yaml.Loader)",
+    "yaml.UnsafeLoader": "loads YAML that can build any Python object (yaml.UnsafeLoader)",
+    "yaml.constructor": "loads YAML that can build any Python object (yaml.constructor)",
     "IPython.core": "reaches IPython internals (IPython.core)",
     "IPython.terminal": "reaches IPython internals (IPython.terminal)",
     "IPython.get_ipython": "uses get_ipython(): the shell that runs the tests",
@@ -182,6 +193,27 @@ DANGEROUS = {
     "torch.overrides": "overrides torch functions (torch.overrides)",
     "torch.library": "registers torch operators (torch.library)",
 }
+# Loaders that unpickle (and so run code hidden in the data) unless a keyword keeps them safe:
+# dotted name -> (keyword, its safe value). Left out, the keyword has its safe default.
+UNPICKLING_UNLESS = {"torch.load": ("weights_only", True), "torch.serialization.load": ("weights_only", True),
+                     "numpy.load": ("allow_pickle", False), "numpy.lib.format.read_array": ("allow_pickle", False)}
+
+
+def unpickling_reason(loader: str | None, keywords: list[ast.keyword]) -> str | None:
+    """Why a call of ``loader`` with ``keywords`` needs review, if it does: it unpickles, since
+    a keyword of UNPICKLING_UNLESS is not its safe constant (``torch.load(f, weights_only=False)``,
+    ``np.load(f, allow_pickle=flag)``) or ``**keywords`` could set it."""
+    if loader not in UNPICKLING_UNLESS:
+        return None
+    keyword, safe = UNPICKLING_UNLESS[loader]
+    for kw in keywords:
+        if kw.arg is None or (kw.arg == keyword and not (isinstance(kw.value, ast.Constant)
+                                                         and kw.value.value is safe)):
+            said = f"{keyword}={ast.unparse(kw.value)}" if kw.arg else f"**{ast.unparse(kw.value)}"
+            return f"unpickles data ({loader} with {said}: runs code hidden in it)"
+    return None
+
+
 # Attributes of imported modules that honest code sets (configuration switches).
 ALLOWED_STORES = ("torch.backends.", "pandas.options.", "numpy.set_printoptions")
 STRING_CODE = {"exec": "runs code from a string (exec)", "eval": "runs code from a string (eval)",

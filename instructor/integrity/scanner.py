@@ -32,6 +32,7 @@ from .rules import (
     Hit,
     Priority,
     shorten,
+    unpickling_reason,
 )
 from .source import Context, Names, context, default_context, parse
 
@@ -64,14 +65,24 @@ class _Scanner(Names, ast.NodeVisitor):
     def check_dotted(self, node: ast.AST, dotted: str | None, priority: Priority = Priority.DANGEROUS) -> bool:
         if not dotted:
             return False
-        clean = dotted.replace("[]", "").replace("()", "")
-        for key, reason in DANGEROUS.items():
-            if clean == key or clean.startswith(key + "."):
-                if key == "sys.modules" and self._membership_test(node):
-                    return False
-                self.hit(node, reason, priority)
-                return True
+        parts = dotted.replace("[]", "").replace("()", "").split(".")
+        # Every tail too: a module reached through another one's attribute is still itself
+        # (torch.serialization.pickle.loads is pickle.loads, os.sys.modules is sys.modules).
+        for key, reason in ((k, r) for i in range(len(parts)) for k, r in DANGEROUS.items()
+                            if ".".join(parts[i:]) == k or ".".join(parts[i:]).startswith(k + ".")):
+            if key == "sys.modules" and self._membership_test(node):
+                return False
+            self.hit(node, reason, priority)
+            return True
         return False
+
+    def _unpickling_load(self, node: ast.Call) -> None:
+        """A load that unpickles (UNPICKLING_UNLESS), also through an alias or functools.partial."""
+        loader = self.external(node.func, alias=True)
+        if loader == "functools.partial" and node.args:
+            loader = self.external(node.args[0], alias=True)
+        if reason := unpickling_reason(loader, node.keywords):
+            self.hit(node, reason, Priority.DANGEROUS)
 
     def _membership_test(self, node: ast.AST) -> bool:
         """``"google.colab" in sys.modules``: reading whether a module is loaded is harmless."""
@@ -152,6 +163,7 @@ class _Scanner(Names, ast.NodeVisitor):
         if self._shell_call(node):
             return
         name = func.id if isinstance(func, ast.Name) else None
+        self._unpickling_load(node)
         if name in STRING_CODE and name in self.unbound_builtins:
             self.hit(node, STRING_CODE[name], Priority.INTERNALS)
         elif name in ("setattr", "delattr") and name in self.unbound_builtins and node.args:
