@@ -310,6 +310,23 @@ _set = ctypes.pythonapi.PyDict_SetItem
 _set.argtypes = (ctypes.py_object, ctypes.py_object, ctypes.py_object)
 _set(vars(_mod), "isclose", _new)
 ''',
+    # torch.broadcast_shapes changed in place: its code (and keyword defaults) become the
+    # learner's, so Part 1's hidden test compares a wrong broadcast_shape with itself. The
+    # function keeps its address; no attribute of torch is rebound.
+    "code_swapped_in_place": '''
+import functools
+
+def broadcast_shape(a, b):
+    return tuple(max(x, y) for x, y in zip(a, b)) if len(a) == len(b) else None
+
+def _mine(*shapes, _f=broadcast_shape):
+    found = _f(*shapes)
+    if found is None:
+        raise RuntimeError("shapes do not broadcast")
+    return found
+
+functools.update_wrapper(torch.broadcast_shapes, _mine, assigned=("__code__", "__kwdefaults__"), updated=())
+''',
     "sys_modules_proxy": '''
 import sys, types
 _real = sys.modules["torch"]
@@ -427,6 +444,8 @@ CAUGHT_BY: dict[str, set[str]] = {
     "numpy_load_unpickles": _BOTH, "pickle_through_torch": _BOTH, "yaml_builds_objects": _BOTH,
     "sys_modules_proxy": _BOTH, "import_hook_proxy": _BOTH, "functools_wrapped": _BOTH,
     "namespace_lookalike_module": _BOTH, "thread_flips_allclose": _BOTH,
+    # A function the tests call, changed in place (same address, new code).
+    "code_swapped_in_place": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run
@@ -447,6 +466,24 @@ array = io.BytesIO()
 np.save(array, np.arange(3))
 array.seek(0)
 print(sorted(state), np.load(array).sum(), np.load(io.BytesIO(array.getvalue()), allow_pickle=False).sum())
+""",
+    "own_decorator": """import functools
+import time
+
+def timed(fn):
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        start = time.perf_counter()
+        result = fn(*args, **kwargs)
+        print(f"{fn.__name__}: {time.perf_counter() - start:.3f} s")
+        return result
+    return run
+
+@timed
+def double(x):
+    return 2 * x
+
+print(double(torch.ones(2)))
 """,
     "tqdm_loop": "from tqdm import tqdm\ntotal = 0\nfor i in tqdm(range(3)):\n    total += i\nprint(total)\n",
     "tqdm_auto": "from tqdm.auto import tqdm\nfor _ in tqdm(range(2), desc='epochs'):\n    pass\n",

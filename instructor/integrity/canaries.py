@@ -99,15 +99,31 @@ def _identity_code(n: str, prefix: str) -> str:
     """Canary lines printing "<prefix>= <address> ..." for _IDENTITIES (through the canary's own
     imports) then _NAMESPACE (through the learner's namespace, "-" where it has no such name).
     ``object.__repr__`` (reached from a literal, which no cell can rebind) gives each object's type
-    and address: a replacement cannot show the original's."""
+    and address: a replacement cannot show the original's. A Python function is also changed in
+    place when its code, defaults or closure are (``functools.update_wrapper`` with
+    ``assigned=("__code__",)`` leaves its address as it was): for one, the addresses of those
+    follow its own, read through the function type's descriptors (reached from a literal too)."""
     roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m"}
-    parts = [f"{n}o({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
+    parts = [f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
     parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
     return (f"import math as {n}m\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
             f"{n}g = (lambda: 0).__globals__\n"
+            f"def {n}d(x, o={n}o, F=(lambda: 0).__class__, T=().__class__.__class__, E={n}b.ValueError):\n"
+            f"    if T(x) is not F:\n"
+            f"        return o(x)\n"
+            f"    g = T.__dict__['__dict__'].__get__(F)\n"
+            f"    kw = g['__kwdefaults__'].__get__(x) or {{}}\n"
+            f"    seen = [o(x), o(g['__code__'].__get__(x)), o(g['__defaults__'].__get__(x))]\n"
+            f"    seen += [k + ':' + o(v) for k, v in kw.items()]\n"
+            f"    for c in g['__closure__'].__get__(x) or ():\n"
+            f"        try:\n"
+            f"            seen.append(o(c.cell_contents))\n"
+            f"        except E:\n"
+            f"            seen.append('empty')\n"
+            f"    return '+'.join(seen)\n"
             f"{n}b.print(\"{prefix}=\", *[{', '.join(parts)}])\n"
-            f"del {n}m, {n}o, {n}g\n")
+            f"del {n}m, {n}o, {n}g, {n}d\n")
 
 
 def new_secret() -> str:

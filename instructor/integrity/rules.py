@@ -56,6 +56,13 @@ class Finding:
 
 
 
+def owner(dotted: str) -> str:
+    """Who else uses what ``dotted`` names, for a finding's reason."""
+    if dotted.startswith("get_ipython()"):
+        return "part of the shell that runs the tests"
+    return "shared with the tests (an imported module or class, or a builtin)"
+
+
 def shorten(text: str, width: int = 80) -> str:
     text = " ".join(text.strip().split())
     return text if len(text) <= width else text[:width - 3] + "..."
@@ -115,6 +122,11 @@ DUNDER_ATTRS = {  # reading them is already suspicious in a course notebook
     "__import__": "imports through __import__",
     "__loader__": "reaches a module loader (__loader__)",
 }
+# Named in a string, these change a function in place (functools.update_wrapper's assigned=,
+# operator.attrgetter, setattr): the function keeps its address, so say so wherever they appear.
+FUNCTION_PARTS = {"__code__", "__defaults__", "__kwdefaults__", "__closure__", "__globals__", "cell_contents"}
+FUNCTION_PARTS_REASON = ("names a function's {} in a string (update_wrapper, attrgetter or setattr with it "
+                         "changes a function in place)")
 STORE_DUNDERS = {"__class__", "__bases__", "__dict__", "__code__", "__defaults__", "__kwdefaults__",
                  "__call__", "__getattr__", "__getattribute__", "__setattr__"}
 # Dotted names (after resolving imports) -> reason. A name matches itself and anything under it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 from ..course import editable_cells, grade_id
 from .rules import (
@@ -19,6 +19,8 @@ from .rules import (
     DUNDER_ATTRS,
     FLAGGED_SHELL_CALLS,
     FRAME_ATTRS,
+    FUNCTION_PARTS,
+    FUNCTION_PARTS_REASON,
     IPYTHON_ATTRS,
     LYING_METHODS,
     MAGIC_FLAGGED,
@@ -31,16 +33,11 @@ from .rules import (
     Finding,
     Hit,
     Priority,
+    owner,
     shorten,
     unpickling_reason,
 )
-from .source import Context, Names, context, default_context, parse
-
-
-def _owner(dotted: str) -> str:
-    if dotted.startswith("get_ipython()"):
-        return "part of the shell that runs the tests"
-    return "shared with the tests (an imported module or class, or a builtin)"
+from .source import Context, Names, context, default_context, parse, targets
 
 
 class _Scanner(Names, ast.NodeVisitor):
@@ -156,6 +153,10 @@ class _Scanner(Names, ast.NodeVisitor):
                 self.check_dotted(node, self.external(node))
         self.generic_visit(node)
 
+    def visit_Constant(self, node: ast.Constant) -> None:   # update_wrapper(f, g, ("__code__",))
+        if isinstance(node.value, str) and node.value in FUNCTION_PARTS:
+            self.hit(node, FUNCTION_PARTS_REASON.format(node.value), Priority.INTERNALS)
+
     # -- calls --------------------------------------------------------------
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -183,6 +184,8 @@ class _Scanner(Names, ast.NodeVisitor):
                     self.hit(node, f"reaches {attr.value} through {name}", Priority.INTERNALS)
         elif name in ("globals", "locals", "vars") and name in self.unbound_builtins:
             self._namespace_write(node, name)
+        elif wrapper := self._wrapper(node):   # setattr(wrapper, each of assigned=, ...), updates of updated=
+            self._set_on(node, wrapper, None, "functools.update_wrapper")
         elif name in self.functions:
             for arg in node.args:
                 if isinstance(arg, ast.Name) and arg.id in self.modules:
@@ -197,9 +200,15 @@ class _Scanner(Names, ast.NodeVisitor):
             self.hit(node, IPYTHON_ATTRS[attr_name], Priority.SHELL)
         elif dotted and not self._allowed_store(dotted, attr_name):
             what = f"{dotted}.{attr_name}" if attr_name else f"an attribute of {dotted}"
-            self.hit(node, f"rebinds {what} with {how}, {_owner(dotted)}", Priority.REBINDS)
+            self.hit(node, f"rebinds {what} with {how}, {owner(dotted)}", Priority.REBINDS)
         elif attr_name in STORE_DUNDERS or self._has_class_chain(target):
             self.hit(node, f"rebinds {attr_name or 'an attribute'} of a class with {how}", Priority.REBINDS)
+
+    def _wrapper(self, node: ast.Call) -> ast.AST | None:
+        """The object ``functools.update_wrapper(obj, ...)`` or ``functools.wraps(...)(obj)`` changes."""
+        func = node.func.func if isinstance(node.func, ast.Call) else node.func
+        wanted = "functools.wraps" if isinstance(node.func, ast.Call) else "functools.update_wrapper"
+        return node.args[0] if node.args and self.external(func, alias=True) == wanted else None
 
     @staticmethod
     def _has_class_chain(node: ast.AST) -> bool:
@@ -262,21 +271,12 @@ class _Scanner(Names, ast.NodeVisitor):
 
     # -- assignments ---------------------------------------------------------
 
-    def _targets(self, target: ast.AST) -> Iterable[ast.AST]:
-        if isinstance(target, (ast.Tuple, ast.List)):
-            for elt in target.elts:
-                yield from self._targets(elt)
-        elif isinstance(target, ast.Starred):
-            yield from self._targets(target.value)
-        else:
-            yield target
-
     def _store(self, target: ast.AST, value: ast.AST | None, how: str = "rebinds") -> None:
-        for t in self._targets(target):
+        for t in targets(target):
             if isinstance(t, ast.Attribute):
                 dotted = self.external(t.value)
                 if dotted and not self._allowed_store(dotted, t.attr):
-                    self.hit(t, f"{how} {dotted}.{t.attr}, {_owner(dotted)}", Priority.REBINDS)
+                    self.hit(t, f"{how} {dotted}.{t.attr}, {owner(dotted)}", Priority.REBINDS)
                 elif t.attr in STORE_DUNDERS or t.attr in IPYTHON_ATTRS:
                     self.hit(t, f"{how} {t.attr} of an object (changes how it behaves everywhere)", Priority.REBINDS)
             elif isinstance(t, ast.Subscript):
@@ -317,7 +317,7 @@ class _Scanner(Names, ast.NodeVisitor):
 
     def visit_Delete(self, node: ast.Delete) -> None:
         for target in node.targets:
-            for t in self._targets(target):
+            for t in targets(target):
                 if not isinstance(t, ast.Name):
                     self._store(t, None, "deletes")
         self.generic_visit(node)

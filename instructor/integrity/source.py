@@ -20,6 +20,17 @@ class Context:
     bound: set[str]                  # every name any cell binds (assignments, defs, imports)
 
 
+def targets(target: ast.AST) -> Iterable[ast.AST]:
+    """Each name, attribute or item an assignment's target binds (tuples and starred unpacked)."""
+    if isinstance(target, (ast.Tuple, ast.List)):
+        for elt in target.elts:
+            yield from targets(elt)
+    elif isinstance(target, ast.Starred):
+        yield from targets(target.value)
+    else:
+        yield target
+
+
 def import_bindings(tree: ast.AST) -> Iterable[tuple[str, str, bool, ast.AST]]:
     """(name, dotted path, is_module, node) for every import in ``tree``."""
     for node in ast.walk(tree):

@@ -106,6 +106,22 @@ def test_scan_flags_cheat(name):
                 or f.quote.endswith("...")), f
 
 
+@pytest.mark.parametrize(("source", "reason"), [
+    ("import functools\nfunctools.update_wrapper(torch._C._nn, object(), ('cross_entropy_loss',), ())",
+     "rebinds an attribute of torch._C._nn with functools.update_wrapper"),
+    ("from functools import update_wrapper as copy_names\ncopy_names(F, object(), ['relu'], [])",
+     "rebinds an attribute of torch.nn.functional with functools.update_wrapper"),
+    ("import functools\nfunctools.wraps(print, ('softmax',), ())(F)",
+     "rebinds an attribute of torch.nn.functional with functools.update_wrapper"),
+    ("import operator\nget = operator.attrgetter('__kwdefaults__')", "names a function's __kwdefaults__ in a string"),
+    ("parts = ['__clo' 'sure__']", "names a function's __closure__ in a string"),
+], ids=["update_wrapper_module", "aliased", "wraps_applied_to_module", "attrgetter", "implicit_concatenation"])
+def test_scan_flags_changes_made_in_place(source, reason):
+    """Routes that change a shared object without an assignment or setattr the scan would see."""
+    [finding] = scanner.scan_source(source)
+    assert reason in finding.reason, finding
+
+
 def test_scan_finding_is_one_readable_line():
     [finding] = scanner.scan_source("import torch\ntorch.allclose = lambda *a, **k: True\n")
     assert (finding.cell, finding.line, finding.quote) == (None, 2, "torch.allclose = lambda *a, **k: True")
@@ -181,23 +197,66 @@ def test_every_name_a_test_uses_is_fingerprinted_by_the_canaries():
     assert not missing, f"add to instructor/integrity/canaries.py's _IDENTITIES: {missing}"
 
 
-def test_what_the_canaries_fingerprint_stays_itself_when_torch_loads_its_own_modules():
-    """Honest work loads torch._dynamo (torch.compile, ONNX export), torchvision and TensorBoard
-    mid-notebook: none of that may change an object the canaries fingerprint."""
+_FINGERPRINTS = """
+import contextlib, io
+from instructor.integrity.canaries import _IDENTITIES, _identity_code
+
+def fingerprints():
+    \"\"\"path -> what a canary prints for it, by the canary's own code.\"\"\"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec("import builtins as _qb, numpy as _qn, torch as _qt\\n" + _identity_code("_q", "P"), {})
+    return dict(zip(_IDENTITIES, out.getvalue().split()[1:], strict=False))
+
+def changed(before):
+    now = fingerprints()
+    return [p for p in _IDENTITIES if now[p] != before[p]]
+"""
+
+
+def _fingerprints_after(change: str) -> str:
+    """The paths whose canary fingerprint ``change`` altered, as a fresh Python process prints them."""
     import subprocess
     import sys
 
-    code = """
-import builtins, functools, math, numpy, torch
-from instructor.integrity.canaries import _IDENTITIES
-roots = {"torch": torch, "numpy": numpy, "builtins": builtins, "math": math}
-get = lambda p: functools.reduce(getattr, p.split(".")[1:], roots[p.split(".")[0]])
-before = {p: id(get(p)) for p in _IDENTITIES}
-import torch._dynamo, torch.export, torch.onnx, torch.utils.tensorboard, torchvision.transforms.v2
-print([p for p in _IDENTITIES if id(get(p)) != before[p]])
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]
+    code = _FINGERPRINTS + "before = fingerprints()\n" + change + "\nprint(changed(before))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_what_the_canaries_fingerprint_stays_itself_when_torch_loads_its_own_modules():
+    """Honest work loads torch._dynamo (torch.compile, ONNX export), torchvision and TensorBoard
+    mid-notebook: none of that may change an object the canaries fingerprint, nor the code,
+    defaults or closure of a function among them."""
+    loads = "import torch._dynamo, torch.export, torch.onnx, torch.utils.tensorboard, torchvision.transforms.v2"
+    assert _fingerprints_after(loads) == "[]"
+
+
+@pytest.mark.parametrize(("change", "path"), [
+    ("import functools\ndef _f(*shapes):\n    return shapes[0]\n"
+     "functools.update_wrapper(torch.broadcast_shapes, _f, assigned=('__code__',), updated=())",
+     "torch.broadcast_shapes"),
+    ("torch.testing.assert_close.__kwdefaults__['atol'] = 1e9", "torch.testing.assert_close"),
+    ("torch.nn.functional.softmax.__defaults__ = (None, 3, None)", "torch.nn.functional.softmax"),
+], ids=["code", "keyword_default_in_place", "defaults"])
+def test_a_function_changed_in_place_changes_its_fingerprint(change, path):
+    """Same object, same address, other behaviour: the fingerprint follows its code and defaults."""
+    assert _fingerprints_after("import numpy, torch\n" + change) == str([path])
+
+
+def test_the_fingerprint_follows_a_closure_s_contents():
+    """A closure cell can be rewritten in place (``cell_contents``): the fingerprint shows it."""
+    code = ("import builtins as _qb\nfrom instructor.integrity.canaries import _identity_code\n"
+            "ns = {'_qb': _qb}\nexec(_identity_code('_q', 'P').split('_qb.print')[0], ns)  # defines _qd\n"
+            "def outer(x):\n    return lambda: x\n"
+            "f = outer(1)\nbefore = ns['_qd'](f)\nf.__closure__[0].cell_contents = 2\n"
+            "print(before != ns['_qd'](f), before.count('+'))\n")
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.split() == ["True", "3"], out.stdout + out.stderr[-2000:]
 
 
 def test_canaries_placed_at_the_start_after_every_editable_cell_and_at_the_end():
