@@ -1,0 +1,86 @@
+"""helper.checks.without: an answer that calls what its exercise re-creates is caught, by any route."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import helper.metrics
+from helper.checks import Delegated, without
+
+SOFTMAX = (torch.softmax, torch.Tensor.softmax, F.softmax)
+_stored = torch.softmax
+
+
+def _in_a_thread(x):
+    out = []
+    worker = threading.Thread(target=lambda: out.append(torch.softmax(x, 1)))
+    worker.start()
+    worker.join()
+    return out[0]
+
+
+ROUTES = {
+    "torch.softmax": lambda x: torch.softmax(x, 1),
+    "an alias stored before the test": lambda x: _stored(x, 1),
+    "the Tensor method": lambda x: x.softmax(1),
+    "torch.nn.functional": lambda x: F.softmax(x, 1),
+    "nn.Softmax": lambda x: nn.Softmax(dim=1)(x),
+    "a computed name": lambda x: getattr(torch, "soft" + "max")(x, 1),
+    "the watch turned off first": lambda x: (sys.setprofile(None), torch.softmax(x, 1))[1],
+    "another thread": _in_a_thread,
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_every_route_to_the_builtin_is_caught(route):
+    with pytest.raises(Delegated, match="write it from exp and sum"), \
+            without(*SOFTMAX, why="write it from exp and sum"):
+        ROUTES[route](torch.randn(2, 3))
+    assert sys.getprofile() is None and threading.getprofile() is None, "the watch is taken down"
+
+
+def test_an_answer_written_from_parts_passes_and_keeps_its_result():
+    x = torch.randn(4, 3)
+    with without(*SOFTMAX, why="no"):
+        out = x.exp() / x.exp().sum(dim=1, keepdim=True)
+    assert torch.allclose(out.sum(dim=1), torch.ones(4))
+    assert sys.getprofile() is None
+
+
+def test_a_python_function_is_caught_under_another_name():
+    borrowed = helper.metrics.accuracy
+    with pytest.raises(Delegated, match="count the matches yourself"), \
+            without(helper.metrics.accuracy, why="count the matches yourself"):
+        borrowed(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]))
+
+
+def test_the_learners_own_error_still_comes_through_when_nothing_was_borrowed():
+    with pytest.raises(ZeroDivisionError), without(*SOFTMAX, why="no"):
+        1 / 0  # noqa: B018 - the learner's own mistake
+
+
+def test_borrowing_wins_over_a_later_error():
+    """An answer that calls torch.softmax and then fails is told about the borrowing, first."""
+    with pytest.raises(Delegated) as caught, without(*SOFTMAX, why="no"):
+        torch.softmax(torch.randn(2, 3), 1)
+        raise ValueError("later")
+    assert caught.value.__suppress_context__, "the message comes first: raised from None"
+
+
+def test_a_previous_profiler_is_put_back():
+    def mine(frame, event, arg):
+        return None
+
+    sys.setprofile(mine)
+    try:
+        with without(*SOFTMAX, why="no"):
+            torch.ones(1).exp()
+        assert sys.getprofile() is mine
+    finally:
+        sys.setprofile(None)
