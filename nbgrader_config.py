@@ -53,5 +53,5 @@ c.Execute.kernel_name = "python3"
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
-    "instructor.preprocessors.FeedbackWithoutHiddenTests",
+    "instructor.preprocessors.FeedbackFromSubmission",
 ]

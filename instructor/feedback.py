@@ -3,16 +3,19 @@
     feedback(course, parts=None, cluster=None, jobs=1, force=False) -> {part: {"written": n, ...}}
     render(spec) -> bytes        on a worker: one page's HTML
 
-The coordinator reads each graded notebook (``autograded/<student>/<part>/<part>.ipynb``) and
-its scores and comments from the gradebook (a few queries per part), and sends both to a Dask
-worker, a bounded window at a time; the worker renders the page the way ``nbgrader
-generate_feedback`` does with the course's pipeline (nbgrader's GetGrades, fed from the task
-instead of a database; nbconvert's CSS header; :class:`FeedbackWithoutHiddenTests`; nbgrader's
-feedback template) and returns the HTML. Workers need no gradebook and no shared file system.
+A page shows the learner's submitted notebook with the outputs they submitted, and for each test
+its visible source, points and verdict in words the instructor wrote (:mod:`instructor.verdicts`):
+nothing the grading run printed, displayed, raised or wrote reaches it, so no hidden test can.
+The coordinator reads each submission, its graded notebook (``autograded/<student>/<part>/``,
+for the verdicts), the release's test cells and the scores and comments in the gradebook (a few
+queries per part), and sends them to a Dask worker, a bounded window at a time; the worker
+renders the page with nbconvert's CSS header and nbgrader's feedback template and returns the
+HTML. Workers need no gradebook and no shared file system. Submissions held for review
+(:mod:`instructor.held`) get no page until an instructor clears them.
 The coordinator writes ``feedback/<student>/<part>/<part>.html`` atomically, then one line per
-page in ``feedback/.feedback.jsonl`` (the digest of the notebook and scores it shows): a page
-whose notebook and scores are unchanged is not rendered again, so a run stopped half-way
-resumes where it stopped. A worker lost mid-task costs that task: Dask runs it elsewhere.
+page in ``feedback/.feedback.jsonl`` (the digest of what it shows): a page whose inputs are
+unchanged is not rendered again, so a run stopped half-way resumes where it stopped. A worker
+lost mid-task costs that task: Dask runs it elsewhere.
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ from .course import (
     one_line,
     read_regular_file,
     released_parts,
+    submission_dir,
     write_atomically,
 )
+from .held import held
+from .verdicts import release_tests
 
 MANIFEST = ".feedback.jsonl"  # under feedback/: one line per page written
 _WORKER = threading.local()  # a worker thread's exporter, built for its first page
@@ -64,8 +70,6 @@ def _new_exporter():
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from traitlets.config import Config
 
-    from .preprocessors import FeedbackWithoutHiddenTests
-
     base = Path(nbgrader.converters.__file__).parent.parent / "server_extensions" / "formgrader"
     c = Config()
     c.Exporter.default_preprocessors = []
@@ -73,19 +77,23 @@ def _new_exporter():
     c.HTMLExporter.extra_template_basedirs = [str(base / "templates")]
     c.HTMLExporter.extra_template_paths = [str(base / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
     exporter = HTMLExporter(config=c)
-    for pp in (CSSHTMLHeaderPreprocessor, FeedbackWithoutHiddenTests):
-        exporter.register_preprocessor(pp)  # as nbgrader's converters do (enabled as each class says)
+    exporter.register_preprocessor(CSSHTMLHeaderPreprocessor)  # as nbgrader's converters do
     return exporter
 
 
 def render(spec: dict) -> bytes:
-    """One feedback page. ``spec``: student, part, notebook (the graded notebook's bytes) and
+    """One feedback page. ``spec``: student, part, notebook (the graded notebook's bytes),
+    submitted (the submission's bytes), tests ({grade id: the release's test cell source}) and
     grades ({"cells": {grade id: {"score", "points", "comment"}}, "score", "max_score",
     "late_penalty"}, what :func:`read_grades` found). Returns the HTML, as UTF-8."""
     import nbformat
     from nbgrader import utils
 
-    nb = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
+    from .verdicts import feedback_notebook
+
+    graded = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
+    submitted = nbformat.reads(spec["submitted"].decode("utf-8"), as_version=4)
+    nb = feedback_notebook(graded, submitted, spec["tests"])
     grades, part = spec["grades"], spec["part"]
     for cell in nb.cells:  # nbgrader's GetGrades, from the task
         if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_task(cell)):
@@ -160,20 +168,30 @@ def _append_manifest(course: Path, rows: list[dict]) -> None:
         os.fsync(f.fileno())
 
 
-def _digest(notebook: bytes, grades: dict) -> str:
-    return hashlib.sha256(notebook + b"\0" + json.dumps(grades, sort_keys=True).encode()).hexdigest()
+def _digest(*inputs: bytes, grades: dict) -> str:
+    return hashlib.sha256(b"\0".join(inputs) + b"\0" + json.dumps(grades, sort_keys=True).encode()).hexdigest()
 
 
-def _pages(course: Path, parts: list[str], force: bool, summary: dict) -> list[tuple[str, str, dict, str]]:
-    """(student, part, grades, digest) of each page to render; the up-to-date ones counted."""
+def _pages(course: Path, parts: list[str], force: bool, summary: dict, say) -> list[tuple[str, str, dict, str]]:
+    """(student, part, grades, digest) of each page to render; the up-to-date ones counted, the
+    held ones listed (and an earlier page of theirs removed)."""
     done = {} if force else _read_manifest(course)
     todo = []
     for part in parts:
-        summary[part] = {"written": 0, "up to date": 0, "failed": 0}
+        summary[part] = {"written": 0, "up to date": 0, "failed": 0, "held": 0}
+        tests = json.dumps(release_tests(course, part), sort_keys=True).encode()
+        holding = held(course, part)
+        for student, why in sorted(holding.items()):
+            summary[part]["held"] += 1
+            page_path(course, student, part).unlink(missing_ok=True)
+            say(f"held: {student} / {part}: {why} (make clear STUDENT={student} PART={part} releases it)")
         for student, grades in sorted(read_grades(course, part).items()):
+            if student in holding:
+                continue
             path = notebook_in(graded_dir(course, student, part), part)
             try:
-                digest = _digest(read_regular_file(path), grades)
+                digest = _digest(read_regular_file(path), read_regular_file(notebook_in(
+                    submission_dir(course, student, part), part)), tests, grades=grades)
             except OSError:
                 continue  # nothing graded to show (flagged before grading)
             if done.get((student, part)) == digest and page_path(course, student, part).exists():
@@ -228,13 +246,16 @@ def feedback(course: Path, parts: list[str] | None = None, cluster: str | None =
     course = check_course(course)
     parts = list(parts or released_parts(course))
     summary: dict[str, dict[str, int]] = {}
-    todo = _pages(course, parts, force, summary)
+    todo = _pages(course, parts, force, summary, say)
+    tests = {part: release_tests(course, part) for part in parts}
     (course / "feedback").mkdir(exist_ok=True)
 
     def send(client, page: tuple):
         student, part, grades, digest = page
         notebook = read_regular_file(notebook_in(graded_dir(course, student, part), part))
-        spec = {"student": student, "part": part, "notebook": notebook, "grades": grades}
+        submitted = read_regular_file(notebook_in(submission_dir(course, student, part), part))
+        spec = {"student": student, "part": part, "notebook": notebook, "submitted": submitted,
+                "tests": tests[part], "grades": grades}
         future = client.submit(render, spec, pure=False, key=f"feedback-{student}-{part}-{secrets.token_hex(4)}")
         return future, (student, part, digest)
 
@@ -243,5 +264,6 @@ def feedback(course: Path, parts: list[str] | None = None, cluster: str | None =
                      cluster, jobs, "feedback", "page", say)
     for part, counts in summary.items():
         say(f"{part}: {counts['written']} page(s) written, {counts['up to date']} up to date"
+            + (f", {counts['held']} held for review (listed above)" if counts["held"] else "")
             + (f", {counts['failed']} FAILED (run again)" if counts["failed"] else ""))
     return summary

@@ -4,16 +4,15 @@ the pipeline they make (:func:`autograde_pipeline`)."""
 from __future__ import annotations
 
 import asyncio
-import html
 import json
-import re
+from pathlib import Path
 
 from nbclient.util import ensure_async, run_sync
 from nbgrader.preprocessors import AssignLatePenalties, Execute, LimitOutput, NbGraderPreprocessor, SaveAutoGrades
 from traitlets import Dict, Float, Integer, Unicode
 
 from . import limits
-from .course import grade_id, is_test_cell
+from .course import grade_id, read_regular_file
 from .integrity import canaries
 
 
@@ -111,72 +110,30 @@ def hidden_test_lines(nb, min_chars: int = 12) -> set[str]:
     return lines
 
 
-REMOVED = "[a line of a hidden test was removed here]"
-
-
-def _shown(text: str) -> str:
-    """``text`` as a reader sees it, for matching: tags dropped, entities decoded, white space
-    folded, one kind of quote (``repr`` and f-strings swap them)."""
-    return " ".join(html.unescape(re.sub(r"<[^>]*?>", " ", text)).split()).replace("'", '"')
-
-
-def scrub_text(text: str, hidden: set[str]) -> str:
-    """``text`` with every line that quotes a hidden-test line (or a long enough piece of one)
-    replaced by :data:`REMOVED`. HTML is read as a browser shows it (entities, tags and
-    attributes such as an image's alt text), so escaping does not smuggle a line past."""
-    if not hidden or not text:
-        return text
-    hidden = {h.replace("'", '"') for h in hidden}
-    out, changed = [], False
-    for line in text.splitlines(keepends=True):
-        shown, raw = _shown(line), " ".join(html.unescape(line).split()).replace("'", '"')
-        if any(h in shown or h in raw or (len(shown) >= 12 and shown in h) for h in hidden):
-            out.append(REMOVED + ("\n" if line.endswith("\n") else ""))
-            changed = True
-        else:
-            out.append(line)
-    text = "".join(out) if changed else text
-    # a hidden line spread over several output lines (or wrapped by a logger) is caught as a whole
-    if any(h in _shown(text) for h in hidden):
-        return REMOVED + "\n"
-    return text
-
-
-def _scrub(value, hidden: set[str]):
-    if isinstance(value, str):
-        return scrub_text(value, hidden)
-    if isinstance(value, list):
-        value = [_scrub(v, hidden) for v in value]
-        if all(isinstance(v, str) for v in value) and scrub_text("\n".join(value), hidden) == REMOVED + "\n":
-            return [REMOVED]  # a hidden line spread over several entries (a traceback's frames)
-        return value
-    if isinstance(value, dict):
-        return {k: _scrub(v, hidden) for k, v in value.items()}
-    return value
-
-
-class FeedbackWithoutHiddenTests(NbGraderPreprocessor):
-    """For feedback: hidden tests removed from the test cells (nbgrader's ClearHiddenTests), a
-    failed test's traceback cut to its last line (``AssertionError: <message>``), and no line of
-    a hidden test in ANY output of any cell: an answer called by a hidden test can print the code
-    that runs it, log it, raise it, or display it as HTML or in an image's alt text."""
+class FeedbackFromSubmission(NbGraderPreprocessor):
+    """For ``nbgrader generate_feedback`` (formgrader's feedback button, through
+    nbgrader_config.py): the page of :mod:`instructor.verdicts`, the learner's submitted notebook
+    with each test's visible source and verdict, in place of the graded notebook. A submission
+    held for review (:mod:`instructor.held`) gets no page: the conversion fails with the reason."""
 
     def preprocess(self, nb, resources):
-        from nbgrader.preprocessors import ClearHiddenTests
+        import nbformat
+        from nbgrader.coursedir import CourseDirectory
 
-        hidden = hidden_test_lines(nb)
-        nb, resources = ClearHiddenTests(enforce_metadata=False).preprocess(nb, resources)
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            for output in cell.outputs:
-                for key in ("text", "evalue", "traceback", "data"):
-                    if key in output:
-                        output[key] = _scrub(output[key], hidden)
-                if output.output_type == "error" and is_test_cell(cell):
-                    message = f"{output.ename}: {output.evalue}" if output.evalue else output.ename
-                    output.traceback = [message]
-        return nb, resources
+        from .held import held
+        from .verdicts import feedback_notebook, release_tests
+
+        info = resources["nbgrader"]
+        student, part, name = info["student"], info["assignment"], info["notebook"]
+        coursedir = CourseDirectory(config=self.config)
+        course = Path(coursedir.root)
+        why = held(course, part).get(student)
+        if why:
+            raise ValueError(f"{student} / {part} is held for review ({why}): "
+                             f"make clear STUDENT={student} PART={part} releases its feedback")
+        submitted = Path(coursedir.format_path(coursedir.submitted_directory, student, part)) / f"{name}.ipynb"
+        learner = nbformat.reads(read_regular_file(submitted).decode("utf-8"), as_version=4)
+        return feedback_notebook(nb, learner, release_tests(course, part)), resources
 
 
 class SupervisedExecute(Execute):

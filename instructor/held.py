@@ -1,0 +1,70 @@
+"""Submissions held back from feedback until an instructor clears them.
+
+    held(course, part) -> {student: why}     what gets no feedback page now
+    clear(course, student, part) -> str      release one (the submission graded, as it is now)
+
+A submission is held when grading flagged it, found tampering, or sent it for review (the static
+scan's findings, a stopped cell): its page is not rendered, an old page of it is removed, and
+``make feedback`` lists it with the reason, until ``make clear`` releases it. A clearance is for
+the submission the instructor looked at (its digest): a new submission from the same learner is
+held again if its grading sends it for review.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .outcome import read_journal
+
+CLEARED = ".cleared.jsonl"  # under autograded/: one line per clearance
+
+
+def _cleared_path(course: Path) -> Path:
+    return Path(course) / "autograded" / CLEARED
+
+
+def cleared(course: Path) -> dict[tuple[str, str], str]:
+    """{(student, part): digest of the submission cleared}."""
+    out: dict[tuple[str, str], str] = {}
+    path = _cleared_path(course)
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+                out[(row["student"], row["part"])] = row["sha256"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut short
+    return out
+
+
+def held(course: Path, part: str) -> dict[str, str]:
+    """{student: why} for ``part``: every submission that needs a look and was not cleared."""
+    done = cleared(course)
+    out = {}
+    for (student, p), outcome in read_journal(course).items():
+        if p != part or not outcome.needs_a_look:
+            continue
+        if outcome.status == "graded" and done.get((student, part)) == outcome.sha256 and outcome.sha256:
+            continue
+        what = "sent for review" if outcome.status == "graded" else outcome.status
+        out[student] = f"{what}: {outcome.reason or outcome.review}".rstrip(": ")
+    return out
+
+
+def clear(course: Path, student: str, part: str) -> str:
+    """Release ``student``'s graded ``part`` for feedback; returns what was cleared, in one line.
+    Raises ValueError when there is nothing to clear (not graded, not held, or flagged or
+    tampered: those have no grade to show, and are graded again instead)."""
+    outcome = read_journal(course).get((student, part))
+    if outcome is None:
+        raise ValueError(f"{student} has no graded submission of {part}")
+    if outcome.status != "graded":
+        raise ValueError(f"{student} / {part} was {outcome.status} ({outcome.reason}): there is no grade to show; "
+                         "grade it again (make autograde FORCE=1) once the cause is fixed")
+    if not outcome.review:
+        raise ValueError(f"{student} / {part} is not held: its feedback is rendered as it is")
+    path = _cleared_path(course)
+    with open(path, "a") as f:
+        f.write(json.dumps({"student": student, "part": part, "sha256": outcome.sha256}) + "\n")
+    return f"cleared {student} / {part} (was held: {outcome.review}); make feedback renders its page"
