@@ -23,6 +23,7 @@
 #                   CLUSTER=tcp://HOST:8786 a running Dask scheduler; FORCE=1 regrades everything)
 #   make feedback   HTML feedback per student in feedback/, rendered by JOBS=N local workers or
 #                   the CLUSTER's; resumes where it stopped (PART=... for one part, FORCE=1 all again)
+#   make clear      release a submission held for review (STUDENT=... PART=...): make feedback renders it
 #   make grades     export every score to grades.csv
 #   make similarity similar answers per part in report/similarity/<part>/index.html (PART=... for one part;
 #                   pairs to read, never a penalty: see docs/similarity.md)
@@ -56,7 +57,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback grades similarity bench-similarity bench-learner bench-coordinator bench-round times
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback clear grades similarity bench-similarity bench-learner bench-coordinator bench-round times
 
 install: $(STAMP)
 
@@ -140,6 +141,11 @@ autograde: install
 
 feedback: install
 	$(PY) -m instructor feedback $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)
+
+# A submission held for review gets its feedback page once cleared: make clear STUDENT=erin PART=03-training
+STUDENT ?=
+clear: install
+	$(PY) -m instructor clear "$(STUDENT)" "$(PART)"
 
 grades: install
 	$(PY) -m instructor grades --out grades.csv
