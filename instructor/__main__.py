@@ -3,10 +3,12 @@
     check                          is student code confined on this machine? (says so loudly)
     autograde [--part P] [--jobs N | --cluster tcp://HOST:8786] [--student S] [--force]
     feedback  [--part P] [--jobs N | --cluster tcp://HOST:8786] [--force]
-                                   HTML feedback per student, in feedback/
+                                   HTML feedback per student, in feedback/ (held ones listed)
+    clear     STUDENT PART         release a submission held for review to feedback
     grades    [--out FILE] [--format csv|canvas|moodle] [--roster roster.csv]
                                    nbgrader's CSV export, or the file Canvas or Moodle imports
-    collect   DIR --part P         downloaded files/zips -> submitted/<student>/<part>/
+    collect   DIR --part P [--map STUDENT=FILE ...]
+                                   an LMS download -> submitted/<student>/<part>/ (+ timestamp.txt)
     release   [PART]               stamp the solutions, then nbgrader generate_assignment
     stamp     [NB ...]             Colab setup cell + embedded figures, in place
     execute   NB [...]             re-run solution notebooks and store their outputs
@@ -15,7 +17,7 @@
                                    similar answers per part (pairs to read, never a penalty)
 
 Exit status: 0 done; 1 autograde finished but submissions need a look (flagged, tampered or
-for review), or collect rejected uploads; 2 refused.
+for review), or collect rejected or skipped a file; 2 refused.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import collect, coordinator, feedback, lms, notebooks, report
+from . import collect, coordinator, deadlines, feedback, lms, notebooks, report
 from .course import PART_NAMES, GradingError, existing_parts, part_notebook
 from .settings import Settings, confinement
 from .similarity import pages as similarity
@@ -32,6 +34,13 @@ from .similarity import pages as similarity
 
 def _parts(value: str | None) -> list[str] | None:
     return [p for p in (value or "").replace(",", " ").split() if p] or None
+
+
+def _pair(text: str, parser) -> tuple[str, str]:
+    student, sep, file = text.partition("=")
+    if not sep or not student.strip() or not file.strip():
+        parser.error(f"--map wants STUDENT=FILE, not {text!r}")
+    return student.strip(), file.strip()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,14 +65,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="local worker processes rendering pages")
     p.add_argument("--cluster", help="address of a running Dask scheduler whose workers render the pages")
     p.add_argument("--force", action="store_true", help="render again pages that are up to date")
+    p = sub.add_parser("clear", help="release a submission held for review: make feedback renders its page")
+    p.add_argument("student")
+    p.add_argument("part")
     p = sub.add_parser("grades", help="export the gradebook to CSV (nbgrader's, Canvas's or Moodle's)")
     p.add_argument("--format", choices=lms.FORMATS, default="csv",
                    help="csv: nbgrader's export with status columns (default); canvas or moodle: their import file")
     p.add_argument("--out", type=Path, help="default: grades.csv, canvas-grades.csv or moodle-grades.csv")
     p.add_argument("--roster", type=Path, help="CSV of student_id and the platform's ids (see instructor/lms.py)")
-    p = sub.add_parser("collect", help="collect downloaded submissions with nbgrader zip_collect")
-    p.add_argument("source", type=Path, help="folder of <student>_<part>.ipynb files and/or .zip archives")
+    p = sub.add_parser("collect", help="collect an LMS download (Canvas, Moodle, nbgrader, a plain folder)")
+    p.add_argument("source", type=Path, help="folder of files, folders, .zip archives (see instructor/collect.py)")
     p.add_argument("--part", required=True)
+    p.add_argument("--map", action="append", default=[], metavar="STUDENT=FILE",
+                   help="take FILE (its name or its path in the download) as STUDENT's submission; repeatable")
     p = sub.add_parser("release", help="stamp the solutions, then generate the student notebooks")
     p.add_argument("part", nargs="?", default="", help="one part (default: every part)")
     p = sub.add_parser("stamp", help="update setup cells and embedded figures in place")
@@ -113,19 +127,31 @@ def _grading_command(args, parser) -> int:
         results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
                                         cluster=args.cluster, force=args.force)
         return 1 if any(r.needs_a_look for r in results) else 0
+    if args.cmd in ("feedback", "report"):
+        deadlines.reapply(args.course)  # a due date or extension added since grading counts
     if args.cmd == "feedback":
         summary = feedback.feedback(args.course, _parts(args.part), cluster=args.cluster, jobs=args.jobs,
                                     force=args.force)
         print(f"feedback under {Path(args.course).resolve() / 'feedback'}")
         return 1 if any(counts["failed"] for counts in summary.values()) else 0
+    if args.cmd == "clear":
+        from .held import clear
+
+        try:
+            print(clear(Path(args.course).resolve(), args.student, args.part))
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "grades":
         out = args.out or Path("grades.csv" if args.format == "csv" else f"{args.format}-grades.csv")
         out = lms.export(args.course, out if out.is_absolute() else Path(args.course) / out, args.format, args.roster)
         print(f"{'' if args.format == 'csv' else args.format + ' '}grades written to {out}")
     elif args.cmd == "collect":
-        outcome = collect.collect(args.course, args.source, args.part)
+        mapping = dict(_pair(text, parser) for text in args.map)
+        outcome = collect.collect(args.course, args.source, args.part, mapping=mapping)
         print(f"collected into {Path(args.course).resolve() / 'submitted'}")
-        return 1 if outcome["rejected"] else 0
+        return 1 if outcome["rejected"] or outcome["skipped"] else 0
     elif args.cmd == "report":
         report.build(args.course, args.out)
     elif args.cmd == "similarity":

@@ -36,6 +36,7 @@ from .course import (
     usable_student_id,
 )
 from .deadlines import load as load_deadlines
+from .deadlines import reapply
 from .outcome import Outcome
 from .settings import Settings, require_sandbox
 from .store import BATCH, Store
@@ -347,6 +348,7 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
                 f"{'the cluster at ' + cluster if cluster else f'{settings.jobs} local worker(s)'}; "
                 + _limits_line(settings, task_limits))
             results += _grade_on_cluster(course, todo, settings, task_limits, cluster, say, store, task)
+    reapply(course, say)  # deadlines.toml on what was not graded again: a new due date or extension counts
     journal.write_report(course)
     _say_what_needs_a_look(results, say)
     return results

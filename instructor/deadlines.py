@@ -15,11 +15,19 @@
 
     load(course) -> Deadlines | None      None without the file; GradingError (one line) for a bad one
     LatePolicy                            nbgrader's late-submission plugin that applies the policy
+    reapply(course) -> [Change]           the policy again on every graded submission: no regrading
 
 Autograding loads the file before anything is graded, then stores each part's due date and each
 extension in nbgrader's gradebook and runs nbgrader's ``AssignLatePenalties`` with ``LatePolicy``
 as its ``plugin_class`` on every graded submission (lateness from its ``timestamp.txt``). Parts
 the file does not name have no due date.
+
+A penalty is arithmetic on stored facts (the raw score in the gradebook, the submission's time,
+the due date, the extension, the policy), so :func:`reapply` computes it again whenever grades,
+feedback or the report are produced, and at the end of every ``autograde``: a new due date,
+extension or policy, or a ``timestamp.txt`` written after grading, changes the gradebook's
+penalties, the journal's late days and ``grading-report.csv`` without running any notebook, and
+each grade it changes is listed (student / part: old -> new score).
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from pathlib import Path
 from nbgrader.plugins import LateSubmissionPlugin
 from traitlets import Float
 
-from .course import PART_NAMES, GradingError
+from .course import PART_NAMES, GradingError, read_regular_file, submission_dir
 
 try:
     import tomllib
@@ -185,3 +193,122 @@ def load(course: Path) -> Deadlines | None:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise GradingError(f"{FILE}: not valid TOML: {' '.join(str(exc).split())}") from None
     return parse(data)
+
+
+def course_zone(course: Path):
+    """The course's time zone (``policy.timezone`` in deadlines.toml), UTC without one or with a
+    file that cannot be read (autograde says why)."""
+    try:
+        data = tomllib.loads((Path(course) / FILE).read_text(encoding="utf-8"))
+        return _zone(data.get("policy", {}).get("timezone"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, GradingError, AttributeError, ValueError):
+        return timezone.utc
+
+
+@dataclass(frozen=True)
+class Change:
+    """A grade that :func:`reapply` changed: the score after the penalty, before and after."""
+
+    student: str
+    part: str
+    old: float
+    new: float
+    old_days: int
+    new_days: int
+
+    def __str__(self) -> str:
+        return (f"{self.student} / {self.part}: {self.old:g} -> {self.new:g}"
+                f" ({self.new_days} day(s) late{f', was {self.old_days}' if self.old_days != self.new_days else ''})")
+
+
+def _submitted_time(course: Path, student: str, part: str, sha256: str, stored):
+    """The submission's time from its ``timestamp.txt`` (naive UTC) when the notebook beside it
+    is the one graded (same digest); ``stored`` otherwise."""
+    import hashlib
+
+    from nbgrader.utils import parse_utc
+
+    folder = submission_dir(course, student, part)
+    try:
+        text = read_regular_file(folder / "timestamp.txt", 200).decode("utf-8", "replace").strip()
+        when = parse_utc(text) if text else None
+    except (OSError, ValueError, OverflowError):
+        return stored
+    if when is None or when == stored:
+        return stored
+    try:
+        data = read_regular_file(folder / f"{part}.ipynb")
+    except OSError:
+        return stored
+    return when if hashlib.sha256(data).hexdigest() == sha256 else stored
+
+
+def reapply(course: Path, say=print) -> list[Change]:
+    """The late policy of deadlines.toml applied again to every graded submission, from the
+    gradebook's raw scores and each submission's time (its ``timestamp.txt``): due dates,
+    extensions and penalties in the gradebook, late days in the journal and grading-report.csv.
+    Nothing is graded; without deadlines.toml nothing changes. Says each grade it changes, and
+    warns when a part with a due date has submissions without a time. Returns the changes."""
+    from dataclasses import replace
+
+    from nbgrader.api import Assignment, SubmittedAssignment, SubmittedNotebook
+    from sqlalchemy import select
+
+    from . import outcome as journal
+    from .course import gradebook
+
+    rules = load(course)
+    seen = journal.read_journal(course) if rules is not None else None
+    if not seen:  # no deadlines.toml: the gradebook's penalties stay as nbgrader stored them
+        return []
+    policy = LatePolicy(grace_seconds=rules.grace_seconds, percent_per_day=rules.per_day, max_percent=rules.cap)
+    changes, redone, untimed = [], [], {}
+    with gradebook(course) as gb:
+        session = gb.db
+        for a in session.query(Assignment):
+            if a.duedate != rules.due.get(a.name):
+                a.duedate = rules.due.get(a.name)
+        query = (select(SubmittedNotebook, SubmittedAssignment, Assignment.name)
+                 .join(SubmittedAssignment, SubmittedAssignment.id == SubmittedNotebook.assignment_id)
+                 .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id))
+        for nb, sub, part in session.execute(query).all():
+            got = seen.get((sub.student_id, part))
+            if got is None:
+                continue
+            when = _submitted_time(course, sub.student_id, part, got.sha256, sub.timestamp)
+            extension = rules.extension(sub.student_id, part)
+            due = rules.due.get(part)
+            if due is not None and when is None:
+                untimed[part] = untimed.get(part, 0) + 1
+            late = None if when is None or due is None else when - due - (extension or timedelta())
+            seconds = max(0.0, late.total_seconds()) if late is not None else 0.0
+            score = float(nb.score or 0)
+            penalty = None
+            if got.status == "graded" and seconds > 0:
+                penalty = policy.late_submission_penalty(sub.student_id, score, seconds)
+                penalty = None if penalty is None else min(max(penalty, 0.0), score)
+            days = rules.late_days(seconds) if due is not None else 0
+            old = float(nb.late_submission_penalty or 0)
+            if when != sub.timestamp:
+                sub.timestamp = when
+            if extension != sub.extension:
+                sub.extension = extension
+            if (penalty or 0) != old or (nb.late_submission_penalty is None) != (penalty is None):
+                nb.late_submission_penalty = penalty
+            if (penalty or 0) != old or days != got.late_days:
+                if got.status == "graded":
+                    changes.append(Change(sub.student_id, part, score - old, score - (penalty or 0),
+                                          got.late_days, days))
+                redone.append(replace(got, late_days=days, penalty=float(penalty or 0)))
+        session.commit()
+    if redone:
+        journal.append_many(course, redone)
+        journal.write_report(course)
+    for part, n in sorted(untimed.items()):
+        say(f"!! {part} has a due date but {n} graded submission(s) have no time (no timestamp.txt): "
+            "they count as on time; collect writes one (docs/instructor.md#timestamps)")
+    if changes:
+        say(f"late policy (deadlines.toml) applied again: {len(changes)} grade(s) changed, nothing regraded:")
+        for change in changes:
+            say(f"   {change}")
+    return changes

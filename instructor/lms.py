@@ -32,7 +32,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import outcome
+from . import deadlines, outcome
 from .course import GradingError, check_course, gradebook, gradebook_file, run_nbgrader
 
 FORMATS = ("csv", "canvas", "moodle")
@@ -239,10 +239,15 @@ def export_grades(course: Path, out: Path) -> Path:
 
 def export(course: Path, out: Path, fmt: str, roster: Path | None = None, say=print) -> Path:
     """Write the ``fmt`` ("csv": :func:`export_grades`, "canvas" or "moodle") file to ``out``; say
-    which rows need a look."""
+    which rows need a look. deadlines.toml is applied again first (:func:`deadlines.reapply`):
+    a due date or extension added since grading counts, and each grade it changes is said."""
+    course = check_course(course)
+    file = gradebook_file(course)
+    if file is not None and not file.exists():
+        raise GradingError(f"no gradebook at {file}: grade first (make autograde)")
+    deadlines.reapply(course, say)
     if fmt == "csv":
         return export_grades(course, out)
-    course = check_course(course)
     parts, maxima, students, grades = read_grades(course)
     known = read_roster(roster, list(students)) if roster else None
     make = {"canvas": canvas_rows, "moodle": moodle_rows}[fmt]

@@ -178,3 +178,114 @@ def test_without_the_file_nothing_is_late(tmp_path):
     assert (done.score, done.late_days, done.penalty) == (3, 0, 0)
     with gradebook(course) as gb:
         assert gb.find_assignment(P1).duedate is None
+
+
+# ---------------------------------------------------------------------------
+# Late policy as arithmetic on stored facts: deadlines.toml changed after grading, nothing regraded
+# ---------------------------------------------------------------------------
+
+CLASS = {  # five learners; eve's timestamp.txt is written after grading
+    "ann": "2025-10-06 20:00:00.000000 UTC",   # on time
+    "ben": "2025-10-06 23:00:00.000000 UTC",   # on time
+    "cat": "2025-10-07 10:00:00.000000 UTC",   # 10 h late: 1 day
+    "dan": "2025-10-08 12:00:00.000000 UTC",   # 1.5 days late, 3 days' extension granted later
+    "eve": "2025-10-08 20:00:00.000000 UTC",   # 1.8 days late: 2 days
+}
+POLICY = "[policy]\npenalty_per_day = 10\nmax_penalty = 50\n\n[due]\n01-tensors = 2025-10-06T23:59:00\n"
+
+
+def no_grading(monkeypatch):
+    """Any attempt to run a notebook or grade a submission fails the test."""
+    import nbclient
+
+    from instructor import coordinator, tasks
+
+    def refuse(*_, **__):
+        raise AssertionError("a notebook was run or a submission graded")
+
+    monkeypatch.setattr(tasks, "grade", refuse)
+    monkeypatch.setattr(coordinator, "autograde", refuse)
+    monkeypatch.setattr(nbclient.NotebookClient, "execute", refuse)
+    monkeypatch.setattr(nbclient.NotebookClient, "async_execute", refuse)
+
+
+def graded_class(course: Path) -> None:
+    """The class as the coordinator stores it, graded without a deadlines.toml: each learner's
+    submitted/ folder (notebook and, but for eve, timestamp.txt) and the gradebook's full scores."""
+    import hashlib
+
+    for student, stamp in CLASS.items():
+        folder = course / "submitted" / student / P1
+        folder.mkdir(parents=True)
+        data = f"{student}'s notebook".encode()
+        (folder / f"{P1}.ipynb").write_bytes(data)
+        if student != "eve":
+            (folder / "timestamp.txt").write_text(stamp)
+        store.record(course, Outcome(student, P1, status="graded", notebook=graded_notebook()),
+                     hashlib.sha256(data).hexdigest(), stamp if student != "eve" else None, None)
+
+
+def grades(course: Path, capsys) -> tuple[dict[str, dict], str]:
+    assert main(["--course", str(course), "grades"]) == 0
+    return read(course / "grades.csv"), capsys.readouterr().out
+
+
+def test_due_date_and_extension_added_after_grading_change_grades_without_regrading(tmp_path, capsys, monkeypatch):
+    course = new_course(tmp_path, None)
+    graded_class(course)
+    no_grading(monkeypatch)
+    rows, _ = grades(course, capsys)
+    assert {s: float(r["score"]) for s, r in rows.items()} == dict.fromkeys(CLASS, 3.0)
+
+    # a due date arrives, and eve's time
+    (course / "deadlines.toml").write_text(POLICY)
+    (course / "submitted" / "eve" / P1 / "timestamp.txt").write_text(CLASS["eve"])
+    rows, out = grades(course, capsys)
+    assert {s: (float(r["score"]), int(r["late_days"])) for s, r in rows.items()} == {
+        "ann": (3, 0), "ben": (3, 0), "cat": (2.7, 1), "dan": (2.4, 2), "eve": (2.4, 2)}
+    assert "late policy (deadlines.toml) applied again: 3 grade(s) changed, nothing regraded:" in out
+    assert "   cat / 01-tensors: 3 -> 2.7 (1 day(s) late, was 0)" in out
+    assert "   eve / 01-tensors: 3 -> 2.4 (2 day(s) late, was 0)" in out
+
+    # an extension for dan, granted after grading
+    (course / "deadlines.toml").write_text(POLICY + "\n[extensions]\ndan = { 01-tensors = 3 }\n")
+    rows, out = grades(course, capsys)
+    assert (float(rows["dan"]["score"]), int(rows["dan"]["late_days"])) == (3, 0)
+    assert "1 grade(s) changed" in out and "   dan / 01-tensors: 2.4 -> 3 (0 day(s) late, was 2)" in out
+    with gradebook(course) as gb:
+        assert gb.find_submission(P1, "dan").extension.days == 3
+        assert gb.find_submission(P1, "eve").timestamp.isoformat() == "2025-10-08T20:00:00"
+
+    # the same facts again: nothing changes, nothing is said
+    rows, out = grades(course, capsys)
+    assert "applied again" not in out and float(rows["cat"]["score"]) == 2.7
+
+    # Canvas's file, the grading report and the class report say the same
+    canvas = lms.export(course, course / "canvas.csv", "canvas", say=lambda *_: None)
+    assert "2.7" in canvas.read_text() and "1 day(s) late, -0.3 point(s)" in canvas.read_text()
+    late = read(course / "autograded" / "grading-report.csv")
+    assert (late["cat"]["late_days"], late["dan"]["late_days"], late["eve"]["late_days"]) == ("1", "0", "2")
+    assert main(["--course", str(course), "report", "--out", str(course / "report")]) == 0
+    assert list(read(course / "report" / "late.csv")) == ["cat", "eve"]
+
+
+def test_a_timestamp_beside_a_different_notebook_is_not_used(tmp_path, capsys, monkeypatch):
+    """A notebook collected again since grading (not graded yet): its time is not the graded one's."""
+    course = new_course(tmp_path, None)
+    graded_class(course)
+    no_grading(monkeypatch)
+    (course / "deadlines.toml").write_text(POLICY)
+    folder = course / "submitted" / "ann" / P1
+    (folder / f"{P1}.ipynb").write_text("a newer notebook")
+    (folder / "timestamp.txt").write_text("2025-10-20 10:00:00.000000 UTC")
+    rows, _ = grades(course, capsys)
+    assert (float(rows["ann"]["score"]), int(rows["ann"]["late_days"])) == (3, 0)
+
+
+def test_submissions_without_a_time_are_warned_of(tmp_path, capsys):
+    course = new_course(tmp_path, None)
+    graded_class(course)
+    (course / "deadlines.toml").write_text(POLICY)
+    _, out = grades(course, capsys)
+    assert ("!! 01-tensors has a due date but 1 graded submission(s) have no time (no timestamp.txt): "
+            "they count as on time") in out
