@@ -238,6 +238,24 @@ def locked_ids(nb) -> set[str]:
     return {grade_id(c) for c in nb.cells if grade_id(c) and is_locked(c)}
 
 
+def metadata_problem(nb) -> str | None:
+    """One sentence on what makes a submission's nbgrader metadata ungradable, or None: two cells
+    that claim one grade id (a copied cell keeps its metadata), an nbgrader cell without an id."""
+    seen: dict[str, int] = {}
+    for i, cell in enumerate(nb.cells):
+        meta = nbgrader_meta(cell)
+        if not (meta.get("grade") or meta.get("solution") or meta.get("locked") or meta.get("task")):
+            continue
+        gid = meta.get("grade_id")
+        if not isinstance(gid, str) or not gid:
+            return f"cell {i} is marked as an nbgrader cell but has no grade id (its metadata was edited)"
+        if gid in seen:
+            return (f"two cells claim the id {gid}: cell {seen[gid]} and cell {i} (a copied cell keeps its "
+                    "metadata: delete the copy, or grade the notebook after removing it)")
+        seen[gid] = i
+    return None
+
+
 def editable_cells(nb, locked: set[str] | Mapping[str, str]) -> list[int]:
     """Indices of the code cells a learner could have written: every code cell but the first
     with each ``locked`` id (nbgrader runs the instructor's source there; with a

@@ -92,24 +92,6 @@ class CheckCanaries(NbGraderPreprocessor):
         return nb, resources
 
 
-def hidden_test_lines(nb, min_chars: int = 12) -> set[str]:
-    """The lines of every ``### BEGIN HIDDEN TESTS`` block in ``nb``, whitespace folded, that are
-    long enough to say something (``try:``, ``else:`` and short names are too common to hide)."""
-    lines: set[str] = set()
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        inside = False
-        for line in cell.source.splitlines():
-            if "### BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "### END HIDDEN TESTS" in line:
-                inside = False
-            elif inside and len(folded := " ".join(line.split())) >= min_chars:
-                lines.add(folded)
-    return lines
-
-
 class FeedbackFromSubmission(NbGraderPreprocessor):
     """For ``nbgrader generate_feedback`` (formgrader's feedback button, through
     nbgrader_config.py): the page of :mod:`instructor.verdicts`, the learner's submitted notebook

@@ -14,8 +14,7 @@ confined kernel of :mod:`instructor.sandbox`. The pipeline is nbgrader's default
 - ``LimitOutput`` swapped for :class:`~instructor.preprocessors.LimitOutputSize`;
 - tamper canaries inserted before ``Execute`` and checked (and removed) after it
   (:mod:`instructor.integrity.canaries`);
-- stderr in graded cells made harmless (a progress bar or warning from a correct answer is not a
-  failure; a failed assert still is);
+- stderr in graded cells made harmless (a progress bar or a warning is no failure; an assert is);
 - no ``SaveAutoGrades``/``AssignLatePenalties``: the coordinator runs them on the returned
   notebook against the course's gradebook.
 
@@ -45,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import limits, sandbox
-from .course import ROOT, locked_ids, nbgrader_config, notebook_in, read_regular_file, submission_dir
+from .course import ROOT, locked_ids, metadata_problem, nbgrader_config, notebook_in, read_regular_file, submission_dir
 from .integrity import scanner
 from .outcome import Outcome
 
@@ -159,6 +158,8 @@ def _read_notebooks(spec: dict):
         submitted = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001 - any unreadable upload is the student's, not ours
         raise ValueError(f"the notebook is not valid notebook JSON ({type(exc).__name__})") from None
+    if problem := metadata_problem(submitted):
+        raise ValueError(problem)
     return submitted, nbformat.reads(spec["source"].decode("utf-8"), as_version=4)
 
 
@@ -366,7 +367,7 @@ def grade(spec: dict) -> Outcome:
         except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on
             run.stream.write(traceback.format_exc())
             out.status, out.notebook = "flagged", None
-            out.reason = f"grading failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+            out.reason = f"the grader itself failed ({type(exc).__name__}; the log has the traceback): grade it again"
             out.log_text = run.log_tail()
     out.review = "; ".join(review)
     out.seconds = time.monotonic() - start

@@ -10,6 +10,7 @@ disturbing the canaries.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import pickle
 
@@ -575,3 +576,51 @@ def predict(x):
     "default_dtype": "torch.set_default_dtype(torch.float64)\nprint(torch.ones(1).dtype)\n",
     "syntax_error": "def broken(:\n    pass\n",
 }
+
+
+# ---------------------------------------------------------------------------
+# Reading hidden tests back out of a page, however they were encoded
+# ---------------------------------------------------------------------------
+
+def hidden_lines(nb, min_chars: int = 12) -> set[str]:
+    """The lines of every ``### BEGIN HIDDEN TESTS`` block of ``nb``, white space folded, long
+    enough to say something (``try:`` and ``else:`` say nothing)."""
+    lines: set[str] = set()
+    for cell in nb.cells:
+        inside = False
+        for line in cell.source.splitlines() if cell.cell_type == "code" else []:
+            if "### BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "### END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and len(folded := " ".join(line.split())) >= min_chars:
+                lines.add(folded)
+    return lines
+
+
+def _decodings(text: str) -> list[str]:
+    """``text`` read every way an answer could have encoded it: as it is (HTML entities and tags
+    read as a browser shows them), reversed, every base64 or hex run decoded (the halves of a
+    split run joined first), and runs of byte values as characters."""
+    import html
+    import re
+
+    shown = html.unescape(re.sub(r"<[^>]*?>", " ", text))
+    texts = [text, shown, text[::-1], shown[::-1]]
+    runs = re.findall(r"[A-Za-z0-9+/=]{16,}", shown)
+    for run in runs + ["".join(runs)]:
+        for candidate in (run, run[1:]):  # a class name's leading letter
+            with contextlib.suppress(ValueError):
+                texts.append(base64.b64decode(candidate + "=" * (-len(candidate) % 4)).decode("utf-8", "replace"))
+            with contextlib.suppress(ValueError):
+                texts.append(bytes.fromhex(candidate).decode("utf-8", "replace"))
+    for run in re.findall(r"(?:\d{1,7}[ ,]+){8,}\d{1,7}", shown):
+        texts.append("".join(chr(int(n)) for n in re.findall(r"\d+", run) if int(n) < 0x110000))
+    return texts
+
+
+def recoverable(text: str, hidden: set[str]) -> list[str]:
+    """The lines of ``hidden`` that can be read back from ``text`` (see :func:`_decodings`)."""
+    fold = lambda t: " ".join(t.split()).replace("'", '"')  # noqa: E731 - one expression
+    texts = [fold(t) for t in _decodings(text)]
+    return sorted(h for h in hidden if any(fold(h) in t for t in texts))

@@ -175,3 +175,17 @@ def test_the_schema_version_read_in_process_is_nbgraders_own(tmp_path):
         gb.add_student("ann")
     with sqlite3.connect(tmp_path / "gradebook.db") as db:
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [(expected,)]
+
+
+def test_metadata_problems_are_said_in_words():
+    from instructor.course import metadata_problem
+
+    def cell(gid, **kw):
+        return nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {"grade_id": gid, **kw}})
+
+    ok = nbformat.v4.new_notebook(cells=[cell("a", solution=True), cell("test_a", grade=True, points=1)])
+    assert metadata_problem(ok) is None
+    copied = nbformat.v4.new_notebook(cells=[*ok.cells, cell("test_a", grade=True, points=1)])
+    assert metadata_problem(copied).startswith("two cells claim the id test_a: cell 1 and cell 2")
+    nameless = nbformat.v4.new_notebook(cells=[cell("", grade=True, points=1)])
+    assert metadata_problem(nameless) == "cell 0 is marked as an nbgrader cell but has no grade id (its metadata was edited)"

@@ -20,6 +20,7 @@ import copy
 import csv
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -32,7 +33,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 
-from instructor import coordinator, feedback, lms, testing
+from instructor import coordinator, feedback, held, lms, testing
 from instructor.settings import Settings
 from tests import cheats
 from tests.conftest import require_sandbox
@@ -54,7 +55,7 @@ CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtrace
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
            "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised", "sleep_ignores_interrupt",
-           "tamper_then_time_out"}
+           "tamper_then_time_out", "duplicate_id"}
 SCORED_LIKE_REFERENCE = {"tests_edited", "tests_deleted", "tests_markdown", "infinite_loop", "memory_hog",
                          "huge_output", "wrong_kernelspec", "snoop", "links_and_fifos", "sleeps_past_the_limit"}
 # Stopped at a cell's time limit and graded as earned: sent for review with the cell named.
@@ -222,6 +223,36 @@ ECHOES = {
     "echo_warned": "import inspect, warnings\ndef broadcast_shape(a, b):\n"
                    "    warnings.warn(repr(inspect.getsource(inspect.currentframe().f_back)))" + _BROADCAST,
 }
+# The same, encoded so that no pattern could recognise it: base64, reversed, hex in a file of the
+# working folder, byte values in a warning, split over two outputs of a later cell, and raised
+# (as an assertion, as another error, as an exception class's name) on the hidden cases only.
+_CALLER = "import base64, inspect\n_code = lambda: inspect.getsource(inspect.currentframe().f_back.f_back)\n"
+_VISIBLE_CASES = "((64, 2), (1, 2)), ((5, 3), (3,)), ((5, 1), (1, 3)), ((5, 3), (5,))"
+_ON_A_HIDDEN_CASE = f"    if (tuple(a), tuple(b)) not in ({_VISIBLE_CASES}):\n"
+EXFILTRATIONS = {
+    "exfil_base64_printed": _CALLER + "def broadcast_shape(a, b):\n"
+                            "    print(base64.b64encode(_code().encode()).decode())" + _BROADCAST,
+    "exfil_reversed_displayed": _CALLER + "from IPython.display import display\ndef broadcast_shape(a, b):\n"
+                                "    display({'text/plain': _code()[::-1]}, raw=True)" + _BROADCAST,
+    "exfil_numbers_warned": _CALLER + "import warnings\ndef broadcast_shape(a, b):\n"
+                            "    warnings.warn(' '.join(map(str, _code().encode())))" + _BROADCAST,
+    "exfil_hex_file": _CALLER + "def broadcast_shape(a, b):\n"
+                      "    open('leak.txt', 'a').write(_code().encode().hex())" + _BROADCAST,
+    "exfil_split_later": _CALLER + "import builtins\ndef broadcast_shape(a, b):\n"
+                         "    builtins.kept = base64.b64encode(_code().encode()).decode()" + _BROADCAST,
+    "exfil_assertion_raised": _CALLER + "def broadcast_shape(a, b):\n" + _ON_A_HIDDEN_CASE +
+                              "        raise AssertionError(base64.b64encode(_code().encode()).decode())" + _BROADCAST,
+    "exfil_error_raised": _CALLER + "def broadcast_shape(a, b):\n" + _ON_A_HIDDEN_CASE +
+                          "        raise ValueError(_code().encode().hex())" + _BROADCAST,
+    "exfil_class_named": _CALLER + "def broadcast_shape(a, b):\n" + _ON_A_HIDDEN_CASE +
+                         "        raise type('E' + _code()[:2000].encode().hex(), (Exception,), {})()" + _BROADCAST,
+}
+# A cell of the learner's own after the tested answer: prints what was kept, in two halves.
+SPLIT_LATER = "import builtins\nkept = getattr(builtins, 'kept', '')\nprint(kept[:len(kept) // 2])\nprint('and')\n" \
+              "print(kept[len(kept) // 2:])"
+READ_BACK = "print(open('leak.txt').read())"  # the file, read back by a later cell of the learner's
+RAISING = {"exfil_assertion_raised", "exfil_error_raised", "exfil_class_named"}
+ECHOES.update(EXFILTRATIONS)
 
 
 @contextmanager
@@ -317,8 +348,17 @@ def write_hostile(course: Path, ref, target: str, first: str) -> LoopbackServer:
     # The oracle as the real answer to an exercise the reference solved: it must earn exactly what
     # the worked answer earns (it does work) and be sent for review (the scan is all that sees it).
     hostile("oracle_answer", testing.set_answer(ref, "broadcast_shape", cheats.CHEATS["answer_reads_the_test"]))
+    duplicate = copy.deepcopy(ref)
+    test = next(i for i, c in enumerate(duplicate.cells) if c.metadata.get("nbgrader", {}).get("grade"))
+    duplicate.cells.insert(test + 1, copy.deepcopy(duplicate.cells[test]))
+    hostile("duplicate_id", duplicate)
     for name, source in ECHOES.items():
-        hostile(name, testing.set_answer(ref, "broadcast_shape", source))
+        nb = testing.set_answer(ref, "broadcast_shape", source)
+        if name in ("exfil_split_later", "exfil_hex_file"):  # a cell after the test of broadcast_shape
+            test = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id")
+                        == testing.solved_test_id(course, PART, "broadcast_shape"))
+            nb = testing.insert_code(nb, test + 1, SPLIT_LATER if name == "exfil_split_later" else READ_BACK)
+        hostile(name, nb)
     honest = testing.student_notebook(course, PART, "all")
     for source in cheats.HONEST_CELLS.values():  # after the answers: extra work of the learner's own
         honest = testing.insert_code(honest, len(honest.cells), source)
@@ -358,12 +398,19 @@ def grade_hostile_class(course: Path, load: str = LOAD):
             results = {r.student: r for r in coordinator.autograde(course, [PART], settings=settings, say=log.append)}
     finally:
         server.close()
-    feedback.feedback(course, [PART])
+    said: list[str] = []
+    feedback.feedback(course, [PART], say=said.append)
+    held_back = {s for s in results if not (course / "feedback" / s / PART / f"{PART}.html").exists()}
+    for student in held.held(course, PART):  # an instructor reads each, and clears it
+        if results[student].status == "graded":
+            held.clear(course, student, PART)
+    feedback.feedback(course, [PART], say=said.append)
     grades = lms.export_grades(course, course / "grades.csv")
     with open(grades, newline="") as f:
         exported = {row["student_id"]: row for row in csv.DictReader(f)}
     return SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
-                           server=server, log="\n".join(log), protected=protected,
+                           server=server, log="\n".join(log), protected=protected, held_back=held_back,
+                           feedback_said="\n".join(said),
                            protected_mode=protected_mode)
 
 
@@ -420,7 +467,17 @@ def test_flag_reasons_say_what_happened(run):
     assert "processes" in reasons["fork_loop"] and "limit" in reasons["fork_loop"]
     assert "memory limit" in reasons["memory_hog_processes"]
     assert "symbolic link" in reasons["symlinked_upload"]
+    assert reasons["duplicate_id"].startswith("two cells claim the id "), reasons["duplicate_id"]
     assert all(len(reason.splitlines()) == 1 for reason in reasons.values()), reasons
+
+
+def test_every_reason_is_a_sentence_not_an_exception(run):
+    """Each reason and review finding the hostile class produced reads as words an instructor can
+    act on: never a bare exception (``KeyError: 'grade_id'``) or a repr."""
+    bare = re.compile(r"^\w*(Error|Exception)\b|\b\w+(Error|Exception): ['\"(<\[]|<\w+ object at 0x")
+    said = {f"{s}: {text}" for s, r in run.results.items() for text in (r.reason, *r.review.split("; ")) if text}
+    assert said, "the hostile class produced no reasons"
+    assert not [t for t in said if bare.search(t.split(": ", 1)[1])], sorted(t for t in said if bare.search(t))[:5]
 
 
 def test_nothing_the_kernel_left_is_followed(run):
@@ -505,21 +562,34 @@ def test_a_timeout_is_never_called_tampering(run):
         {s: r.reason for s, r in run.results.items() if r.status == "tampered"}
 
 
+def test_submissions_sent_for_review_got_no_page_until_cleared(run):
+    """Every answer that reads its caller was sent for review: make feedback held it back (and said
+    so, with the reason), and rendered it only once an instructor had cleared it."""
+    reviewed = {s for s, r in run.results.items() if r.status == "graded" and r.review}
+    assert set(ECHOES) <= reviewed, sorted(set(ECHOES) - reviewed)
+    assert reviewed <= run.held_back, sorted(reviewed - run.held_back)
+    for student in sorted(reviewed):
+        assert f"held: {student} / {PART}: sent for review: " in run.feedback_said, run.feedback_said
+        assert (run.course / "feedback" / student / PART / f"{PART}.html").exists(), f"{student}: cleared, no page"
+
+
 @pytest.mark.parametrize("student", sorted(ECHOES))
 def test_no_hidden_test_line_in_any_feedback(run, student):
-    """An answer that prints, logs, warns or displays (HTML, alt text) the code running it gets
-    its points, the hidden tests reach its graded outputs, and not one line reaches its feedback."""
-    from instructor.preprocessors import _shown, hidden_test_lines
-
+    """An answer that prints, logs, warns, displays, writes to a file or raises the code running
+    it (as it is, or encoded) gets the hidden tests into its graded outputs, and not one line of
+    them is recoverable from its feedback page, decoded every way it was encoded."""
     result = run.results[student]
-    assert result.status == "graded" and result.score == run.baseline["reference"], (result, run.log)
+    assert result.status == "graded", (result, run.log)
+    if student not in RAISING:
+        assert result.score == run.baseline["reference"], (result, run.log)
     source = nbformat.read(run.course / "solutions" / PART / f"{PART}.ipynb", as_version=4)
-    hidden = {h.replace("'", '"') for h in hidden_test_lines(source)}
-    echoed = _shown(outputs_text(run.course, student).replace("\\n", "\n"))
-    assert any(h in echoed for h in hidden), "the answer did not echo a hidden test: the check proves nothing"
-    page = (run.course / "feedback" / student / PART / f"{PART}.html").read_text()
-    leaked = sorted(h for h in hidden if h in _shown(page) or h in page)
-    assert not leaked, f"{len(leaked)} hidden-test lines in the feedback: {leaked[:3]}"
+    hidden = cheats.hidden_lines(source)
+    graded = outputs_text(run.course, student)
+    assert cheats.recoverable(graded, hidden), "the answer did not carry a hidden test out: the check proves nothing"
+    folder = run.course / "feedback" / student / PART
+    assert sorted(p.name for p in folder.iterdir()) == [f"{PART}.html"], "only the page is written"
+    leaked = cheats.recoverable((folder / f"{PART}.html").read_text(), hidden)
+    assert not leaked, f"{len(leaked)} hidden-test lines recoverable from the feedback: {leaked[:3]}"
 
 
 def test_infinite_loop_stopped_by_the_cell_timeout(run):
