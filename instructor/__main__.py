@@ -23,17 +23,49 @@ for review), or collect rejected or skipped a file; 2 refused.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
-from . import collect, coordinator, deadlines, feedback, lms, notebooks, report
-from .course import PART_NAMES, GradingError, existing_parts, part_notebook
+from . import collect, coordinator, deadlines, feedback, lms, notebooks, outcome, report
+from .course import LOG_DIR, PART_NAMES, GradingError, existing_parts, part_notebook
 from .settings import Settings, confinement
 from .similarity import pages as similarity
 
 
 def _parts(value: str | None) -> list[str] | None:
     return [p for p in (value or "").replace(",", " ").split() if p] or None
+
+
+@contextmanager
+def _stderr_to(log: Path):
+    """The process's standard error (file 2: library warnings, the worker processes' and their
+    kernels' output) to ``log``, appended; ``sys.stderr`` (the progress bar) stays on the terminal."""
+    import logging
+    import warnings
+
+    import distributed  # noqa: F401 - its log handlers are made now, on file 2: the log
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved, fd = os.dup(2), os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    real, shown, last = sys.stderr, warnings.showwarning, logging.lastResort
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
+    sys.stderr, logging.lastResort = terminal, logging.StreamHandler(real)
+    warnings.showwarning = lambda msg, cat, file, line, f=None, text=None: real.write(
+        warnings.formatwarning(msg, cat, file, line, text))
+    try:
+        yield
+    finally:
+        real.flush()
+        sys.stderr, logging.lastResort, warnings.showwarning = real, last, shown
+        terminal.close()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _pair(text: str, parser) -> tuple[str, str]:
@@ -124,8 +156,14 @@ def _grading_command(args, parser) -> int:
         settings = Settings.resolve(args.course, jobs=args.jobs, timeout=args.timeout,
                                     notebook_timeout=args.notebook_timeout, memory=args.memory,
                                     sandbox_mode=args.sandbox, processes=args.processes)
-        results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
-                                        cluster=args.cluster, force=args.force)
+        deadlines.load(args.course)  # a bad deadlines.toml: refused before anything is written
+        log = Path(args.course).resolve() / "autograded" / LOG_DIR / "autograde.log"
+        with _stderr_to(log):
+            results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
+                                            cluster=args.cluster, force=args.force)
+        if outcome.journal_path(args.course).exists():
+            print(f"autograde: {lms.summary(args.course, _parts(args.part))}; library warnings and kernel "
+                  f"output in {log}")
         return 1 if any(r.needs_a_look for r in results) else 0
     if args.cmd in ("feedback", "report"):
         deadlines.reapply(args.course)  # a due date or extension added since grading counts
@@ -149,9 +187,9 @@ def _grading_command(args, parser) -> int:
         print(f"{'' if args.format == 'csv' else args.format + ' '}grades written to {out}")
     elif args.cmd == "collect":
         mapping = dict(_pair(text, parser) for text in args.map)
-        outcome = collect.collect(args.course, args.source, args.part, mapping=mapping)
+        got = collect.collect(args.course, args.source, args.part, mapping=mapping)
         print(f"collected into {Path(args.course).resolve() / 'submitted'}")
-        return 1 if outcome["rejected"] or outcome["skipped"] else 0
+        return 1 if got["rejected"] or got["skipped"] else 0
     elif args.cmd == "report":
         report.build(args.course, args.out)
     elif args.cmd == "similarity":

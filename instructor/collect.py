@@ -51,7 +51,7 @@ STAMP = "%Y-%m-%d %H:%M:%S.%f %Z"   # nbgrader's timestamp.txt: 2025-10-06 21:59
 JUNK = re.compile(r"(^|/)(__MACOSX|\.ipynb_checkpoints|\.DS_Store|\._[^/]*|Thumbs\.db|desktop\.ini)(/|$)", re.I)
 MOODLE = re.compile(r"^(?P<name>.+?)_(?P<id>\d+)_assign(?:submission|feedback)_\w*$")
 EXCHANGE = re.compile(r"^(?P<student>[^+]+)\+(?P<part>[^+]+)\+(?P<time>[^+]+)(?:\+.*)?$")
-CANVAS = re.compile(r"^(?P<name>[^_]+)_(?:LATE_)?\d+_")
+CANVAS = re.compile(r"^(?P<name>[^_]+)_(?:late_)?\d+_\d+_", re.I)   # <name>_[LATE_]<user id>_<attachment id>_
 
 
 @dataclass

@@ -264,3 +264,34 @@ def export(course: Path, out: Path, fmt: str, roster: Path | None = None, say=pr
     if missing:
         say(f"{missing} submission(s) missing: their cells are empty, not 0")
     return out
+
+
+def _blank(course: Path) -> set[tuple[str, str]]:
+    """(student, part) of graded submissions whose every answer cell is as released ("No response.")."""
+    from nbgrader.api import Assignment, BaseCell, Comment, SubmittedAssignment, SubmittedNotebook
+    from sqlalchemy import select
+
+    answers: dict[tuple[str, str], set] = {}
+    with gradebook(course) as gb:
+        query = (select(SubmittedAssignment.student_id, Assignment.name, Comment.auto_comment)
+                 .join(SubmittedNotebook, Comment.notebook_id == SubmittedNotebook.id)
+                 .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+                 .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+                 .join(BaseCell, Comment.cell_id == BaseCell.id).where(BaseCell.type == "SolutionCell"))
+        for student, part, comment in gb.db.execute(query):
+            answers.setdefault((student, part), set()).add(comment)
+    return {key for key, said in answers.items() if said == {"No response."}}
+
+
+def summary(course: Path, parts: list[str] | None = None) -> str:
+    """One line on the class's latest grading of ``parts`` (default: every part): graded, flagged,
+    for review, blank, late, and the mean score after penalties, as grades.csv has them."""
+    _, _, _, grades = read_grades(course)
+    subs = [g for g in grades if g.status != "missing" and (parts is None or g.part in parts)]
+    graded = [g for g in subs if g.status == "graded"]
+    blank = _blank(course)
+    mean = sum(g.score / g.max_score for g in graded if g.max_score) / max(1, len(graded))
+    return (f"{len(subs)} submission(s): {len(graded)} graded, {len(subs) - len(graded)} flagged, "
+            f"{sum(bool(g.review) for g in graded)} for review, "
+            f"{sum((g.student, g.part) in blank for g in graded)} blank, {sum(g.late_days > 0 for g in subs)} late; "
+            f"mean score {mean:.0%}" if graded else f"{len(subs)} submission(s), none graded")

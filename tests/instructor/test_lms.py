@@ -196,3 +196,44 @@ def test_the_gradebook_is_required(tmp_path):
     shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
     with pytest.raises(GradingError, match="no gradebook"):
         lms.export(tmp_path, tmp_path / "x.csv", "canvas")
+
+
+def test_summary_line_counts_the_class(course):
+    """The closing line of `make autograde`: the template's 7 submissions (ann's part 1 a day late,
+    ben's under review, cat's part 2 tampered, dan's part 1 flagged); cat's part 1 then left blank."""
+    from nbgrader.api import Comment
+    from sqlalchemy.exc import SAWarning
+
+    assert lms.summary(course) == ("7 submission(s): 5 graded, 2 flagged, 1 for review, 0 blank, 1 late; "
+                                   "mean score 60%")  # (2.5/3 + 4/4 + 2/3 + 2/4 + 0/3) / 5
+    assert lms.summary(course, [P2]).startswith("3 submission(s): 2 graded, 1 flagged, 0 for review")
+    with gradebook(course) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        answer = gb.add_solution_cell("answer", P1, P1)
+        for student, said in (("cat", "No response."), ("ben", None)):
+            gb.db.add(Comment(cell=answer, notebook=gb.find_submission_notebook(P1, P1, student), auto_comment=said))
+        gb.db.commit()
+    assert ", 1 blank, " in lms.summary(course), "cat left every answer cell as released"
+
+
+def test_library_output_goes_to_the_log(tmp_path):
+    """While autograde runs, what libraries, worker processes and kernels write to standard error
+    goes to the log; the progress bar (sys.stderr) and stdout stay on the terminal."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "autograded" / ".logs" / "autograde.log"
+    script = (
+        "import os, sys, warnings\nfrom pathlib import Path\nfrom instructor.__main__ import _stderr_to\n"
+        f"with _stderr_to(Path({str(log)!r})):\n"
+        "    warnings.warn('a SQLAlchemy-like warning')\n"
+        "    os.system('echo kernel banner >&2')\n"
+        "    sys.stderr.write('progress bar\\n')\n"
+        "    print('result line')\n"
+        "sys.stderr.write('after\\n')\n")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "result line\n"
+    assert proc.stderr == "progress bar\nafter\n"
+    text = log.read_text()
+    assert "a SQLAlchemy-like warning" in text and "kernel banner" in text
