@@ -18,7 +18,7 @@
 #   make data       download every data set the course uses (run once while online)
 #   make assets     redraw the diagrams in assets/ and re-embed them in the solutions
 #   make outputs    re-execute solutions (PART=...) and store their outputs
-#   make collect    downloaded submissions -> submitted/ (PART=... FROM=folder of files/zips)
+#   make collect    an LMS download -> submitted/ (PART=... FROM=folder of files/zips; MAP='student=file')
 #   make autograde  grade submitted/ in a sandbox (PART=... for one part, JOBS=N local workers,
 #                   CLUSTER=tcp://HOST:8786 a running Dask scheduler; FORCE=1 regrades everything)
 #   make feedback   HTML feedback per student in feedback/, rendered by JOBS=N local workers or
@@ -134,7 +134,7 @@ outputs: install
 	$(PY) -m instructor execute $(if $(PART),solutions/$(PART)/$(PART).ipynb,solutions/*/*.ipynb)
 
 collect: install
-	$(PY) -m instructor collect $(FROM) --part $(PART)
+	$(PY) -m instructor collect $(FROM) --part $(PART) $(if $(MAP),--map '$(MAP)')
 
 autograde: install
 	$(PY) -m instructor autograde $(if $(PART),--part $(PART)) --jobs $(JOBS) $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(FORCE),--force)

@@ -55,7 +55,8 @@ _IDENTITIES = (
     # zero passes a "mean is 0" test as surely as an allclose that always answers True.
     "torch.Generator", "torch.arange", "torch.cat", "torch.device", "torch.diag", "torch.exp", "torch.eye",
     "torch.float32", "torch.inference_mode", "torch.int64", "torch.is_grad_enabled", "torch.isnan",
-    "torch.linalg", "torch.linspace", "torch.load", "torch.no_grad", "torch.ones",
+    "torch.linalg", "torch.linspace", "torch.load", "torch.no_grad", "torch.ones", "torch.empty",
+    "torch.broadcast_tensors", "torch.broadcast_to", "torch.special", "torch.special.expit", "torch.Tensor.sigmoid",
     "torch.optim", "torch.rand", "torch.randint", "torch.randn", "torch.relu", "torch.save", "torch.sigmoid",
     "torch.softmax", "torch.stack", "torch.tensor", "torch.utils", "torch.zeros",
     "torch.Tensor.T", "torch.Tensor.argmax", "torch.Tensor.backward", "torch.Tensor.clone", "torch.Tensor.cpu",

@@ -34,6 +34,7 @@ import nbformat
 import pytest
 
 from instructor import coordinator, feedback, held, lms, testing
+from instructor.course import ROOT
 from instructor.settings import Settings
 from tests import cheats
 from tests.conftest import require_sandbox
@@ -345,8 +346,9 @@ def write_hostile(course: Path, ref, target: str, first: str) -> LoopbackServer:
                            if c.metadata.get("nbgrader", {}).get("grade_id") == first)
     for name in CHEATS:
         hostile(f"cheat_{name}", testing.insert_code(ref, after_first, cheats.CHEATS[name]))
-    # The oracle as the real answer to an exercise the reference solved: it must earn exactly what
-    # the worked answer earns (it does work) and be sent for review (the scan is all that sees it).
+    # The oracle as the real answer to an exercise the reference solved: it reads the visible
+    # asserts' literals, but the hidden test calls it before working out what it compares with, so
+    # it loses that exercise's points; and it is sent for review (the scan is all that sees it).
     hostile("oracle_answer", testing.set_answer(ref, "broadcast_shape", cheats.CHEATS["answer_reads_the_test"]))
     duplicate = copy.deepcopy(ref)
     test = next(i for i, c in enumerate(duplicate.cells) if c.metadata.get("nbgrader", {}).get("grade"))
@@ -518,12 +520,16 @@ def test_cheat_is_caught(run, name):
 
 
 def test_an_answer_that_reads_the_test_is_sent_for_review(run):
-    """An answer that copies the expected value out of the calling assert passes every test, and
-    the kernel is untouched: it keeps the points (as the canaries cannot prove anything) and an
-    instructor is told which line to look at."""
+    """An answer that copies the expected value out of the calling assert passes the visible
+    asserts (their literals), and the kernel is untouched (the canaries cannot prove anything); the
+    hidden test calls it first and only then works out what to compare with, so it has nothing to
+    copy there and the exercise's points are lost. An instructor is told which line to look at."""
     assert "broadcast_shape" in run.solved
     result = run.results["oracle_answer"]
-    assert result.status == "graded" and result.score == run.baseline["reference"], (result, run.log)
+    points = next(c.metadata["nbgrader"]["points"] for c in nbformat.read(
+        ROOT / "solutions" / PART / f"{PART}.ipynb", as_version=4).cells
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "test_broadcast_shape")
+    assert result.status == "graded" and result.score == run.baseline["reference"] - points, (result, run.log)
     assert "traceback.extract_stack" in result.review and "line" in result.review, result
     assert "traceback.extract_stack" in run.exported["oracle_answer"]["review"]
 

@@ -113,6 +113,57 @@ def test_p1_mask_answer_with_other_names_passes():
     run_cells(P1, {"examples_of": honest}, "test_examples_of", hidden=True)
 
 
+@pytest.mark.parametrize("answer", ["return torch.sigmoid(x)", "return x.sigmoid()",
+                                    "return torch.special.expit(x)", "return torch.nn.Sigmoid()(x)",
+                                    "import torch.nn.functional as F\n    return F.sigmoid(x)"])
+def test_p1_activation_that_calls_the_built_in_sigmoid_is_named(answer):
+    for hidden in (False, True):  # the learner sees the message; grading keeps the same guard
+        with pytest.raises(AssertionError) as info:
+            run_cells(P1, {"activation": f"def activation(x):\n    {answer}\n"}, "test_activation", hidden=hidden)
+        assert "torch.sigmoid is what you are re-creating" in str(info.value), info.value
+
+
+@pytest.mark.parametrize("answer", [
+    "return tuple(torch.broadcast_shapes(a, b))",
+    "return tuple((torch.zeros(a) + torch.zeros(b)).shape)",
+    "import torch as t\n    return tuple(getattr(t, 'broadcast_' + 'shapes')(a, b))",
+])
+def test_p1_broadcast_shape_that_asks_torch_is_named(answer):
+    wrong = f"def broadcast_shape(a, b):\n    try:\n        {answer.replace(chr(10), chr(10) + '    ')}\n" \
+            "    except RuntimeError:\n        return None\n"
+    for hidden in (False, True):
+        with pytest.raises(AssertionError) as info:
+            run_cells(P1, {"broadcast_shape": wrong}, "test_broadcast_shape", hidden=hidden)
+        assert "torch.broadcast_shapes (or adding two tensors of those shapes) is what you are re-creating" \
+            in str(info.value), info.value
+
+
+def test_p1_the_visible_multilayer_test_spells_no_answer_and_names_the_value():
+    """The near-miss and the right value are stored numbers, not the forward pass written out."""
+    test = visible(_cell(_notebook(P1), "test_multilayer"))
+    assert "torch.sigmoid(torch.sigmoid(" not in test and "@ w2" not in test, test
+    wrong = "def multilayer(features, W1, B1, W2, B2):\n    return activation(features @ W1 @ W2 + B2)\n"
+    msg = message_of(P1, {"activation": SIGMOID, "multilayer": wrong}, "test_multilayer")
+    assert "expected 0.3171" in msg, msg
+
+
+def test_p1_a_view_of_the_transpose_gets_the_hint_without_the_raw_error_first():
+    with pytest.raises(AssertionError) as info:
+        run_cells(P1, {"columns_first": "def columns_first(x):\n    return x.T.view(-1)\n"}, "test_columns_first")
+    assert info.value.__cause__ is None and info.value.__suppress_context__, "raise the hint from None"
+
+
+def test_p1_a_reference_answer_that_returns_the_tests_expected_value_fails_the_hidden_test():
+    """The hidden test calls broadcast_shape before it works out what to compare with."""
+    oracle = ("def broadcast_shape(a, b):\n"
+              "    found = globals().get('expected', 'unset')\n"
+              "    return (64, 2) if a == (64, 2) else (5, 3) if a in ((5, 3), (5, 1)) and b != (5,) else None "
+              "if b == (5,) else found\n")
+    run_cells(P1, {"broadcast_shape": oracle}, "test_broadcast_shape")  # the visible cases: literals
+    with pytest.raises(AssertionError):
+        run_cells(P1, {"broadcast_shape": oracle}, "test_broadcast_shape", hidden=True)
+
+
 def torch_zero():
     import torch
 
