@@ -4,8 +4,9 @@
     clear(course, student, part) -> str      release one (the submission graded, as it is now)
 
 A submission is held when grading flagged it, found tampering, or sent it for review (the static
-scan's findings, a stopped cell): its page is not rendered, an old page of it is removed, and
-``make feedback`` lists it with the reason, until ``make clear`` releases it. A clearance is for
+scan's findings, a stopped cell): its page is not rendered, an old page of it is removed,
+``make feedback`` lists it with the reason and formgrader shows it flagged, until ``make clear``
+releases it (and takes the flag off). A clearance is for
 the submission the instructor looked at (its digest): a new submission from the same learner is
 held again if its grading sends it for review.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .course import gradebook
 from .outcome import read_journal
 
 CLEARED = ".cleared.jsonl"  # under autograded/: one line per clearance
@@ -67,4 +69,19 @@ def clear(course: Path, student: str, part: str) -> str:
     path = _cleared_path(course)
     with open(path, "a") as f:
         f.write(json.dumps({"student": student, "part": part, "sha256": outcome.sha256}) + "\n")
+    _unflag(course, student, part)
     return f"cleared {student} / {part} (was held: {outcome.review}); make feedback renders its page"
+
+
+def _unflag(course: Path, student: str, part: str) -> None:
+    """nbgrader's flag off, so formgrader (which shows held submissions flagged) shows it read."""
+    from nbgrader.api import MissingEntry
+
+    with gradebook(course) as gb:
+        try:
+            for nb in gb.find_submission(part, student).notebooks:
+                nb.flagged = False
+            gb.db.commit()
+        except MissingEntry:
+            pass  # not in the gradebook: nothing to unflag
+        gb.engine.dispose()

@@ -39,3 +39,28 @@ def test_clearing_releases_that_submission_only(course):
 def test_nothing_to_clear_is_said_in_words(course, student, part, why):
     with pytest.raises(ValueError, match=why):
         held.clear(course, student, part)
+
+
+def test_clearing_takes_formgraders_flag_off(tmp_path):
+    from nbgrader.api import Gradebook
+
+    from instructor import store, testing
+    from instructor.coordinator import Job, submission_bytes
+    from instructor.course import db_url
+
+    course = testing.trivial_course(tmp_path / "course", 2)
+    part = testing.TRIVIAL_PART
+    outcomes = [testing.pregraded({"student": s, "part": part, "notebook": submission_bytes(course, Job(s, part))})
+                for s in ("s00000", "s00001")]
+    outcomes[1].review = "reads its caller's frame (line 2)"
+    with store.Store(course) as st:
+        st.record([(o, o.student, None) for o in outcomes])
+
+    def flags():
+        with Gradebook(db_url(course)) as gb:
+            return {s: gb.find_submission_notebook(part, part, s).flagged for s in ("s00000", "s00001")}
+
+    assert flags() == {"s00000": False, "s00001": True}
+    assert held.held(course, part) == {"s00001": "sent for review: reads its caller's frame (line 2)"}
+    held.clear(course, "s00001", part)
+    assert flags() == {"s00000": False, "s00001": False} and held.held(course, part) == {}
