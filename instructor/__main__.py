@@ -38,34 +38,49 @@ def _parts(value: str | None) -> list[str] | None:
     return [p for p in (value or "").replace(",", " ").split() if p] or None
 
 
+def _on(stream, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd
+    except (AttributeError, OSError, ValueError):  # pytest's capture, a StringIO: not a file
+        return False
+
+
 @contextmanager
-def _stderr_to(log: Path):
-    """The process's standard error (file 2: library warnings, the worker processes' and their
-    kernels' output) to ``log``, appended; ``sys.stderr`` (the progress bar) stays on the terminal."""
+def _output_to(log: Path):
+    """Files 1 and 2 of this process (what worker processes and their kernels print, library
+    warnings and log records) to ``log``, appended; ``sys.stdout`` (the result lines) and
+    ``sys.stderr`` (the progress bar) stay on the terminal."""
     import logging
     import warnings
 
     import distributed  # noqa: F401 - its log handlers are made now, on file 2: the log
 
     log.parent.mkdir(parents=True, exist_ok=True)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved, fd = os.dup(2), os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    streams = (sys.stdout, sys.stderr)
+    for stream in streams:
+        stream.flush()
+    saved, fd = [os.dup(1), os.dup(2)], os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
-    real, shown, last = sys.stderr, warnings.showwarning, logging.lastResort
-    terminal = os.fdopen(os.dup(saved), "w", buffering=1)
-    sys.stderr, logging.lastResort = terminal, logging.StreamHandler(real)
-    warnings.showwarning = lambda msg, cat, file, line, f=None, text=None: real.write(
+    terminal = [os.fdopen(os.dup(keep), "w", buffering=1) for keep in saved]
+    shown, last = warnings.showwarning, logging.lastResort
+    sys.stdout, sys.stderr = (t if _on(s, n) else s for t, s, n in zip(terminal, streams, (1, 2), strict=True))
+    logging.lastResort = logging.StreamHandler(streams[1])
+    warnings.showwarning = lambda msg, cat, file, line, f=None, text=None: streams[1].write(
         warnings.formatwarning(msg, cat, file, line, text))
     try:
         yield
     finally:
-        real.flush()
-        sys.stderr, logging.lastResort, warnings.showwarning = real, last, shown
-        terminal.close()
-        os.dup2(saved, 2)
-        os.close(saved)
+        for stream in (*streams, sys.stdout, sys.stderr):
+            stream.flush()
+        sys.stdout, sys.stderr = streams
+        logging.lastResort, warnings.showwarning = last, shown
+        for n, keep in zip((1, 2), saved, strict=True):
+            os.dup2(keep, n)
+            os.close(keep)
+        for t in terminal:
+            t.close()
 
 
 def _pair(text: str, parser) -> tuple[str, str]:
@@ -158,7 +173,7 @@ def _grading_command(args, parser) -> int:
                                     sandbox_mode=args.sandbox, processes=args.processes)
         deadlines.load(args.course)  # a bad deadlines.toml: refused before anything is written
         log = Path(args.course).resolve() / "autograded" / LOG_DIR / "autograde.log"
-        with _stderr_to(log):
+        with _output_to(log):
             results = coordinator.autograde(args.course, _parts(args.part), _parts(args.student), settings,
                                             cluster=args.cluster, force=args.force)
         if outcome.journal_path(args.course).exists():

@@ -217,23 +217,23 @@ def test_summary_line_counts_the_class(course):
 
 
 def test_library_output_goes_to_the_log(tmp_path):
-    """While autograde runs, what libraries, worker processes and kernels write to standard error
-    goes to the log; the progress bar (sys.stderr) and stdout stay on the terminal."""
+    """While autograde runs, what libraries, worker processes and kernels print goes to the log;
+    the progress bar (sys.stderr) and the result lines (sys.stdout) stay on the terminal."""
     import subprocess
     import sys
 
     log = tmp_path / "autograded" / ".logs" / "autograde.log"
     script = (
-        "import os, sys, warnings\nfrom pathlib import Path\nfrom instructor.__main__ import _stderr_to\n"
-        f"with _stderr_to(Path({str(log)!r})):\n"
+        "import os, sys, warnings\nfrom pathlib import Path\nfrom instructor.__main__ import _output_to\n"
+        f"with _output_to(Path({str(log)!r})):\n"
         "    warnings.warn('a SQLAlchemy-like warning')\n"
-        "    os.system('echo kernel banner >&2')\n"
+        "    os.system('echo kernel banner >&2; echo To connect another client')\n"
         "    sys.stderr.write('progress bar\\n')\n"
         "    print('result line')\n"
         "sys.stderr.write('after\\n')\n")
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == "result line\n"
+    assert proc.stdout == "result line\n", "what a child process prints is not on the terminal"
     assert proc.stderr == "progress bar\nafter\n"
     text = log.read_text()
-    assert "a SQLAlchemy-like warning" in text and "kernel banner" in text
+    assert "a SQLAlchemy-like warning" in text and "kernel banner" in text and "To connect another client" in text
