@@ -160,6 +160,38 @@ def test_tensorboard_mistakes_are_named(part5, old, new, pattern):
     _fails_with(ns, part5["test_log_history"], pattern)
 
 
+def test_accuracy_that_calls_helpers_copy_loses_its_points(part5):
+    """An answer one import away: helper.metrics.accuracy is the course's copy of Exercise 1."""
+    delegating = (
+        "def accuracy(logits, labels):\n"
+        "    from helper.metrics import accuracy as course_accuracy\n"
+        "    return course_accuracy(logits, labels)\n")
+    ns = _part5_namespace(part5, accuracy=delegating)
+    visible = part5["test_accuracy"].split("### BEGIN HIDDEN TESTS")[0]
+    _fails_with(ns, visible, r"helper\.metrics\.accuracy is the course's copy")
+    _fails_with(_part5_namespace(part5, accuracy=delegating), part5["test_accuracy"], r"helper\.metrics\.accuracy")
+
+
+def test_loop_that_calls_helpers_fit_loses_its_points(part5):
+    """helper.train.fit and evaluate are the course's version of Exercise 2."""
+    delegating = (
+        "def train_and_validate(model, trainloader, valloader, criterion, optimizer, epochs):\n"
+        "    from helper.train import fit\n"
+        "    h = fit(model, trainloader, criterion, optimizer, epochs=epochs, val_loader=valloader)\n"
+        "    return {key: h[key] for key in ('train_loss', 'val_loss', 'val_accuracy')}\n")
+    ns = _part5_namespace(part5, loop=delegating)
+    _fails_with(ns, part5["test_train_and_validate"], r"write the loop yourself: helper\.train's fit and evaluate")
+
+
+def test_loss_averaged_per_batch_is_named_in_the_visible_test(part5):
+    """The visible test's last batch is smaller (22 of 150), so a mean of batch means fails it."""
+    loop = _mutate(part5["train_and_validate"],
+                   "            train_loss += loss.item() * len(labels)\n            seen += len(labels)\n",
+                   "            train_loss += loss.item()\n            seen += 1\n")
+    visible = part5["test_train_and_validate"].split("### BEGIN HIDDEN TESTS")[0] + "\nfinally:\n    pass\n"
+    _fails_with(_part5_namespace(part5, loop=loop), visible, r"train_loss is 1\.18231, the mean of the five batches")
+
+
 # ----------------------------------------------------------------------------------------------
 # Part 6: the ONNX export exercise
 # ----------------------------------------------------------------------------------------------
