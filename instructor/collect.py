@@ -203,7 +203,7 @@ def _walk(source: Path, lim: CollectLimits, zone, rejected: list) -> list[Upload
                     continue
                 up = Upload(where, folders, name)
                 mtime = datetime.fromtimestamp(os.lstat(path).st_mtime, timezone.utc)
-                up.when, up.how = mtime, "the file's modification time (a last resort)"
+                up.when, up.how = mtime, "the file's modification time, a last resort"
                 if name.lower().endswith(".ipynb") or name.lower() in EXCHANGE_FILES:
                     up.data = read_regular_file(path, lim.member_bytes)
                 out.append(up)
@@ -391,7 +391,7 @@ def _say(say, part: str, chosen: dict[str, Upload], rejected, skipped, other) ->
     for label, rows in (("!! rejected", rejected), ("!! skipped", skipped), ("   not taken", other)):
         for name, reason in rows:
             say(f"{label} {name}: {reason}")
-    last = sum(up.how.endswith("(a last resort)") for up in chosen.values())
+    last = sum(up.how.endswith("a last resort") for up in chosen.values())
     if last:
         say(f"!! {last} submission(s) dated by the file's modification time: when it was downloaded or "
             "unpacked, perhaps not when it was submitted (edit submitted/<student>/<part>/timestamp.txt)")
