@@ -207,8 +207,60 @@ def build_classifier():
     model.fc1.weight.normal_(std=0.01)
     return model
 '''
-    msg = message_of(P2, {"build_classifier": wrong}, "test_build_classifier")
+    with pytest.raises(AssertionError) as info:
+        run_cells(P2, {"build_classifier": wrong}, "test_build_classifier")
+    msg = str(info.value)
     assert "with torch.no_grad():" in msg and "in-place" in msg, msg
+    assert info.value.__cause__ is None and info.value.__suppress_context__, "the hint comes first: from None"
+
+
+@pytest.mark.parametrize("answer", ["return torch.softmax(x, dim=1)", "return x.softmax(dim=1)",
+                                    "return F.softmax(x, dim=1)", "return nn.Softmax(dim=1)(x)",
+                                    "return torch.log_softmax(x, dim=1).exp()",
+                                    "return torch.special.softmax(x, 1)"])
+def test_p2_softmax_that_calls_the_built_in_is_named(answer):
+    for hidden in (False, True):
+        with pytest.raises(AssertionError) as info:
+            run_cells(P2, {"softmax": f"def softmax(x):\n    {answer}\n"}, "test_softmax", hidden=hidden)
+        assert "torch.softmax is what you are re-creating" in str(info.value), info.value
+
+
+def test_p2_softmax_over_the_wrong_dimension_is_named():
+    wrong = "def softmax(x):\n    exp = torch.exp(x)\n    return exp / exp.sum(dim=0, keepdim=True)\n"
+    assert "each ROW should sum to 1" in message_of(P2, {"softmax": wrong}, "test_softmax")
+
+
+def test_p2_the_visible_relu_test_spells_no_forward():
+    test = visible(_cell(_notebook(P2), "test_relu_network"))
+    assert "net.fc3(" not in test and "torch.relu(" not in test and "torch.softmax(" not in test, test
+
+
+def test_p2_a_relu_after_the_last_layer_is_caught():
+    wrong = '''
+class ReLUNetwork(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(784, 128), nn.Linear(128, 64), nn.Linear(64, 10)
+
+    def forward(self, x):
+        return F.softmax(F.relu(self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))), dim=1)
+'''
+    assert "none after fc3" in message_of(P2, {"relu_network": wrong}, "test_relu_network")
+
+
+def test_p2_relu_network_with_layers_made_in_another_order_passes():
+    honest = '''
+class ReLUNetwork(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc3 = nn.Linear(64, 10)
+        self.fc2 = nn.Linear(128, 64)
+        self.fc1 = nn.Linear(784, 128)
+
+    def forward(self, x):
+        return torch.softmax(self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x))))), dim=1)
+'''
+    run_cells(P2, {"relu_network": honest}, "test_relu_network", hidden=True)
 
 
 # ----------------------------------------------------------------------------- Part 3
