@@ -57,7 +57,7 @@ _IDENTITIES = (
     "torch.float32", "torch.inference_mode", "torch.int64", "torch.is_grad_enabled", "torch.isnan",
     "torch.linalg", "torch.linspace", "torch.load", "torch.no_grad", "torch.ones", "torch.empty",
     "torch.broadcast_tensors", "torch.broadcast_to", "torch.special", "torch.special.expit", "torch.Tensor.sigmoid",
-    "torch.special.softmax", "torch.log_softmax", "torch.Tensor.log_softmax",
+    "torch.special.softmax", "torch.log_softmax", "torch.Tensor.log_softmax", "torch.Tensor.copy_",
     "torch.optim", "torch.rand", "torch.randint", "torch.randn", "torch.relu", "torch.save", "torch.sigmoid",
     "torch.softmax", "torch.stack", "torch.tensor", "torch.utils", "torch.zeros",
     "torch.Tensor.T", "torch.Tensor.argmax", "torch.Tensor.backward", "torch.Tensor.clone", "torch.Tensor.cpu",
