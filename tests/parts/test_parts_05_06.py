@@ -289,3 +289,60 @@ def test_part6_load_checkpoint_mistakes_are_named(part6, old, new, pattern):
     ns = _part6_checkpoint_namespace(part6)
     _run(ns, _mutate(by_id["load_checkpoint"], old, new), "load_checkpoint")
     _fails_with(ns, by_id["test_load_checkpoint"].split("### BEGIN HIDDEN TESTS")[0], pattern)
+
+
+def test_part6_load_checkpoint_with_fixed_sizes_is_named_before_the_size_mismatch_list(part6):
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6)
+    fixed = _mutate(by_id["load_checkpoint"], 'Network(**checkpoint["architecture"])',
+                    "Network(784, 10, [512, 256, 128])")
+    _run(ns, fixed, "load_checkpoint")
+    message = _fails_with(ns, by_id["test_load_checkpoint"].split("### BEGIN HIDDEN TESTS")[0],
+                          r"Network\(\*\*checkpoint\['architecture'\]\), not from fixed sizes")
+    assert "size mismatch" not in message
+
+
+def _part6_cell(cell_id: str) -> str:
+    nb = nbformat.read(part_notebook(PART6), as_version=4)
+    return next(c.source for c in nb.cells if c.get("id") == cell_id)
+
+
+def _part6_after_exercises(part6, tmp_path, save: str | None = None, load: str | None = None) -> dict:
+    """The namespace of a learner who reached the cells after Exercise 3, with a small model."""
+    _, by_id = part6
+    ns = _part6_checkpoint_namespace(part6, save=save)
+    _run(ns, load or by_id["load_checkpoint"], "load_checkpoint")
+    _run(ns, f"folder = Path({str(tmp_path)!r})\nepochs = 5\ndevice = torch.device('cpu')\n"
+             "import tempfile\n", "settings")
+    _run(ns, "model(torch.randn(4, 1, 28, 28)).sum().backward()\noptimizer.step()\n", "one step")
+    return ns
+
+
+def test_part6_a_whole_model_saved_is_named_after_the_exercise_not_weights_only_false(part6, tmp_path):
+    """The cell that loads the learner's checkpoint names Exercise 2's fix before PyTorch's advice."""
+    _, by_id = part6
+    whole = _mutate(by_id["save_checkpoint"], "    torch.save(checkpoint, path)", "    torch.save(model, path)")
+    ns = _part6_after_exercises(part6, tmp_path, save=whole)
+    with pytest.raises(RuntimeError) as info:
+        _run(ns, _part6_cell("b9717247"), "load the checkpoint")
+    message = str(info.value)
+    assert "save_checkpoint (Exercise 2) must save model.state_dict()" in message, message
+    assert "will likely succeed" not in message and info.value.__suppress_context__
+
+
+def test_part6_a_wrong_architecture_is_named_before_the_size_mismatch_list(part6, tmp_path):
+    _, by_id = part6
+    ns = _part6_after_exercises(part6, tmp_path)
+    _run(ns, _part6_cell("b9717247"), "load the checkpoint")
+    ns["checkpoint"]["architecture"]["hidden_layers"] = [512, 256, 64]  # what a wrong architecture() wrote
+    with pytest.raises(RuntimeError, match=r"architecture\(\) \(Exercise 1\) should read the sizes"):
+        _run(ns, _part6_cell("a2ae1817"), "rebuild")
+
+
+def test_part6_an_optimizer_without_its_state_is_named_not_a_bare_key_error(part6, tmp_path):
+    _, by_id = part6
+    no_state = _mutate(by_id["load_checkpoint"], "    optimizer.load_state_dict(checkpoint[\"optimizer_state\"])\n", "")
+    ns = _part6_after_exercises(part6, tmp_path, load=no_state)
+    _run(ns, _part6_cell("b9717247"), "save the checkpoint")
+    with pytest.raises(RuntimeError, match=r"optimizer came back without Adam's running averages.*Exercise 3"):
+        _run(ns, _part6_cell("a11d15c6"), "load on the CPU")
