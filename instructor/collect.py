@@ -16,9 +16,8 @@ exchange), else the file name's prefix, else the folder the file is in; spaces i
 dropped (``Erin Smith`` -> ``ErinSmith``). Of a student's files the newest is taken (Canvas's
 re-upload number, then the browser's copy number, then the time); the others are listed.
 
-Each upload on its own: a hostile or broken archive is rejected with a one-line reason, nothing of
-an archive is written before it is checked, and nothing but the notebooks is extracted. A file
-that is not a valid notebook is rejected here, not at grading.
+Each upload on its own: a hostile or broken archive is rejected with a one-line reason before
+anything of it is written, and only notebooks are extracted; an invalid notebook is rejected here.
 """
 
 from __future__ import annotations
@@ -61,8 +60,9 @@ class CollectLimits:
 
     members: int = 2000             # entries in one archive
     member_bytes: int = 64 * 2**20  # one notebook, expanded
-    total_bytes: int = 2 * 2**30    # one archive, expanded (what it declares and what it holds)
+    total_bytes: int = 2 * 2**30    # one archive, expanded (what it declares); and all that is read
     ratio: int = 200                # expanded / compressed size of one member (zip bombs)
+    spent: int = 0                  # bytes read so far
 
 
 @dataclass
@@ -74,10 +74,10 @@ class Upload:
     folders: tuple[str, ...]         # the folders (and archive names) it is in, outermost first
     name: str
     data: bytes | None = None
-    when: datetime | None = None     # UTC
-    how: str = ""                    # where the time comes from
+    when: datetime | None = None     # UTC, and where it comes from:
+    how: str = ""
     student: str = ""
-    rank: tuple = field(default_factory=tuple)
+    rank: tuple = field(default_factory=tuple)  # newer is larger: (Canvas re-upload, browser copy, time)
 
 
 def stamp(when: datetime) -> str:
@@ -87,7 +87,6 @@ def stamp(when: datetime) -> str:
 
 def _parse_stamp(text: str) -> datetime | None:
     from nbgrader.utils import parse_utc
-
     try:
         return parse_utc(text.strip()).replace(tzinfo=timezone.utc)
     except (ValueError, OverflowError, TypeError):
@@ -143,13 +142,20 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, lim: CollectLi
         raise ValueError(f"{info.filename!r} is corrupt ({one_line(exc, 80)})") from None
     if len(data) > info.file_size:
         raise ValueError(f"{info.filename!r} holds more than it declares")
+    return _spend(lim, data)
+
+
+def _spend(lim: CollectLimits, data: bytes) -> bytes:
+    lim.spent += len(data)
+    if lim.spent > lim.total_bytes:
+        raise ValueError(f"the download holds more than {lim.total_bytes:,} bytes of notebooks and archives")
     return data
 
 
-def _archive(file, where: str, folders: tuple[str, ...], lim: CollectLimits, zone, depth: int = 0) -> list[Upload]:
+def _archive(file, where: str, folders: tuple, lim: CollectLimits, zone, rejected: list, depth: int = 0) -> list:
     """Every file in one .zip (``file``: a path or bytes) as Uploads, notebooks, timestamps and
-    nested archives read. ValueError with a one-line reason for anything hostile or broken; nothing
-    is extracted to disk."""
+    nested archives read. ValueError with a one-line reason for anything hostile or broken (a
+    nested archive's to ``rejected``, on its own); nothing is extracted to disk."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(file) if isinstance(file, bytes) else file)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -169,9 +175,12 @@ def _archive(file, where: str, folders: tuple[str, ...], lim: CollectLimits, zon
             if low.endswith((".ipynb", ".zip")) or low in EXCHANGE_FILES:
                 up.data = _read_member(archive, info, lim)
             if low.endswith(".zip") and not JUNK.search(info.filename):
-                if depth >= 1:
-                    raise ValueError(f"{info.filename!r}: an archive inside an archive inside an archive")
-                out += _archive(up.data, up.where, inner, lim, zone, depth + 1)
+                try:
+                    if depth >= 1:
+                        raise ValueError("a zip inside a zip inside a zip: unpack it first")
+                    out += _archive(up.data, up.where, inner, lim, zone, rejected, depth + 1)
+                except ValueError as exc:
+                    rejected.append((up.where, one_line(exc, 200)))
                 continue
             if low == "timestamp.txt":
                 stamps[inner] = _parse_stamp(up.data.decode("utf-8", "replace"))
@@ -199,13 +208,13 @@ def _walk(source: Path, lim: CollectLimits, zone, rejected: list) -> list[Upload
                 if path.is_symlink() or not path.is_file():
                     raise ValueError("not a regular file (link, folder or device)")
                 if name.lower().endswith(".zip") and not JUNK.search(where):
-                    out += _archive(path, where, folders, lim, zone)
+                    out += _archive(path, where, folders, lim, zone, rejected)
                     continue
                 up = Upload(where, folders, name)
                 mtime = datetime.fromtimestamp(os.lstat(path).st_mtime, timezone.utc)
                 up.when, up.how = mtime, "the file's modification time, a last resort"
                 if name.lower().endswith(".ipynb") or name.lower() in EXCHANGE_FILES:
-                    up.data = read_regular_file(path, lim.member_bytes)
+                    up.data = _spend(lim, read_regular_file(path, lim.member_bytes))
                 out.append(up)
             except (ValueError, OSError) as exc:
                 rejected.append((where, one_line(exc, 200)))
@@ -238,10 +247,7 @@ def _student(up: Upload, part: str, prefix: str) -> str:
                 return _clean(m.groupdict().get("name") or m["student"])
         plain = plain or _clean(folder)
     m = CANVAS.match(prefix)
-    if m:
-        return _clean(m["name"])
-    first = _clean(re.split(r"_+", prefix.strip(" _-"))[0]) if prefix.strip(" _-") else ""
-    return first or plain
+    return _clean(m["name"] if m else re.split(r"_+", prefix.strip(" _-"))[0]) or plain
 
 
 def _classify(up: Upload, part: str, patterns: dict) -> str | None:
@@ -250,11 +256,7 @@ def _classify(up: Upload, part: str, patterns: dict) -> str | None:
     m = patterns[part].search(stem)
     if not m:
         other = [p for p, pattern in patterns.items() if p != part and pattern.search(stem)]
-        if other:
-            return f"another part ({other[0]}): collect it with --part {other[0]}"
-        return "no part in the name"
-    if re.search(r"-checkpoint$", stem, re.I):
-        return "a Jupyter checkpoint copy"
+        return f"another part ({other[0]}): collect it with --part {other[0]}" if other else "no part in the name"
     after = stem[m.end():]
     resub = re.match(r"\s*-(\d+)", after)
     copy = re.search(r"\((\d+)\)", after)
@@ -272,9 +274,7 @@ def check_notebook(data: bytes) -> None:
     try:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
-    except UnicodeDecodeError:
-        raise ValueError("not a notebook: not UTF-8 text") from None
-    except nbformat.reader.NotJSONError:
+    except (UnicodeDecodeError, nbformat.reader.NotJSONError):
         raise ValueError("not a notebook: not JSON") from None
     except Exception as exc:  # noqa: BLE001 - nbformat's readers and validators raise many kinds
         raise ValueError(f"not a valid notebook: {one_line(exc, 120)}") from None

@@ -275,3 +275,23 @@ def test_nbgrader_exchange_takes_the_latest_and_its_timestamp(tmp_path):
     assert submitted(course, "zoe") == (notebook("second"), "2025-10-07 09:15:00.000000 UTC")
     assert list(listed.values()) == ["older resubmission of zoe"]
     assert any("its timestamp.txt" in line for line in said)
+
+
+def test_a_bad_archive_inside_the_class_download_costs_only_its_learner(tmp_path):
+    """A learner's hostile or broken zip inside Moodle's zip is rejected on its own; the class is collected."""
+    course, src = new_course(tmp_path)
+    slip, bomb = io.BytesIO(), io.BytesIO()
+    zip_with(slip, [(f"../../evil_{P3}.ipynb", notebook("evil"))])
+    zip_with(bomb, [(f"{P3}.ipynb", b"\0" * (64 * 2**20))])
+    zip_dated(src / "class.zip", [
+        ("Erin Smith_1005_assignsubmission_file_/03-training.ipynb", notebook("erin"), NOON),
+        ("Sly Fox_1006_assignsubmission_file_/work.zip", slip.getvalue(), NOON),
+        ("Big Bo_1007_assignsubmission_file_/work.zip", bomb.getvalue(), NOON),
+        ("Cy Ho_1003_assignsubmission_file_/corrupt.zip", b"PK\x03\x04 not a zip", NOON),
+    ])
+    got, listed, said = run(course, src)
+    assert [s for s, _ in got["collected"]] == ["ErinSmith"], said
+    assert "(..)" in listed["class.zip/Sly Fox_1006_assignsubmission_file_/work.zip"]
+    assert "zip bomb" in listed["class.zip/Big Bo_1007_assignsubmission_file_/work.zip"]
+    assert "not a readable zip" in listed["class.zip/Cy Ho_1003_assignsubmission_file_/corrupt.zip"]
+    assert not list(tmp_path.rglob("evil*"))
