@@ -1,0 +1,122 @@
+"""What the course-wide notebook checks of ``tests/parts/`` share: the cells of a part (solution or
+released copy), their sources as plain Python, the comparisons a test cell makes, and a runner
+that executes a solution's cells in this process (no kernel).
+
+A comparison is ``a == b`` / ``a != b``, or a call of ``torch.allclose``, ``torch.equal``,
+``torch.isclose``, ``math.isclose``, ``numpy.allclose``, ``torch.testing.assert_close``,
+``numpy.testing.assert_allclose`` and the like (also as a method: ``a.allclose(b)``): its
+operands are the values compared.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import re
+from collections.abc import Iterator
+
+import nbformat
+
+from instructor.course import ROOT
+
+HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[ \t]*\n?", re.S | re.M)
+# What a test compares with: a function (or method) of these names, given both values.
+COMPARING = frozenset({"allclose", "equal", "isclose", "assert_close", "assert_allclose", "assert_array_equal",
+                       "assert_array_almost_equal", "array_equal", "assert_equal", "assertEqual"})
+
+
+def parts() -> list[str]:
+    return sorted(p.parent.name for p in ROOT.glob("solutions/*/*.ipynb"))
+
+
+def solution(part: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "solutions" / part / f"{part}.ipynb", as_version=4)
+
+
+def released(part: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / "notebooks" / part / f"{part}.ipynb", as_version=4)
+
+
+def meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {}) or {}
+
+
+def is_test(cell) -> bool:
+    return cell.cell_type == "code" and bool(meta(cell).get("grade")) and not meta(cell).get("solution")
+
+
+def is_answer(cell) -> bool:
+    return cell.cell_type == "code" and bool(meta(cell).get("solution")) and not meta(cell).get("grade")
+
+
+def label(cell, index: int) -> str:
+    gid = meta(cell).get("grade_id")
+    return f"cell {index}" + (f" ({gid})" if gid else "")
+
+
+def visible(source: str) -> str:
+    """A test cell as nbgrader releases it: the hidden block removed."""
+    return HIDDEN.sub("", source + "\n")
+
+
+def python(source: str) -> str:
+    """A cell's source as plain Python: IPython magics and shell lines become ``pass``, solution
+    markers stay comments."""
+    return re.sub(r"^([ \t]*)[%!].*$", r"\1pass", source, flags=re.M) + "\n"
+
+
+def parse(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(python(source))
+    except SyntaxError:
+        return None
+
+
+def learner_names(nb) -> set[str]:
+    """The functions and classes the part's answer cells define (at their top level)."""
+    names = set()
+    for cell in nb.cells:
+        tree = parse(cell.source) if is_answer(cell) else None
+        names |= {n.name for n in (tree.body if tree else [])
+                  if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return names
+
+
+def comparisons(tree: ast.AST) -> Iterator[tuple[ast.AST, list[ast.expr]]]:
+    """Every comparison in ``tree`` (see the module's docstring) with the two values it compares."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+            yield node, [node.left, *node.comparators]
+        elif isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            if name not in COMPARING:
+                continue
+            if len(node.args) >= 2:
+                yield node, list(node.args[:2])
+            elif len(node.args) == 1 and isinstance(func, ast.Attribute) and not _module_like(func.value):
+                yield node, [func.value, node.args[0]]
+
+
+def _module_like(node: ast.AST) -> bool:
+    """``torch``, ``np.testing``: a module's name, not a value (a method call's object)."""
+    root = node
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(root, ast.Name) and root.id in {"torch", "np", "numpy", "math", "testing", "self"}
+
+
+def run(source: str, namespace: dict, name: str) -> None:
+    """Run a cell's source in ``namespace``, its printing swallowed."""
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        exec(compile(python(source), name, "exec"), namespace)  # noqa: S102 - the course's own cells
+
+
+def fails_on_purpose(cell) -> bool:
+    return "raises-exception" in cell.metadata.get("tags", []) or "NBVAL_RAISES_EXCEPTION" in cell.source
+
+
+def is_setup(cell, index: int) -> bool:
+    """The course setup cell (Colab's install), which runs nothing here."""
+    return index <= 1 and "course setup" in cell.source.lower()
