@@ -188,6 +188,23 @@ def test_part7_cnn_with_a_fixed_input_channel_fails_a_hidden_test(ns7):
     assert message is not None and "in_channels" in message, message
 
 
+def test_part7_loaders_test_names_an_unfinished_exercise_1(ns7):
+    """Exercise 2's test says it needs Exercise 1, instead of a NameError."""
+    message = failure(visible(P7["test_loaders"]), ns7)
+    assert message is not None and "needs Exercise 1 to work first" in message, message
+    assert "train_transforms and test_transforms" in message, message
+
+
+def test_part7_cnn_built_from_nested_blocks_is_named(ns7):
+    """The cells after Exercise 4 slice the model (digit_cnn[:9], [:-1]): its test asks for a flat Sequential."""
+    answer(P7["small_cnn"], ns7, **{
+        "layers += [nn.Conv2d(channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]":
+        "layers += [nn.Sequential(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1), nn.ReLU(), "
+        "nn.MaxPool2d(2))]"})
+    message = failure(visible(P7["test_small_cnn"]), ns7)
+    assert message is not None and "one flat nn.Sequential of the 12 layers" in message, message
+
+
 # ---------------------------------------------------------------------------
 # Part 8
 # ---------------------------------------------------------------------------
