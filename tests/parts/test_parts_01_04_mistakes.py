@@ -410,14 +410,59 @@ def test_p4_missing_flatten_is_explained():
 
 def test_p4_accuracy_of_the_last_batch_only_is_named():
     wrong = '''
-def accuracy(model, loader):
+def loader_accuracy(model, loader):
     with torch.inference_mode():
         for images, labels in loader:
             share = (model(images).argmax(dim=1) == labels).float().mean().item()
     return share
 '''
-    msg = message_of(P4, {"accuracy": wrong}, "test_accuracy")
+    msg = message_of(P4, {"loader_accuracy": wrong}, "test_loader_accuracy")
     assert "last batch only" in msg, msg
+
+
+def test_p4_accuracy_averaged_over_batches_is_named():
+    """The visible test's batches are 4, 4 and 2 images: a mean of the batches' shares is off."""
+    wrong = '''
+def loader_accuracy(model, loader):
+    shares = []
+    with torch.inference_mode():
+        for images, labels in loader:
+            shares.append((model(images).argmax(dim=1) == labels).float().mean().item())
+    return sum(shares) / len(shares)
+'''
+    msg = message_of(P4, {"loader_accuracy": wrong}, "test_loader_accuracy")
+    assert "mean of the three batches' accuracies" in msg, msg
+
+
+@pytest.mark.parametrize("answer", [
+    "from helper.train import evaluate\n    return evaluate(model, loader)['accuracy']",
+    "import helper.metrics as m\n    p, t = m.predict(model, loader)\n    return (p == t).float().mean().item()",
+    "from helper.metrics import accuracy\n    xs, ys = zip(*loader)\n"
+    "    return accuracy(torch.cat([model(x) for x in xs]), torch.cat(ys))",
+])
+def test_p4_accuracy_that_hands_the_loop_to_helper_is_named(answer):
+    for hidden in (False, True):
+        with pytest.raises(AssertionError) as info:
+            run_cells(P4, {"loader_accuracy": f"def loader_accuracy(model, loader):\n    {answer}\n"},
+                      "test_loader_accuracy", hidden=hidden)
+        assert "helper.train.evaluate (and helper.metrics' accuracy and predict) is what you are re-creating" \
+            in str(info.value), info.value
+
+
+def test_p4_the_trained_model_test_names_exercise_1_when_there_is_no_model():
+    msg = message_of(P4, {}, "test_trained_model")
+    assert "finish Exercise 1" in msg, msg
+
+
+def test_p4_the_trained_model_test_holds_no_accuracy_loop():
+    test = visible(_cell(_notebook(P4), "test_trained_model"))
+    assert "argmax" not in test and "for " not in test, test
+
+
+def test_p4_a_model_that_cannot_flatten_gets_the_hint_first():
+    with pytest.raises(AssertionError) as info:
+        run_cells(P4, {"model_criterion_optimizer": model_source(flatten=False)}, "test_model_criterion_optimizer")
+    assert info.value.__cause__ is None and info.value.__suppress_context__, "raise the hint from None"
 
 
 PROBABILITIES = '''
@@ -447,7 +492,7 @@ def test_p4_probabilities_under_no_grad_passes_too():
 
 def test_p4_a_broken_probabilities_costs_only_its_own_exercise():
     broken = "def probabilities(model, images):\n    raise NotImplementedError()\n"
-    namespace = run_cells(P4, {"probabilities": broken, "accuracy": None}, "test_accuracy", hidden=True)
+    namespace = run_cells(P4, {"probabilities": broken, "loader_accuracy": None}, "test_loader_accuracy", hidden=True)
     with pytest.raises(NotImplementedError):
         namespace["probabilities"](None, None)
 
@@ -468,6 +513,16 @@ def test_p4_precision_recall_mistakes_are_named(cast, result, named):
     msg = message_of(P4, {"precision_recall": PRECISION_RECALL.format(cast=cast, result=result)},
                      "test_precision_recall")
     assert named in msg, msg
+
+
+@pytest.mark.parametrize("answer", ["return helper.metrics.precision_recall(cm)",
+                                    "from helper.metrics import precision_recall as pr\n    return pr(cm.clone())"])
+def test_p4_precision_recall_that_calls_helper_is_named(answer):
+    for hidden in (False, True):
+        with pytest.raises(AssertionError) as info:
+            run_cells(P4, {"precision_recall": f"import helper.metrics\ndef precision_recall(cm):\n    {answer}\n"},
+                      "test_precision_recall", hidden=hidden)
+        assert "helper.metrics.precision_recall is what you are re-creating" in str(info.value), info.value
 
 
 def test_p4_precision_recall_with_nan_to_num_passes_too():
