@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .course import JOURNAL, REPORT
@@ -45,6 +45,7 @@ class Outcome:
     record_seconds: float = 0.0  # the coordinator's time to store it (notebook, gradebook, journal)
     log_text: str = ""          # the task's log itself (travels from the worker, never journaled)
     notebook: str | None = None  # the graded notebook (travels from the worker, never journaled)
+    provenance: dict = field(default_factory=dict)  # what produced it (instructor.provenance): journaled, no CSV
 
     @property
     def needs_a_look(self) -> bool:
@@ -85,7 +86,8 @@ def append(course: Path, outcome: Outcome) -> None:
 def append_many(course: Path, outcomes: list[Outcome]) -> None:
     """Journal ``outcomes``, one line each, in one write flushed to disk (a crash cuts at most
     the last line short: :func:`read_journal` skips it)."""
-    lines = "".join(json.dumps({k: v for k, v in asdict(o).items() if k in FIELDS}) + "\n" for o in outcomes)
+    lines = "".join(json.dumps({**{k: v for k, v in asdict(o).items() if k in FIELDS},
+                                **({"provenance": o.provenance} if o.provenance else {})}) + "\n" for o in outcomes)
     with open(journal_path(course), "ab+") as f:
         end = f.seek(0, os.SEEK_END)
         if end and (f.seek(end - 1), f.read(1))[1] != b"\n":
@@ -105,7 +107,8 @@ def read_journal(course: Path) -> dict[tuple[str, str], Outcome]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 continue  # a line cut short by a crash
-            outcomes[(row["student"], row["part"])] = _from_row(row)
+            outcomes[(row["student"], row["part"])] = got = _from_row(row)
+            got.provenance = row["provenance"] if isinstance(row.get("provenance"), dict) else {}  # older lines: none
     return outcomes
 
 

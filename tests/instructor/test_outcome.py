@@ -35,6 +35,19 @@ def test_an_outcome_round_trips_through_the_journal_without_what_travels_only(co
     assert back == full(), "every journaled field comes back, with its type"
 
 
+def test_provenance_is_journaled_and_older_lines_read_without_it(course):
+    inputs = {"release": "r" * 64, "course": "0.1.0+gabc", "torch": "2.6.0", "sandbox": "bwrap"}
+    outcome.append_many(course, [full(provenance=inputs)])
+    with open(outcome.journal_path(course), "a") as f:   # a line from before provenance was kept
+        f.write(json.dumps({k: v for k, v in vars(full("bob")).items() if k in outcome.FIELDS}) + "\n")
+    back = outcome.read_journal(course)
+    assert back[("ada", "01-tensors")].provenance == inputs
+    assert back[("bob", "01-tensors")] == full("bob") and back[("bob", "01-tensors")].provenance == {}
+    outcome.write_report(course)
+    with open(outcome.report_path(course), newline="") as f:
+        assert "provenance" not in next(csv.reader(f)), "the CSV keeps its columns"
+
+
 def test_the_latest_outcome_of_a_submission_wins(course):
     outcome.append_many(course, [full(score=1.0), full("bob"), full(status="flagged", reason="timed out")])
     latest = outcome.read_journal(course)
