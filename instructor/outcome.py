@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -136,3 +137,29 @@ def read_report(course: Path) -> dict[tuple[str, str], Outcome]:
         return {}
     with open(path, newline="") as f:
         return {(r["student"], r["part"]): _from_row(r) for r in csv.DictReader(f)}
+
+
+def diagnose(log: str) -> str:
+    """A one-line reason from a failed nbgrader run's log."""
+    checks = [
+        (r"DeadKernelError|Kernel died", "the kernel died (it crashed, exited, or hit the memory/CPU limit)"),
+        (r"Timeout waiting for IOPub|CellTimeoutError", "a cell kept running after the timeout and would not stop"),
+        (r"NotJSONError|Notebook does not appear to be JSON|JSONDecodeError|Unreadable Notebook",
+         "the notebook is not valid JSON / not a notebook"),
+        (r"ValidationError|NotebookValidationError", "the notebook does not pass nbformat validation"),
+        (r"MissingEntry: No such grade cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
+         "cell {cell} claims to be a graded test but is not one in the release (its nbgrader metadata was edited)"),
+        (r"MissingEntry: No such (?:source|solution) cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
+         "cell {cell} claims to be an nbgrader cell but is not one in the release (its metadata was edited)"),
+        (r"MetadataValidationError|[Cc]ell metadata|Notebook .* metadata",
+         "the notebook's nbgrader metadata was changed"),
+        (r"No notebooks were matched|No notebooks found", "no notebook with the expected name"),
+        (r"NoSuchKernel", "the grading kernel could not be found"),
+    ]
+    for pattern, reason in checks:
+        m = re.search(pattern, log)
+        if m:
+            return reason.format(**m.groupdict())
+    errors = [line.strip() for line in log.splitlines()
+              if ("ERROR" in line or "Error" in line) and "see the above traceback" not in line]
+    return errors[-1][:200] if errors else "nbgrader failed (see the log)"

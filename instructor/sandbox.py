@@ -192,8 +192,11 @@ def write_kernelspec(jupyter_dir: Path, config: dict) -> Path:
     spec_dir.mkdir(parents=True, exist_ok=True)
     config_path = spec_dir / "sandbox.json"
     config_path.write_text(json.dumps(config, indent=2))
+    # A warm kernel (config["warm"]: a zygote's socket) starts through warm.py, beside this file.
+    launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warm.py") if config.get("warm") else \
+        os.path.abspath(__file__)
     spec = {
-        "argv": [kernel_python(), os.path.abspath(__file__), "launch", "--config", str(config_path),
+        "argv": [kernel_python(), launcher, "launch", "--config", str(config_path),
                  "-f", "{connection_file}"],
         "display_name": "Python 3 (grading sandbox)",
         "language": "python",
@@ -263,6 +266,14 @@ def confine_submission(config: dict) -> None:
         resource.setrlimit(resource.RLIMIT_NPROC, (cap, cap))
 
 
+def kernel_env(config: dict, python: str) -> dict[str, str]:
+    """The kernel's whole environment inside the sandbox (nothing of the launcher's)."""
+    env = {key: str(value) for key, value in config.get("env", {}).items()}
+    env.update({"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
+                "PATH": os.pathsep.join([os.path.dirname(python), "/usr/bin", "/bin"])})
+    return env
+
+
 def bwrap_argv(config: dict, cwd: str, shared: list[str], kernel_argv: list[str]) -> list[str]:
     """The full bwrap command line that runs ``kernel_argv`` confined to ``cwd``."""
     limits = config.get("limits", {})
@@ -289,10 +300,7 @@ def bwrap_argv(config: dict, cwd: str, shared: list[str], kernel_argv: list[str]
     # dies with the sandbox and never reaches a disk that a process outside it walks. The graded
     # notebook itself (which holds the hidden tests) is not in it.
     args += ["--size", tmp_size, "--perms", "0777", "--tmpfs", cwd]
-    env = dict(config.get("env", {}))
-    env.update({"HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
-                "PATH": os.pathsep.join([os.path.dirname(kernel_argv[0]), "/usr/bin", "/bin"])})
-    for key, value in sorted(env.items()):
+    for key, value in sorted(kernel_env(config, kernel_argv[0]).items()):
         args += ["--setenv", key, str(value)]
     # The root itself (mount points bwrap made for the binds above) is read-only too.
     for path in masked:
@@ -306,8 +314,9 @@ def _inside(path: str, parent: str) -> bool:
     return os.path.commonpath([path, parent]) == parent and path != parent
 
 
-def launch(argv: list[str]) -> None:
-    """``sandbox.py launch --config RUN.json -f CONNECTION_FILE [kernel args...]``: exec the kernel."""
+def prepare(argv: list[str]) -> tuple[dict, str, list[str], list[str]]:
+    """Check ``launch``'s arguments: (config, the kernel's folder, the folders bwrap shares with it,
+    the kernel's own arguments). Exits with the reason where a kernel must not start."""
     if len(argv) < 2 or argv[0] != "--config":
         sys.exit("usage: sandbox.py launch --config RUN.json -f CONNECTION_FILE [...]")
     config = json.loads(Path(argv[1]).read_text())
@@ -320,6 +329,23 @@ def launch(argv: list[str]) -> None:
     if not _inside(cwd, allowed):
         sys.exit(f"sandbox: refusing to start a grading kernel in {cwd}: "
                  f"student code only runs in a student's folder under {allowed}")
+    if config["mode"] != "bwrap":
+        return config, cwd, [], rest
+    info = json.loads(Path(connection_file).read_text())
+    if info.get("transport") != "ipc" or not os.path.isabs(info.get("ip", "")):
+        sys.exit("sandbox: the grading kernel has no network; it needs "
+                 "KernelManager.transport='ipc' with an absolute KernelManager.ip")
+    shared = sorted({os.path.dirname(connection_file), os.path.dirname(os.path.realpath(info["ip"]))})
+    kernel_dir = os.path.realpath(config.get("kernel_dir") or "/nonexistent")
+    if any(path != kernel_dir for path in shared):
+        sys.exit(f"sandbox: the kernel's connection file and sockets must be in {kernel_dir}, "
+                 f"not {', '.join(shared)}: that folder is shared with the sandbox")
+    return config, cwd, shared, rest
+
+
+def start_kernel(config: dict, cwd: str, shared: list[str], rest: list[str]) -> None:
+    """Limits, control group and pid file, then exec the cold kernel: python in bwrap (or, in mode
+    "rlimits", python with the limits only)."""
     kernel_argv = [config["python"], "-m", "ipykernel_launcher", *rest]
     if config.get("preload"):
         kernel_argv = [config["python"], "-c", PRELOAD_LAUNCHER, ",".join(config["preload"]), *rest]
@@ -328,21 +354,17 @@ def launch(argv: list[str]) -> None:
     if config.get("pidfile"):  # the grading task kills this process when the notebook runs out of time
         Path(config["pidfile"]).write_text(str(os.getpid()))
     if config["mode"] == "bwrap":
-        info = json.loads(Path(connection_file).read_text())
-        if info.get("transport") != "ipc" or not os.path.isabs(info.get("ip", "")):
-            sys.exit("sandbox: the grading kernel has no network; it needs "
-                     "KernelManager.transport='ipc' with an absolute KernelManager.ip")
-        shared = sorted({os.path.dirname(connection_file), os.path.dirname(os.path.realpath(info["ip"]))})
-        kernel_dir = os.path.realpath(config.get("kernel_dir") or "/nonexistent")
-        if any(path != kernel_dir for path in shared):
-            sys.exit(f"sandbox: the kernel's connection file and sockets must be in {kernel_dir}, "
-                     f"not {', '.join(shared)}: that folder is shared with the sandbox")
         os.execv(config.get("bwrap") or bwrap_path(), bwrap_argv(config, cwd, shared, kernel_argv))
     # mode "rlimits": the operator accepted running without a sandbox (see docs/grading-safety.md).
     sys.stderr.write("sandbox: WARNING: no bubblewrap sandbox, resource limits only\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADING_")}
     env.update(config.get("env", {}))
     os.execve(kernel_argv[0], kernel_argv, env)
+
+
+def launch(argv: list[str]) -> None:
+    """``sandbox.py launch --config RUN.json -f CONNECTION_FILE [kernel args...]``: exec the kernel."""
+    start_kernel(*prepare(argv))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ Limits, from the environment or the command line (command line wins):
                               --cluster, read on each worker from ITS environment, default 1)
     GRADING_SANDBOX           bwrap (default: refuse to grade without it) or rlimits (grade
                               with resource limits only, NOT confined: see docs/grading-safety.md)
+    GRADING_WARM              1: start each kernel from a zygote that has PyTorch imported, in the
+                              same sandbox (instructor.warm); 0 (default): a cold kernel each time
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Settings:
     sandbox: str = "bwrap"
     data_dir: str | None = None
     cpu_given: bool = False     # cpu_seconds was set (argument or GRADING_CPU), not derived from threads
+    warm: bool = False          # kernels forked from a zygote with the preloads imported (GRADING_WARM)
 
     @classmethod
     def resolve(cls, course: Path, jobs: int = 1, timeout: int | None = None,
@@ -77,13 +80,16 @@ class Settings:
         mode = (sandbox_mode or env.get("GRADING_SANDBOX") or "bwrap").lower()
         if mode not in ("bwrap", "rlimits"):
             raise GradingError(f"GRADING_SANDBOX must be 'bwrap' or 'rlimits', not {mode!r}")
+        warm = env.get("GRADING_WARM", "0").strip()
+        if warm not in ("0", "1"):
+            raise GradingError(f"GRADING_WARM must be 0 or 1, not {warm!r}")
         from helper.data import data_root  # a course library: read where the course runs
 
         return cls(jobs=jobs, cell_timeout=cell, notebook_timeout=whole, memory_bytes=mem_bytes,
                    cpu_seconds=int(cpu or env.get("GRADING_CPU") or whole * threads),
                    threads=threads, processes=int(processes or env.get("GRADING_PROCESSES") or 512),
                    sandbox=mode, data_dir=os.path.realpath(data_root()),
-                   cpu_given=bool(cpu or env.get("GRADING_CPU")))
+                   cpu_given=bool(cpu or env.get("GRADING_CPU")), warm=warm == "1")
 
     def task_limits(self, cluster: bool = False) -> dict:
         """What a grading task needs to confine one submission (plain data: it travels to workers).
@@ -93,7 +99,8 @@ class Settings:
         return {"cell_timeout": self.cell_timeout, "notebook_timeout": self.notebook_timeout,
                 "memory_bytes": self.memory_bytes,
                 "cpu_seconds": None if remote and not self.cpu_given else self.cpu_seconds,
-                "threads": None if remote else self.threads, "processes": self.processes, "sandbox": self.sandbox}
+                "threads": None if remote else self.threads, "processes": self.processes, "sandbox": self.sandbox,
+                "warm": self.warm}
 
 
 def require_sandbox(settings: Settings, say=print) -> str:

@@ -32,7 +32,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import stat
 import sys
@@ -43,10 +42,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import limits, sandbox
+from . import limits, sandbox, zygotes
 from .course import ROOT, locked_ids, metadata_problem, nbgrader_config, notebook_in, read_regular_file, submission_dir
 from .integrity import scanner
-from .outcome import Outcome
+from .outcome import Outcome, diagnose
 
 WALL_FACTOR = 10                  # nbclient's wall-clock cell timeout: a backstop at this many times the limit
 STARTUP_TIMEOUT = 300             # seconds for the sandboxed kernel to start (preloads included)
@@ -206,14 +205,18 @@ def _confine(run: _Run) -> None:
 
 
 @contextlib.contextmanager
-def _sandboxed_kernel(run: _Run):
+def _sandboxed_kernel(run: _Run, cache: Path):
     """The kernelspec that starts the confined kernel, found by jupyter_client through
-    JUPYTER_PATH (and its connection files in JUPYTER_RUNTIME_DIR): set for this task only."""
+    JUPYTER_PATH (and its connection files in JUPYTER_RUNTIME_DIR): set for this task only.
+    With the warm path on, the kernel is forked from this worker's zygote (:mod:`instructor.zygotes`)."""
     jupyter_dir, kernel_dir = run.scratch / "jupyter", run.scratch / "kernel"
     spec = run.spec
-    sandbox.write_kernelspec(jupyter_dir, sandbox.kernel_config(
+    config = sandbox.kernel_config(
         run.lim, run.scratch, run.group.dirs if run.group else None, sandbox.preload_modules(spec["source"]),
-        spec.get("data_dir"), spec.get("masked", []), ROOT / "helper"))
+        spec.get("data_dir"), spec.get("masked", []), ROOT / "helper")
+    if run.lim.get("warm"):
+        run.log.info("%s", zygotes.attach(config, cache))
+    sandbox.write_kernelspec(jupyter_dir, config)
     kernel_dir.mkdir()
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
     os.environ.update(JUPYTER_PATH=str(jupyter_dir), JUPYTER_RUNTIME_DIR=str(kernel_dir))
@@ -361,7 +364,7 @@ def grade(spec: dict) -> Outcome:
         try:
             out.setup_seconds = _build_course(run, cache)
             _confine(run)
-            with _sandboxed_kernel(run) as kernel_dir:
+            with _sandboxed_kernel(run, cache) as kernel_dir:
                 failed, timed_out = _execute(run, _grading_config(run, kernel_dir))
             review += _verdict(run, out, failed, timed_out)
         except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on
@@ -372,29 +375,3 @@ def grade(spec: dict) -> Outcome:
     out.review = "; ".join(review)
     out.seconds = time.monotonic() - start
     return out
-
-
-def diagnose(log: str) -> str:
-    """A one-line reason from a failed nbgrader run's log."""
-    checks = [
-        (r"DeadKernelError|Kernel died", "the kernel died (it crashed, exited, or hit the memory/CPU limit)"),
-        (r"Timeout waiting for IOPub|CellTimeoutError", "a cell kept running after the timeout and would not stop"),
-        (r"NotJSONError|Notebook does not appear to be JSON|JSONDecodeError|Unreadable Notebook",
-         "the notebook is not valid JSON / not a notebook"),
-        (r"ValidationError|NotebookValidationError", "the notebook does not pass nbformat validation"),
-        (r"MissingEntry: No such grade cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
-         "cell {cell} claims to be a graded test but is not one in the release (its nbgrader metadata was edited)"),
-        (r"MissingEntry: No such (?:source|solution) cell: [^/\s]+/[^/\s]+/(?P<cell>\S+)",
-         "cell {cell} claims to be an nbgrader cell but is not one in the release (its metadata was edited)"),
-        (r"MetadataValidationError|[Cc]ell metadata|Notebook .* metadata",
-         "the notebook's nbgrader metadata was changed"),
-        (r"No notebooks were matched|No notebooks found", "no notebook with the expected name"),
-        (r"NoSuchKernel", "the grading kernel could not be found"),
-    ]
-    for pattern, reason in checks:
-        m = re.search(pattern, log)
-        if m:
-            return reason.format(**m.groupdict())
-    errors = [line.strip() for line in log.splitlines()
-              if ("ERROR" in line or "Error" in line) and "see the above traceback" not in line]
-    return errors[-1][:200] if errors else "nbgrader failed (see the log)"

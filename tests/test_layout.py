@@ -111,12 +111,13 @@ def test_helper_never_imports_instructor():
         assert not wrong, f"{path.relative_to(ROOT)} imports {wrong}: learners do not have instructor"
 
 
-@pytest.mark.parametrize("name", ["sandbox", "limits"])
+@pytest.mark.parametrize("name", ["sandbox", "limits", "warm"])
 def test_confined_kernel_modules_need_the_standard_library_only(name):
-    """jupyter_client runs sandbox.py by its path, where the instructor package (and anything
-    installed for it) may not be importable; it reaches limits.py, its one sibling, the same way."""
+    """jupyter_client runs sandbox.py (or warm.py, for a warm kernel) by its path, where the
+    instructor package (and anything installed for it) may not be importable; they reach their
+    siblings the same way."""
     path = ROOT / "instructor" / f"{name}.py"
-    siblings = {"limits"} if name == "sandbox" else set()
+    siblings = {"sandbox": {"limits"}, "warm": {"sandbox", "limits"}}.get(name, set())
     other = sorted(m for m in imported(f"instructor.{name}", path)
                    if m.split(".")[0] not in sys.stdlib_module_names and m not in siblings)
     assert not other, f"{path.relative_to(ROOT)} imports {other}: standard library only"

@@ -91,3 +91,14 @@ def test_a_report_edited_by_hand_still_reads(course):
     path = outcome.report_path(course)
     path.write_text("student,part,status,score,late_days\nada,01-tensors,graded,,n/a\n")
     assert outcome.read_report(course)[("ada", "01-tensors")] == Outcome("ada", "01-tensors", "graded")
+
+
+@pytest.mark.parametrize(("log", "reason"), [
+    ("... DeadKernelError: Kernel died", "the kernel died (it crashed, exited, or hit the memory/CPU limit)"),
+    ("MissingEntry: No such grade cell: p1/p1/cell-abc", "cell cell-abc claims to be a graded test but is not "
+     "one in the release (its nbgrader metadata was edited)"),
+    ("[ERROR] something odd\nmore", "[ERROR] something odd"),
+    ("nothing to go on", "nbgrader failed (see the log)"),
+])
+def test_diagnose_reads_one_line_from_a_failed_runs_log(log, reason):
+    assert outcome.diagnose(log) == reason

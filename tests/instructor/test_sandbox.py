@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,3 +108,32 @@ def test_kernel_refuses_to_start_outside_a_student_folder(tmp_path):
     proc = subprocess.run([sys.executable, sandbox.__file__, "launch", "--config", str(config), "-f", "x.json"],
                           cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0 and "refusing to start a grading kernel" in proc.stderr
+
+
+def test_kernelspec_of_a_warm_kernel_runs_warm_py_beside_this_launcher(tmp_path):
+    spec = json.loads((sandbox.write_kernelspec(tmp_path, {"mode": "bwrap", "warm": "/z.sock"}) / "kernel.json")
+                      .read_text())
+    assert spec["argv"][1] == sandbox.__file__.replace("sandbox.py", "warm.py") and spec["argv"][2] == "launch"
+
+
+def test_kernel_env_is_the_configs_and_the_sandboxs_own(tmp_path):
+    env = sandbox.kernel_env({"env": {"A": 1}}, "/opt/py/bin/python")
+    assert env == {"A": "1", "HOME": "/tmp", "TMPDIR": "/tmp", "MPLCONFIGDIR": "/tmp/matplotlib",
+                   "PATH": "/opt/py/bin:/usr/bin:/bin"}
+
+
+def test_prepare_shares_only_the_kernel_folder(tmp_path):
+    kernel_dir, cwd = tmp_path / "kernel", tmp_path / "autograded" / "s1"
+    kernel_dir.mkdir()
+    cwd.mkdir(parents=True)
+    connection = kernel_dir / "connection.json"
+    connection.write_text(json.dumps({"transport": "ipc", "ip": str(kernel_dir / "kernel")}))
+    config = tmp_path / "run.json"
+    config.write_text(json.dumps({"allowed_parent": str(tmp_path / "autograded"), "mode": "bwrap",
+                                  "kernel_dir": str(kernel_dir)}))
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import sandbox; "
+            "print(json.dumps(sandbox.prepare(sys.argv[2:])))")
+    proc = subprocess.run([sys.executable, "-c", code, str(Path(sandbox.__file__).parent), "--config", str(config),
+                           "-f", str(connection), "--x"], cwd=cwd, capture_output=True, text=True)
+    _, folder, shared, rest = json.loads(proc.stdout)
+    assert (folder, shared, rest) == (str(cwd), [str(kernel_dir)], ["-f", str(connection), "--x"])

@@ -11,7 +11,7 @@ from instructor.settings import Settings, cpu_count, parse_size
 from instructor.settings import require_sandbox as confine_or_refuse
 
 GRADING_VARIABLES = ("GRADING_TIMEOUT", "GRADING_NOTEBOOK_TIMEOUT", "GRADING_MEMORY", "GRADING_CPU",
-                     "GRADING_THREADS", "GRADING_SANDBOX", "GRADING_PROCESSES")
+                     "GRADING_THREADS", "GRADING_SANDBOX", "GRADING_PROCESSES", "GRADING_WARM")
 
 
 @pytest.fixture
@@ -73,8 +73,17 @@ def test_a_bad_setting_is_refused_in_one_line(clean_env, tmp_path, variable, val
 def test_task_limits_are_plain_data(clean_env, tmp_path):
     lim = Settings.resolve(tmp_path, timeout=4, memory="1G").task_limits()
     assert lim == {"cell_timeout": 4, "notebook_timeout": 12, "memory_bytes": 2**30, "cpu_seconds": lim["cpu_seconds"],
-                   "threads": lim["threads"], "processes": 512, "sandbox": "bwrap"}
+                   "threads": lim["threads"], "processes": 512, "sandbox": "bwrap", "warm": False}
     assert all(isinstance(v, (int, str)) for v in lim.values()), "it travels to workers"
+
+
+def test_warm_kernels_are_off_unless_asked_for(clean_env, tmp_path):
+    assert Settings.resolve(tmp_path).warm is False
+    clean_env.setenv("GRADING_WARM", "1")
+    assert Settings.resolve(tmp_path).task_limits()["warm"] is True
+    clean_env.setenv("GRADING_WARM", "yes")
+    with pytest.raises(GradingError, match="GRADING_WARM must be 0 or 1"):
+        Settings.resolve(tmp_path)
 
 
 def test_grading_refuses_without_a_sandbox(monkeypatch, tmp_path):
