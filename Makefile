@@ -24,7 +24,8 @@
 #   make feedback   HTML feedback per student in feedback/, rendered by JOBS=N local workers or
 #                   the CLUSTER's; resumes where it stopped (PART=... for one part, FORCE=1 all again)
 #   make clear      release a submission held for review (STUDENT=... PART=...): make feedback renders it
-#   make grades     export every score to grades.csv
+#   make grades     export every score to grades.csv (PROVENANCE=1 adds what produced each row:
+#                   submission and release digests, course, PyTorch, nbgrader and Python versions, limits)
 #   make similarity similar answers per part in report/similarity/<part>/index.html (PART=... for one part;
 #                   pairs to read, never a penalty: see docs/similarity.md)
 #   make bench-similarity  how well and how fast similarity finds planted copies in a synthetic class
@@ -148,7 +149,7 @@ clear: install
 	$(PY) -m instructor clear "$(STUDENT)" "$(PART)"
 
 grades: install
-	$(PY) -m instructor grades --out grades.csv
+	$(PY) -m instructor grades --out grades.csv $(if $(PROVENANCE),--provenance)
 
 # Full-size fake data (the real sets' sizes and class counts), every solution run on the CPU.
 bench-learner: install

@@ -5,7 +5,7 @@
     feedback  [--part P] [--jobs N | --cluster tcp://HOST:8786] [--force]
                                    HTML feedback per student, in feedback/ (held ones listed)
     clear     STUDENT PART         release a submission held for review to feedback
-    grades    [--out FILE] [--format csv|canvas|moodle] [--roster roster.csv]
+    grades    [--out FILE] [--format csv|canvas|moodle] [--roster roster.csv] [--provenance]
                                    nbgrader's CSV export, or the file Canvas or Moodle imports
     collect   DIR --part P [--map STUDENT=FILE ...]
                                    an LMS download -> submitted/<student>/<part>/ (+ timestamp.txt)
@@ -120,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="csv: nbgrader's export with status columns (default); canvas or moodle: their import file")
     p.add_argument("--out", type=Path, help="default: grades.csv, canvas-grades.csv or moodle-grades.csv")
     p.add_argument("--roster", type=Path, help="CSV of student_id and the platform's ids (see instructor/lms.py)")
+    p.add_argument("--provenance", action="store_true",
+                   help="csv: add what produced each row (submission and release digests, versions, sandbox, limits)")
     p = sub.add_parser("collect", help="collect an LMS download (Canvas, Moodle, nbgrader, a plain folder)")
     p.add_argument("source", type=Path, help="folder of files, folders, .zip archives (see instructor/collect.py)")
     p.add_argument("--part", required=True)
@@ -198,7 +200,8 @@ def _grading_command(args, parser) -> int:
         return 0
     if args.cmd == "grades":
         out = args.out or Path("grades.csv" if args.format == "csv" else f"{args.format}-grades.csv")
-        out = lms.export(args.course, out if out.is_absolute() else Path(args.course) / out, args.format, args.roster)
+        out = lms.export(args.course, out if out.is_absolute() else Path(args.course) / out, args.format, args.roster,
+                         with_provenance=args.provenance)
         print(f"{'' if args.format == 'csv' else args.format + ' '}grades written to {out}")
     elif args.cmd == "collect":
         mapping = dict(_pair(text, parser) for text in args.map)

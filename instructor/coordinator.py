@@ -4,11 +4,14 @@ the gradebook and ``autograded/``.
     autograde(course, parts, students, settings, cluster=None, force=False) -> [Outcome]
 
 The stages: find the submissions (:func:`find_jobs`), refuse what cannot be sent to a worker
-(:func:`check_submission`), skip what was graded before unchanged (the journal), send the rest
-to the workers a bounded window at a time (:func:`instructor.tasks.grade`, confined there), and
-store the outcomes as they come, everything finished meanwhile in one batch
-(:class:`instructor.store.Store`: the graded notebooks and logs, the gradebook's scores in one
-transaction, the journal). Then ``grading-report.csv`` and a loud list of what needs a look.
+(:func:`check_submission`), skip what was graded before unchanged (the journal: the same
+submission, by the same tests), send the rest to the workers a bounded window at a time
+(:func:`instructor.tasks.grade`, confined there), and store the outcomes as they come,
+everything finished meanwhile in one batch (:class:`instructor.store.Store`: the graded notebooks
+and logs, the gradebook's scores in one transaction, the journal, each outcome with its
+provenance). Then ``grading-report.csv``, a loud list of what needs a look, and, for a regrade,
+whose score or status changed, old -> new, and which inputs differed
+(:mod:`instructor.provenance`), or "0 changes".
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import outcome as journal
+from . import provenance
 from .course import (
     GradingError,
     check_course,
@@ -213,7 +217,8 @@ def _grade_task(spec: dict) -> Outcome:
 def _triage(course: Path, jobs: list[Job], force: bool,
             store: Store) -> tuple[list[Outcome], list[tuple[Job, str]]]:
     """(outcomes of what cannot be sent to a worker, stored; [(job, digest)] to grade): a
-    submission graded before with the same bytes is left out unless ``force``."""
+    submission graded before with the same bytes, by the same tests (the release digest
+    recorded then, if any), is left out unless ``force``."""
     done = {} if force else journal.read_journal(course)
     refused: list[Outcome] = []
     todo, unreadable = [], []
@@ -232,7 +237,9 @@ def _triage(course: Path, jobs: list[Job], force: bool,
             continue
         digest = hashlib.sha256(data).hexdigest()
         previous = done.get((job.student, job.part))
-        if previous is None or previous.sha256 != digest:
+        release = store.inputs.get(job.part, {}).get("release")
+        recorded = previous.provenance.get("release") if previous is not None else None
+        if previous is None or previous.sha256 != digest or (recorded and release and recorded != release):
             todo.append((job, digest))
     for start in range(0, len(unreadable), BATCH):
         refused += store.record(unreadable[start:start + BATCH])
@@ -277,7 +284,8 @@ def _grade_on_cluster(course: Path, todo: list[tuple[Job, str]], settings: Setti
         timestamp = _timestamp(course, job)
         spec = {**common, "student": job.student, "part": job.part, "timestamp": timestamp,
                 "notebook": submission_bytes(course, job), "source": sources[job.part]}
-        future = client.submit(task, spec, pure=False, key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}")
+        future = client.submit(provenance.with_versions, task, spec, pure=False,
+                               key=f"grade-{job.student}-{job.part}-{secrets.token_hex(4)}")
         return future, (job, digest, timestamp)
 
     def finish(client, done: list, write) -> None:
@@ -337,7 +345,9 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
         return []
     (course / "autograded").mkdir(exist_ok=True)
     say(require_sandbox(settings, say))
-    with Store(course, deadlines) as store:
+    before = journal.read_journal(course)
+    inputs = provenance.run_inputs(course, parts, settings.sandbox, settings.task_limits(cluster=bool(cluster)))
+    with Store(course, deadlines, inputs) as store:
         results, todo = _triage(course, jobs, force, store)
         skipped = len(jobs) - len(todo) - len(results)
         if skipped:
@@ -351,4 +361,8 @@ def autograde(course: Path, parts: list[str] | None = None, students: list[str] 
     reapply(course, say)  # deadlines.toml on what was not graded again: a new due date or extension counts
     journal.write_report(course)
     _say_what_needs_a_look(results, say)
+    regraded = [r for r in results if (r.student, r.part) in before]
+    if regraded:  # what changed, and why: "0 changes" is the determinism claim, on every regrade
+        for line in provenance.regrade_lines(provenance.changes(before, regraded), len(regraded)):
+            say(line)
     return results

@@ -32,7 +32,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import deadlines, outcome
+from . import deadlines, outcome, provenance
 from .course import GradingError, check_course, gradebook, gradebook_file, run_nbgrader
 
 FORMATS = ("csv", "canvas", "moodle")
@@ -211,11 +211,18 @@ def moodle_rows(parts, maxima, students, grades, roster=None) -> list[list[str]]
     return rows
 
 
-def export_grades(course: Path, out: Path) -> Path:
+# The provenance columns ``grades --provenance`` adds: {column: input of instructor.provenance}.
+PROVENANCE_COLUMNS = {"submission_sha256": "submission", "release_sha256": "release", "course_version": "course",
+                      "torch": "torch", "nbgrader": "nbgrader", "python": "python", "sandbox": "sandbox",
+                      "limits": "limits"}
+
+
+def export_grades(course: Path, out: Path, with_provenance: bool = False) -> Path:
     """nbgrader export (one CSV row per student and part) plus what grading said of each row:
     ``status`` (graded, flagged, tampered, or missing when nothing was graded), ``reason`` and
     ``review``, so a flagged 0 never reads like an earned 0, and ``late_days`` (deadlines.toml;
-    nbgrader's own ``late_submission_penalty`` column has the points taken)."""
+    nbgrader's own ``late_submission_penalty`` column has the points taken). ``with_provenance``:
+    also what produced each row (:data:`PROVENANCE_COLUMNS`; empty where it was not recorded)."""
     course = check_course(course)
     out = Path(out).resolve()
     run_nbgrader(["export", f"--to={out}", "--log-level=WARN"], course, check=True)
@@ -230,15 +237,21 @@ def export_grades(course: Path, out: Path) -> Path:
         row["reason"] = seen.reason if seen else ""
         row["review"] = seen.review if seen else ""
         row["late_days"] = seen.late_days if seen else 0
+        recorded = provenance.inputs_of(seen) if seen else {}
+        row.update({column: recorded.get(name, "") for column, name in PROVENANCE_COLUMNS.items()})
+    extra = list(PROVENANCE_COLUMNS) if with_provenance else []
     with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields + ["status", "reason", "review", "late_days"])
+        writer = csv.DictWriter(f, fieldnames=fields + ["status", "reason", "review", "late_days"] + extra,
+                                extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     return out
 
 
-def export(course: Path, out: Path, fmt: str, roster: Path | None = None, say=print) -> Path:
-    """Write the ``fmt`` ("csv": :func:`export_grades`, "canvas" or "moodle") file to ``out``; say
+def export(course: Path, out: Path, fmt: str, roster: Path | None = None, say=print,
+           with_provenance: bool = False) -> Path:
+    """Write the ``fmt`` ("csv": :func:`export_grades`, with its provenance columns if
+    ``with_provenance``; "canvas" or "moodle") file to ``out``; say
     which rows need a look. deadlines.toml is applied again first (:func:`deadlines.reapply`):
     a due date or extension added since grading counts, and each grade it changes is said."""
     course = check_course(course)
@@ -247,7 +260,7 @@ def export(course: Path, out: Path, fmt: str, roster: Path | None = None, say=pr
         raise GradingError(f"no gradebook at {file}: grade first (make autograde)")
     deadlines.reapply(course, say)
     if fmt == "csv":
-        return export_grades(course, out)
+        return export_grades(course, out, with_provenance)
     parts, maxima, students, grades = read_grades(course)
     known = read_roster(roster, list(students)) if roster else None
     make = {"canvas": canvas_rows, "moodle": moodle_rows}[fmt]

@@ -83,8 +83,9 @@ def _store_files(course: Path, result: Outcome):
 class Store:
     """The coordinator's storage for one run: one gradebook connection, batches of outcomes."""
 
-    def __init__(self, course: Path, deadlines: Deadlines | None = None):
+    def __init__(self, course: Path, deadlines: Deadlines | None = None, inputs: dict | None = None):
         self.course, self.deadlines = course, deadlines
+        self.inputs = inputs or {}  # {part: what produced its outcomes}: instructor.provenance.run_inputs
         os.environ.setdefault("NBFORMAT_VALIDATOR", "fastjsonschema")  # nbformat's faster validator
         self._gradebook = gradebook(course)
         self.gb = None
@@ -107,7 +108,8 @@ class Store:
     def record(self, items: list[tuple[Outcome, str, str | None]]) -> list[Outcome]:
         """Store ``items`` (outcome, digest of the submission, its timestamp) as one batch:
         files, one gradebook transaction, journal. Returns the outcomes, completed (scores, late
-        days and penalty, log path, digest, the coordinator's seconds per outcome). A batch the
+        days and penalty, log path, digest, the run's inputs in its provenance, the coordinator's
+        seconds per outcome). A batch the
         gradebook refuses is stored again one outcome at a time, so one bad row spoils no other."""
         from sqlalchemy.exc import SAWarning
 
@@ -116,6 +118,7 @@ class Store:
         for result, sha256, _ in items:
             result.reason, result.review = one_line(result.reason), one_line(result.review, 1000)
             result.sha256 = sha256
+            result.provenance = {**self.inputs.get(result.part, {}), **(result.provenance or {})}
             graded.append(_store_files(self.course, result))
         batch = [(r, nb, ts) for (r, _, ts), nb in zip(items, graded, strict=True)]
         with warnings.catch_warnings():

@@ -10,6 +10,7 @@ task that only hands back the submission as its graded notebook (no kernel, no s
     course = trivial_course(tmp_path, students=1000)       # TRIVIAL_PART, 1000 submissions
     coordinator.autograde(course, settings=..., task=pregraded)
     trivial_score(i)                                        # what student i must score
+    coordinator.autograde(course, settings=..., task=executed)  # the tests run, in-process
 
 (:func:`pregraded_or_held` keeps chosen students' tasks running until a test lets them go.)
 """
@@ -220,3 +221,28 @@ def pregraded_or_held(spec: dict, held: tuple[str, ...] = (), folder: str = "") 
         while not (marker / "release").exists():
             time.sleep(0.2)
     return pregraded(spec)
+
+
+def executed(spec: dict) -> Outcome:
+    """A grading task for tiny parts without a kernel: the submission's code cells run in this
+    process, in order, each test cell replaced by the source's (``spec["source"]``, hidden tests
+    included) as nbgrader's autograde does; a cell that raises gets its error output. Scores
+    follow the tests as they are now (an edited test changes them), unlike :func:`pregraded`.
+    Trusted notebooks only: nothing is confined."""
+    import os
+
+    submitted = nbformat.reads(spec["notebook"].decode("utf-8"), as_version=4)
+    tests = {grade_id(c): c.source for c in nbformat.reads(spec["source"].decode("utf-8"), as_version=4).cells
+             if is_test_cell(c)}
+    scope: dict = {}
+    for cell in submitted.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        cell.source = tests.get(grade_id(cell), cell.source) if is_test_cell(cell) else cell.source
+        cell.outputs = []
+        try:
+            exec(compile(cell.source, f"<cell {grade_id(cell)}>", "exec"), scope)  # noqa: S102 - trusted test notebooks
+        except Exception as exc:  # noqa: BLE001 - a failed cell, as a kernel reports it
+            cell.outputs = [nbformat.v4.new_output("error", ename=type(exc).__name__, evalue=str(exc), traceback=[])]
+    return Outcome(spec["student"], spec["part"], status="graded", notebook=nbformat.writes(submitted),
+                   host=os.uname().nodename)

@@ -187,6 +187,25 @@ def test_cli_writes_the_default_file(course, capsys):
         check_canvas(list(csv.reader(f)))
 
 
+def test_grades_csv_can_carry_each_rows_provenance(course, capsys):
+    """`make grades PROVENANCE=1`: what produced each row, empty where it was not recorded."""
+    inputs = {"release": "r" * 64, "course": "0.1.0+gabc", "torch": "2.6.0", "nbgrader": "0.9.5",
+              "python": "3.12.1", "sandbox": "bwrap", "limits": "cell_timeout=600"}
+    outcome.append(course, Outcome("ann", P2, status="graded", sha256="s" * 64, provenance=inputs))
+    assert main(["--course", str(course), "grades", "--provenance"]) == 0
+    with open(course / "grades.csv", newline="") as f:
+        rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(f)}
+    assert list(rows[("ann", P2)])[-len(lms.PROVENANCE_COLUMNS):] == list(lms.PROVENANCE_COLUMNS)
+    got = {c: rows[("ann", P2)][c] for c in lms.PROVENANCE_COLUMNS}
+    assert got == {"submission_sha256": "s" * 64, "release_sha256": "r" * 64, "course_version": "0.1.0+gabc",
+                   "torch": "2.6.0", "nbgrader": "0.9.5", "python": "3.12.1", "sandbox": "bwrap",
+                   "limits": "cell_timeout=600"}
+    assert rows[("ben", P1)]["release_sha256"] == "", "graded before provenance was kept: empty"
+    assert main(["--course", str(course), "grades"]) == 0
+    with open(course / "grades.csv", newline="") as f:
+        assert "release_sha256" not in next(csv.reader(f)), "without the option, the columns are as before"
+
+
 def test_points_are_plain_numbers():
     assert [lms.points(x) for x in (3, 2.5, 2 / 3, 1234567.0, 0.0, -0.0, None)] == [
         "3", "2.5", "0.67", "1234567", "0", "0", ""]
