@@ -27,7 +27,9 @@ import ast
 import builtins
 import copy
 import hashlib
+import io
 import re
+import tokenize
 from pathlib import Path
 
 from .course import course_config, grade_id, is_answer_cell, is_test_cell, read_regular_file
@@ -86,11 +88,17 @@ def _split(piece: str | None, hole: str) -> list[str | None]:
     return out
 
 
-class Template:
-    """One message the instructor wrote: its text as a page shows it, and the messages it matches."""
+_MISTAKE = re.compile(r"#\s*mistake:\s*([\w.-]+)")  # a message's id: `# mistake: 03-zero-grad`
 
-    def __init__(self, pieces: list[str | None]):
+
+class Template:
+    """One message the instructor wrote: its text as a page shows it, the messages it matches,
+    and the id of the mistake it names (a ``# mistake: <id>`` comment on a line of the statement
+    that holds its text), if any."""
+
+    def __init__(self, pieces: list[str | None], mistake: str | None = None):
         self.text = "".join(HOLE if p is None else p for p in pieces)
+        self.mistake = mistake
         self._pattern = re.compile("".join(".*?" if p is None else re.escape(p) for p in pieces), re.S)
 
     def matches(self, message: str) -> bool:
@@ -100,16 +108,50 @@ class Template:
         return f"Template({self.text!r})"
 
 
-def templates(source: str) -> list[Template]:
-    """Every message ``source`` (a test cell, hidden tests included) can fail with: assert
-    messages, the first argument of an exception it raises, ``why=`` keywords; a message held in
-    a name is followed to the string assigned to it in the cell."""
+def _statements(tree: ast.AST) -> dict[int, ast.stmt]:
+    """{id(node): the innermost statement that holds it}."""
+    owner: dict[int, ast.stmt] = {}
+    stack = [(tree, None)]
+    while stack:
+        node, stmt = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            inner = child if isinstance(child, ast.stmt) else stmt
+            owner[id(child)] = inner
+            stack.append((child, inner))
+    return owner
+
+
+def _lines(stmt: ast.stmt) -> tuple[int, int]:
+    """The lines of ``stmt`` (1-based, inclusive); of a compound statement (``with``, ``if``), its
+    header only."""
+    body = getattr(stmt, "body", None)
+    if isinstance(body, list) and body:
+        return stmt.lineno, max(stmt.lineno, body[0].lineno - 1)
+    return stmt.lineno, stmt.end_lineno or stmt.lineno
+
+
+def _comments(source: str) -> dict[int, str]:
+    """{line: its comment} of ``source``."""
     try:
-        tree = ast.parse(re.sub(r"^([ \t]*)[%!].*$", r"\1pass", source, flags=re.M))
+        return {t.start[0]: t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    except (tokenize.TokenError, SyntaxError):
+        return {}
+
+
+def message_sites(source: str) -> list[tuple[Template, int]]:
+    """Every message ``source`` (a test cell, hidden tests included) can fail with, in the cell's
+    order, each with the last line (1-based) of the statement holding its text: the assert or
+    raise, the call with ``why=``, or the assignment of the name that holds it. Duplicates kept."""
+    clean = re.sub(r"^([ \t]*)[%!].*$", r"\1pass", source, flags=re.M)
+    try:
+        tree = ast.parse(clean)
     except SyntaxError:
         return []
-    names = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
-             for t in n.targets if isinstance(t, ast.Name)}
+    assigned = {t.id: n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                for t in n.targets if isinstance(t, ast.Name)}
+    names = {name: n.value for name, n in assigned.items()}
+    owner, comments = _statements(tree), _comments(clean)
     found: list[ast.AST] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Assert) and node.msg is not None:
@@ -118,10 +160,25 @@ def templates(source: str) -> list[Template]:
             found.append(node.exc.args[0])
         elif isinstance(node, ast.Call):
             found.extend(k.value for k in node.keywords if k.arg == "why")
-    out, seen = [], set()
-    for node in found:
+    out = []
+    for node in sorted(found, key=lambda n: (n.lineno, n.col_offset)):
         pieces = _pieces(node, names)
-        if pieces is not None and (t := Template(pieces)).text not in seen:
+        if pieces is None:
+            continue
+        stmt = assigned[node.id] if isinstance(node, ast.Name) and node.id in assigned else owner[id(node)]
+        first, last = _lines(stmt)
+        ids = [m.group(1) for n in range(first, last + 1) if (m := _MISTAKE.search(comments.get(n, "")))]
+        out.append((Template(pieces, ids[0] if ids else None), last))
+    return out
+
+
+def templates(source: str) -> list[Template]:
+    """Every message ``source`` (a test cell, hidden tests included) can fail with: assert
+    messages, the first argument of an exception it raises, ``why=`` keywords; a message held in
+    a name is followed to the string assigned to it in the cell. Each carries its mistake id."""
+    out, seen = [], set()
+    for t, _ in message_sites(source):
+        if t.text not in seen:
             seen.add(t.text)
             out.append(t)
     return out
@@ -156,16 +213,24 @@ def learner_functions(submitted) -> set[str]:
     return names
 
 
+def explained_by(error: dict, source: str) -> Template | None:
+    """The message of ``source`` (a test cell, hidden tests included) that the failed test's error
+    output ``error`` is, or None: only an assertion (or a ``why=`` refusal) is one."""
+    if str(error.get("ename", "")) in ("AssertionError", "Delegated"):
+        evalue = str(error.get("evalue", ""))
+        return next((t for t in templates(source) if t.matches(evalue)), None)
+    return None
+
+
 def failure_message(error: dict, source: str, defined: set[str]) -> str:
     """What a page says about a failed test cell whose error output is ``error``: a message of
     ``source`` (the test cell, hidden tests included) that the error's message matches, or the
     error's type and the learner's function it came from. Never text from the run itself."""
-    ename, evalue = str(error.get("ename", "")), str(error.get("evalue", ""))
+    ename = str(error.get("ename", ""))
     kind = ename if ename in KNOWN_ERRORS else "an exception of a class your code defines"
-    if ename in ("AssertionError", "Delegated"):
-        for template in templates(source):
-            if template.matches(evalue):
-                return f"AssertionError: {template.text}"
+    if (template := explained_by(error, source)) is not None:
+        return f"AssertionError: {template.text}"
+    evalue = str(error.get("evalue", ""))
     if ename == "NameError":
         match = re.fullmatch(r"name '(\w+)' is not defined", evalue)
         visible = set(re.findall(r"\w+", visible_source(source)))

@@ -162,3 +162,25 @@ def test_a_deleted_test_cell_still_shows_its_verdict_and_a_copy_shows_once():
     del submitted.cells[1], submitted.cells[3]
     page = verdicts.feedback_notebook(graded, submitted, {"test_softmax": TEST})
     assert page.cells[-1].outputs[0].evalue == "AssertionError: wrong values for a (7, 11) batch"
+
+
+TAGGED = '''"""Check train"""
+DELEGATED = "write the loop yourself"  # mistake: 03-write-the-loop
+with without(fit, why=DELEGATED):
+    got = train(model)
+assert isinstance(got, list), (
+    f"train should return a list, got {got!r}")  # mistake: 03-return-a-list
+if bad:
+    raise AssertionError("flatten every batch") from None  # mistake: 03-flatten
+assert got, "no id here"  # an ordinary comment
+'''
+
+
+def test_a_message_carries_the_mistake_id_written_next_to_it():
+    found = {t.text: t.mistake for t in verdicts.templates(TAGGED)}
+    assert found == {"write the loop yourself": "03-write-the-loop", "train should return a list, got …":
+                     "03-return-a-list", "flatten every batch": "03-flatten", "no id here": None}
+    error = {"ename": "AssertionError", "evalue": "train should return a list, got 3", "traceback": []}
+    assert verdicts.explained_by(error, TAGGED).mistake == "03-return-a-list"
+    assert verdicts.explained_by({**error, "ename": "ValueError"}, TAGGED) is None, "only assertions are messages"
+    assert [line for _, line in verdicts.message_sites(TAGGED)] == [2, 6, 8, 9]
