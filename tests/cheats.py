@@ -408,6 +408,15 @@ def _flip():
 
 threading.Thread(target=_flip, daemon=True).start()
 ''',
+    # The watch a test keeps on an answer's calls (helper.checks.without, which tells an answer that
+    # re-creates torch.softmax from one that calls it) blinded before the tests run: the profile
+    # hooks it sets, the function itself, or the module globals it reads.
+    "profile_hook_blinded": "import sys\nsys.setprofile = lambda *args: None\nsys.getprofile = lambda: None\n",
+    "thread_profile_blinded": ("import threading\nthreading.setprofile = lambda *args: None\n"
+                               "threading.getprofile = lambda: None\n"),
+    "without_disabled": ("import contextlib\nimport helper.checks\n"
+                         "helper.checks.without = lambda *functions, why: contextlib.nullcontext()\n"),
+    "without_ignores_notebook_frames": "import helper.checks\nhelper.checks._HERE = globals()\n",
 }
 
 # Which check must catch each cheat ("defeated already" ones only need the scan).
@@ -447,6 +456,9 @@ CAUGHT_BY: dict[str, set[str]] = {
     "namespace_lookalike_module": _BOTH, "thread_flips_allclose": _BOTH,
     # A function the tests call, changed in place (same address, new code).
     "code_swapped_in_place": _BOTH,
+    # helper.checks.without's profile hooks, itself or its globals replaced: the fingerprints differ.
+    "profile_hook_blinded": _BOTH, "thread_profile_blinded": _BOTH, "without_disabled": _BOTH,
+    "without_ignores_notebook_frames": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

@@ -30,8 +30,8 @@ _COMPARISONS = ("torch.allclose", "torch.equal", "torch.isclose", "Tensor.__eq__
                 "the assert statement or AssertionError")
 
 
-# What the tests compare with, fingerprinted by every canary through its own imports (dotted
-# paths below ``torch``, ``numpy``, ``builtins`` and ``math``): each must stay the very object the
+# What the tests compare with, fingerprinted by every canary through its own imports (dotted paths
+# below torch, numpy, builtins, math, sys, threading and helper): each must stay the very object the
 # canary at the start saw, before any learner code ran, whatever route replaced it (an attribute,
 # ``vars()``, ``gc``, ``ctypes``, ``sys.modules``, an import hook, a class's ``__dict__``, a wrapper).
 _IDENTITIES = (
@@ -59,7 +59,7 @@ _IDENTITIES = (
     "torch.broadcast_tensors", "torch.broadcast_to", "torch.special", "torch.special.expit", "torch.Tensor.sigmoid",
     "torch.special.softmax", "torch.log_softmax", "torch.Tensor.log_softmax", "torch.Tensor.copy_",
     "torch.optim", "torch.rand", "torch.randint", "torch.randn", "torch.relu", "torch.save", "torch.sigmoid",
-    "torch.softmax", "torch.stack", "torch.tensor", "torch.utils", "torch.zeros",
+    "torch.softmax", "torch.stack", "torch.tensor", "torch.utils", "torch.zeros", "torch.zeros_like",
     "torch.Tensor.T", "torch.Tensor.argmax", "torch.Tensor.backward", "torch.Tensor.clone", "torch.Tensor.cpu",
     "torch.Tensor.data", "torch.Tensor.detach", "torch.Tensor.device", "torch.Tensor.dim", "torch.Tensor.dtype",
     "torch.Tensor.exp", "torch.Tensor.expand", "torch.Tensor.float", "torch.Tensor.grad", "torch.Tensor.index",
@@ -72,7 +72,7 @@ _IDENTITIES = (
     # whose == always holds passes a "these keys" test with any keys.
     "builtins.AttributeError", "builtins.Exception", "builtins.RuntimeError", "builtins.TypeError",
     "builtins.dict", "builtins.globals", "builtins.id", "builtins.iter", "builtins.next", "builtins.open",
-    "builtins.set", "builtins.sorted", "builtins.str", "builtins.super",
+    "builtins.set", "builtins.sorted", "builtins.str", "builtins.super", "builtins.enumerate",
     "torch.nn.Conv2d", "torch.nn.CrossEntropyLoss", "torch.nn.Dropout", "torch.nn.Flatten", "torch.nn.Linear",
     "torch.nn.LogSoftmax", "torch.nn.MaxPool2d", "torch.nn.ModuleDict", "torch.nn.NLLLoss", "torch.nn.Parameter",
     "torch.nn.ReLU", "torch.nn.Sequential", "torch.nn.Sigmoid", "torch.nn.Softmax", "torch.nn.modules",
@@ -82,6 +82,10 @@ _IDENTITIES = (
     "torch.optim.lr_scheduler.CosineAnnealingLR", "torch.optim.lr_scheduler.LRScheduler",
     "torch.optim.lr_scheduler.StepLR", "torch.utils.data", "torch.utils.data.DataLoader",
     "torch.utils.data.RandomSampler", "torch.utils.data.SequentialSampler", "torch.utils.data.TensorDataset",
+    # ... and what helper.checks.without (a test's watch on an answer's calls) stands on, globals read included
+    "sys.setprofile", "sys.getprofile", "threading.setprofile", "threading.getprofile", "helper.checks.without",
+    "helper.checks.without.__wrapped__", "helper.checks._codes", "helper.checks._is_torch", "helper.checks._UNWATCH",
+    "helper.checks._HERE", "helper.checks.Delegated",
 )
 # Replaced by torch itself: importing torch._dynamo (torch.compile, an ONNX export, %timeit's
 # first use of it) wraps torch.manual_seed, so its identity says nothing about the learner.
@@ -98,17 +102,17 @@ _NAMESPACE = (("torch", "torch"), ("np", "numpy"), ("numpy", "numpy"), ("F", "to
 
 
 def _identity_code(n: str, prefix: str) -> str:
-    """Canary lines printing "<prefix>= <address> ..." for _IDENTITIES (through the canary's own
-    imports) then _NAMESPACE (through the learner's namespace, "-" where it has no such name).
-    ``object.__repr__`` (reached from a literal, which no cell can rebind) gives each object's type
-    and address: a replacement cannot show the original's. A Python function is also changed in
-    place when its code, defaults or closure are (``functools.update_wrapper`` with
-    ``assigned=("__code__",)`` leaves its address as it was): for one, the addresses of those
-    follow its own, read through the function type's descriptors (reached from a literal too)."""
-    roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m"}
+    """Canary lines printing "<prefix>= <address> ..." for _IDENTITIES (through the canary's own imports) then
+    _NAMESPACE (through the learner's namespace, "-" where it has no such name). ``object.__repr__`` (reached from
+    a literal, which no cell can rebind) gives each object's type and address: a replacement cannot show the
+    original's. A Python function is also changed in place when its code, defaults or closure are
+    (``functools.update_wrapper`` with ``assigned=("__code__",)`` leaves its address as it was): for one, the
+    addresses of those follow its own, read through the function type's descriptors (reached from a literal too)."""
+    roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m", "sys": f"{n}s",
+             "threading": f"{n}k", "helper": f"{n}h"}
     parts = [f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
     parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
-    return (f"import math as {n}m\n"
+    return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
             f"{n}g = (lambda: 0).__globals__\n"
             f"def {n}d(x, o={n}o, F=(lambda: 0).__class__, T=().__class__.__class__, E={n}b.ValueError):\n"
@@ -125,7 +129,7 @@ def _identity_code(n: str, prefix: str) -> str:
             f"            seen.append('empty')\n"
             f"    return '+'.join(seen)\n"
             f"{n}b.print(\"{prefix}=\", *[{', '.join(parts)}])\n"
-            f"del {n}m, {n}o, {n}g, {n}d\n")
+            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d\n")
 
 
 def new_secret() -> str:
@@ -208,10 +212,9 @@ def is_canary(cell, secret: str) -> bool:
 
 
 def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None = None):
-    """A copy of ``nb`` with a canary (two cells) at the start, after every code cell a learner
-    can edit, before every locked test cell not already preceded by one, and at the end. ``locked``: as
-    for :func:`scan_notebook`; default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's
-    OverwriteCells has restored the locked cells' metadata)."""
+    """A copy of ``nb`` with a canary (two cells) at the start, after every code cell a learner can edit, before
+    every locked test cell not already preceded by one, and at the end. ``locked``: as for :func:`scan_notebook`;
+    default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's OverwriteCells restored the cells' metadata)."""
     import nbformat
 
     nb = copy.deepcopy(nb)
@@ -237,8 +240,7 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
 
     add()  # at the start: what the comparisons were before any learner code ran
     for i, cell in enumerate(nb.cells):
-        if (is_test_cell(cell) and i not in editable
-                and not (cells and CANARY_KEY in cells[-1].metadata)):
+        if is_test_cell(cell) and i not in editable and not (cells and CANARY_KEY in cells[-1].metadata):
             add()
         cells.append(cell)
         if i in editable:
