@@ -15,6 +15,7 @@ plot as CSV files:
     timing.csv     grading time per part (from grading-report.csv)
     review.csv     static-scan findings per submission (when grading-report.csv has them)
     late.csv       submissions past their due date (deadlines.toml): days late and points taken
+    mistakes.csv   the named mistakes of each exercise: who made them (instructor.mistakes)
     similarity/    similar answers per part (instructor.similarity): a list to read, never a penalty
 
 Submissions that could not be graded score 0 until an instructor looks at them: they are
@@ -32,7 +33,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import deadlines, outcome
+from . import deadlines, mistakes, outcome
 from .course import GradingError, check_course, db_url, gradebook_file, html_table, write_csv
 from .similarity import pages as similarity
 
@@ -380,6 +381,7 @@ def build(course: Path, out: Path | None = None, say=print) -> Path:
             f"<a href='{PLOTS[plot]}'>{_image(out / PLOTS[plot], title)}</a>"
             f"{html_table(tables[table], FIELDS[table], limit)}"
             f"<p><a href='{table}'>{table}</a></p>")
+    parts_html.append(mistakes.report_section(course, out))
     parts_html += _optional_sections(tables)
     parts_html.append(similarity.report_section(course, out, say=say))
     parts_html.append("<p>Every score: <a href='scores.csv'>scores.csv</a></p>")

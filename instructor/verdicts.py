@@ -124,10 +124,12 @@ def _statements(tree: ast.AST) -> dict[int, ast.stmt]:
 def _lines(stmt: ast.stmt) -> tuple[int, int]:
     """The lines of ``stmt`` (1-based, inclusive); of a compound statement (``with``, ``if``), its
     header only."""
-    body = getattr(stmt, "body", None)
-    if isinstance(body, list) and body:
-        return stmt.lineno, max(stmt.lineno, body[0].lineno - 1)
-    return stmt.lineno, stmt.end_lineno or stmt.lineno
+    if not isinstance(getattr(stmt, "body", None), list):
+        return stmt.lineno, stmt.end_lineno or stmt.lineno
+    header = [v for name, v in ast.iter_fields(stmt) if name not in ("body", "orelse", "handlers", "finalbody")]
+    ends = [n.end_lineno for v in header for item in (v if isinstance(v, list) else [v]) if isinstance(item, ast.AST)
+            for n in ast.walk(item) if getattr(n, "end_lineno", None)]
+    return stmt.lineno, max([stmt.lineno, *ends])
 
 
 def _comments(source: str) -> dict[int, str]:
