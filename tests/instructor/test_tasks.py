@@ -413,7 +413,7 @@ def grade_hostile_class(course: Path, load: str = LOAD):
     return SimpleNamespace(course=course, baseline=baseline, results=results, exported=exported, solved=solved,
                            server=server, log="\n".join(log), protected=protected, held_back=held_back,
                            feedback_said="\n".join(said),
-                           protected_mode=protected_mode)
+                           protected_mode=protected_mode, warm=settings.warm)
 
 
 @pytest.fixture(scope="module")
@@ -427,6 +427,16 @@ def test_every_submission_was_processed(run):
                 | set(ECHOES) | {f"cheat_{name}" for name in CHEATS})
     assert set(run.results) == expected | {"*", "a?"}, run.log
     assert set(run.exported) == expected
+
+
+def test_kernels_start_warm_or_cold_as_set(run):
+    """GRADING_WARM=1 grades this class on warm kernels (docs/grading-safety.md#warm-kernels), 0 on
+    cold ones: each task that reached a kernel says which in its log."""
+    logs = {s: (run.course / r.log).read_text() for s, r in run.results.items() if r.log}
+    started = {s: text for s, text in logs.items() if "per-submission limits" in text}
+    assert len(started) > len(run.results) / 2, sorted(logs)
+    for student, text in started.items():
+        assert ("warm kernel, forked from zygote" in text) == run.warm, f"{student}: {text[-400:]}"
 
 
 def test_honest_scores_unchanged_by_hostile_neighbours(run):
@@ -596,6 +606,35 @@ def test_no_hidden_test_line_in_any_feedback(run, student):
     assert sorted(p.name for p in folder.iterdir()) == [f"{PART}.html"], "only the page is written"
     leaked = cheats.recoverable((folder / f"{PART}.html").read_text(), hidden)
     assert not leaked, f"{len(leaked)} hidden-test lines recoverable from the feedback: {leaked[:3]}"
+
+
+def test_formgraders_pages_carry_no_hidden_test_either(run, tmp_path):
+    """The other path that renders feedback: nbgrader generate_feedback with the course's
+    nbgrader_config.py (formgrader's button), on a copy of the graded course. Held submissions are
+    refused there too, with the reason."""
+    import shutil
+
+    from instructor.course import run_nbgrader
+
+    course = tmp_path / "course"
+    shutil.copytree(run.course, course, symlinks=True, ignore=shutil.ignore_patterns("feedback"))
+    source = nbformat.read(course / "solutions" / PART / f"{PART}.ipynb", as_version=4)
+    hidden = cheats.hidden_lines(source)
+    for student in sorted(ECHOES):
+        done = run_nbgrader(["generate_feedback", PART, f"--student={student}", "--force"], course,
+                            capture_output=True, text=True)
+        page = course / "feedback" / student / PART / f"{PART}.html"
+        assert done.returncode == 0 and page.exists(), (student, done.stdout[-2000:], done.stderr[-2000:])
+        leaked = cheats.recoverable(page.read_text(), hidden)
+        assert not leaked, f"{student}: {len(leaked)} hidden-test lines recoverable from formgrader's page"
+    cleared = course / "autograded" / held.CLEARED
+    cleared.unlink()  # as before the instructor read them: held again
+    student = sorted(ECHOES)[0]
+    (course / "feedback" / student / PART / f"{PART}.html").unlink()
+    done = run_nbgrader(["generate_feedback", PART, f"--student={student}", "--force"], course,
+                        capture_output=True, text=True)
+    assert not (course / "feedback" / student / PART / f"{PART}.html").exists()
+    assert "held for review" in done.stdout + done.stderr, (done.stdout[-2000:], done.stderr[-2000:])
 
 
 def test_infinite_loop_stopped_by_the_cell_timeout(run):
