@@ -224,14 +224,16 @@ def explained_by(error: dict, source: str) -> Template | None:
     return None
 
 
-def failure_message(error: dict, source: str, defined: set[str]) -> str:
+def failure_message(error: dict, source: str, defined: set[str], others: tuple[str, ...] = ()) -> str:
     """What a page says about a failed test cell whose error output is ``error``: a message of
-    ``source`` (the test cell, hidden tests included) that the error's message matches, or the
-    error's type and the learner's function it came from. Never text from the run itself."""
+    ``source`` (the test cell, hidden tests included), or else of ``others`` (the part's other
+    test cells: a check one test defines and another calls), that the error's message matches;
+    or the error's type and the learner's function it came from. Never text from the run itself."""
     ename = str(error.get("ename", ""))
     kind = ename if ename in KNOWN_ERRORS else "an exception of a class your code defines"
-    if (template := explained_by(error, source)) is not None:
-        return f"AssertionError: {template.text}"
+    for text in (source, *others):
+        if (template := explained_by(error, text)) is not None:
+            return f"AssertionError: {template.text}"
     evalue = str(error.get("evalue", ""))
     if ename == "NameError":
         match = re.fullmatch(r"name '(\w+)' is not defined", evalue)
@@ -270,23 +272,24 @@ def feedback_notebook(graded, submitted, tests: dict[str, str]):
         gid = grade_id(cell)
         if gid in tests and gid not in shown:
             shown.add(gid)
-            cells.append(_verdict_cell(gid, tests[gid], verdicts.get(gid), defined))
+            cells.append(_verdict_cell(gid, tests, verdicts.get(gid), defined))
         elif gid in tests or cell.get("cell_type") == "code" and is_test_cell(cell):
             continue  # a copy of a test cell, or a test the release does not have: no verdict to show
         else:
             cells.append(cell)
     for gid in tests:   # a test cell the learner deleted: still shown, with its verdict
         if gid not in shown and gid in verdicts:
-            cells.append(_verdict_cell(gid, tests[gid], verdicts[gid], defined))
+            cells.append(_verdict_cell(gid, tests, verdicts[gid], defined))
     page.cells = cells
     page.metadata = nbformat.from_dict({k: v for k, v in graded.metadata.items()
                                         if k in ("kernelspec", "language_info")})
     return page
 
 
-def _verdict_cell(gid: str, source: str, graded, defined: set[str]):
+def _verdict_cell(gid: str, tests: dict[str, str], graded, defined: set[str]):
     import nbformat
 
+    source = tests[gid]
     cell = nbformat.v4.new_code_cell(visible_source(source))
     fallback = "test-" + hashlib.sha256(gid.encode()).hexdigest()[:8]
     cell.id = graded.get("id") if graded is not None and graded.get("id") else fallback
@@ -298,7 +301,7 @@ def _verdict_cell(gid: str, source: str, graded, defined: set[str]):
     if graded is None:
         text = "Not graded: this test did not run."
     elif errors:
-        text = failure_message(errors[-1], source, defined)
+        text = failure_message(errors[-1], source, defined, tuple(s for g, s in tests.items() if g != gid))
         cell.outputs = [nbformat.v4.new_output("error", ename="TestFailed", evalue=text, traceback=[text])]
         return cell
     else:

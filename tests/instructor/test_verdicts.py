@@ -184,3 +184,11 @@ def test_a_message_carries_the_mistake_id_written_next_to_it():
     assert verdicts.explained_by(error, TAGGED).mistake == "03-return-a-list"
     assert verdicts.explained_by({**error, "ename": "ValueError"}, TAGGED) is None, "only assertions are messages"
     assert [line for _, line in verdicts.message_sites(TAGGED)] == [2, 6, 8, 9]
+
+
+def test_a_message_from_a_check_another_test_cell_defines_is_shown():
+    other = 'def check_rows(p):\n    assert (p.sum(1) - 1).abs().max() < 1e-6, "rows of probabilities sum to 1"\n'
+    error = {"ename": "AssertionError", "evalue": "rows of probabilities sum to 1", "traceback": []}
+    assert verdicts.failure_message(error, "check_rows(softmax(x))", set(), (other,)) == \
+        "AssertionError: rows of probabilities sum to 1"
+    assert verdicts.failure_message(error, "check_rows(softmax(x))", set()) == "AssertionError: the test failed"
