@@ -3,6 +3,7 @@
 #   make lab        JupyterLab on notebooks/ (what learners open)
 #   make formgrader the instructor's view: formgrader on every part, the gradebook, flags
 #   make report     class report in report/index.html (plots and CSV) from the gradebook
+#   make pictures   the README's pictures in docs/pictures/, taken by the browser tests (needs chromium)
 #   make test       lint, then the whole test suite (helper tests, grading, nbval on solutions/),
 #                   in TEST_WORKERS=2 processes
 #   make test-fast  the edit-test loop: lint, every test that starts no notebook kernel and takes
@@ -58,7 +59,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback clear grades similarity bench-similarity bench-learner bench-coordinator bench-round times
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback clear grades similarity bench-similarity bench-learner bench-coordinator bench-round times pictures
 
 install: $(STAMP)
 
@@ -178,6 +179,11 @@ bench-round: install
 
 report: install
 	$(PY) -m instructor report --out report
+
+# The README's pictures: a part in JupyterLab, a feedback page, the class report's mistakes, each
+# taken by its browser test (tests/workflow/test_browser.py) on a copy of the course as it is now.
+pictures: install
+	COURSE_PICTURES=$(CURDIR)/docs/pictures $(PY) -m pytest -p no:nbval tests/workflow/test_browser.py -k picture -v
 
 similarity: install
 	$(PY) -m instructor similarity $(if $(PART),--part $(PART))

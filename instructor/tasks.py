@@ -114,6 +114,7 @@ class _Run:
     lim: dict
     stream: io.StringIO = field(default_factory=io.StringIO)
     group: limits.Group | None = None
+    zygote_seconds: float = 0.0   # starting this worker's zygote for the part (warm kernels, first task)
 
     @property
     def course(self) -> Path:
@@ -215,7 +216,9 @@ def _sandboxed_kernel(run: _Run, cache: Path):
         run.lim, run.scratch, run.group.dirs if run.group else None, sandbox.preload_modules(spec["source"]),
         spec.get("data_dir"), spec.get("masked", []), ROOT / "helper")
     if run.lim.get("warm"):
+        start = time.monotonic()
         run.log.info("%s", zygotes.attach(config, cache))
+        run.zygote_seconds = time.monotonic() - start
     sandbox.write_kernelspec(jupyter_dir, config)
     kernel_dir.mkdir()
     saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_RUNTIME_DIR")}
@@ -366,6 +369,7 @@ def grade(spec: dict) -> Outcome:
             _confine(run)
             with _sandboxed_kernel(run, cache) as kernel_dir:
                 failed, timed_out = _execute(run, _grading_config(run, kernel_dir))
+            out.setup_seconds += run.zygote_seconds
             review += _verdict(run, out, failed, timed_out)
         except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on
             run.stream.write(traceback.format_exc())

@@ -2,14 +2,17 @@
 each submission pays beyond running its notebook.
 
     python -m tests.bench_grading [--parts 01-tensors ...] [--students 4] [--jobs 1 2]
-                                   [--cluster tcp://HOST:8786 ...] [--cores N ...] [--repeat 1]
+                                   [--kernels warm cold] [--cluster tcp://HOST:8786 ...] [--cores N ...]
+                                   [--repeat 1]
     python -m tests.bench_grading --canaries NOTEBOOK [...]    what the canaries cost
 
 Builds a throw-away course from this repository's solutions (default: every part there is),
 submits ``--students`` notebooks per part (full, partial, untouched, in turn), then autogrades
-all of them once per ``--jobs`` value on a local cluster (alternating runs, so that background
-load hits each alike), or once per repeat on each cluster given to ``--cluster`` (scheduler
-addresses; ``--cores``: the cores each cluster's workers have together, for the per-core figure).
+all of them once per ``--jobs`` value on a local cluster, or once per repeat on each cluster given
+to ``--cluster`` (scheduler addresses; ``--cores``: the cores each cluster's workers have together,
+for the per-core figure); each of these once per kind of kernel in ``--kernels``: ``warm``
+(``GRADING_WARM=1``: forked from a zygote that has PyTorch imported) and ``cold`` (a fresh Python
+each time). Runs alternate, so that background load hits each alike.
 
 Overhead, two ways:
 
@@ -59,8 +62,9 @@ def plain_run_seconds(notebook: Path, timeout: int = 600) -> float:
         return time.monotonic() - start
 
 
-def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int) -> dict:
+def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: int, warm: bool) -> dict:
     settings = Settings.resolve(course, jobs=jobs)
+    settings.warm = warm
     start = time.monotonic()
     results = coordinator.autograde(course, parts, settings=settings, say=lambda _: None, cluster=cluster, force=True)
     wall = time.monotonic() - start
@@ -69,7 +73,8 @@ def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: 
         raise SystemExit("benchmark submissions failed to grade: " + "; ".join(bad))
     n = len(results)
     # steady state: a worker's first task of a part also builds its gradebook for the part
-    # (nbgrader's generate_assignment, ~4 s once per worker and part), reported on its own
+    # (nbgrader's generate_assignment, ~4 s once per worker and part) and, for warm kernels,
+    # starts its zygote for the part: reported on its own
     warm = [x for x in results if x.setup_seconds < 0.05] or results
     setups = [x.setup_seconds for x in results if x.setup_seconds >= 0.05]
     return {
@@ -137,7 +142,7 @@ def _print_runs(runs: dict, configs: list, plain: dict[str, float], repeat: int)
             print(f"run {r + 1} {label}: {out['wall']:6.1f} s for {out['n']} submissions = "
                   f"{out['per_submission']:5.2f} s each, {out['per_hour_per_core']:6.0f} per hour per core; "
                   f"overhead per submission {out['overhead']:+.2f} s beyond a plain run "
-                  f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} warm tasks), "
+                  f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} steady-state tasks), "
                   f"+{out['setup']:.1f} s once per worker and part ({out['setups']}x); "
                   f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
                   + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)
@@ -145,6 +150,14 @@ def _print_runs(runs: dict, configs: list, plain: dict[str, float], repeat: int)
     for label, *_ in configs:
         wall = statistics.median(o["wall"] for o in runs[label])
         print(f"{label}: median {wall:.1f} s, speed-up {base / wall:.2f}x over {configs[0][0]}")
+    for label, *_ in configs:  # warm beside cold, on the same workers
+        if label.endswith(" warm") and (cold := label[:-len(" warm")] + " cold") in runs:
+            w, c = runs[label], runs[cold]
+            rate = statistics.median(o["per_hour_per_core"] for o in w) / statistics.median(
+                o["per_hour_per_core"] for o in c)
+            print(f"{label[:-len(' warm')]}: warm {statistics.median(o['beyond_cells'] for o in w):.2f} s beyond "
+                  f"cells, cold {statistics.median(o['beyond_cells'] for o in c):.2f} s; submissions per hour "
+                  f"per core {rate:.2f}x cold's")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="running Dask schedulers (default: local clusters of --jobs workers)")
     parser.add_argument("--cores", type=int, nargs="*", default=[],
                         help="cores of each cluster's workers together (with --cluster; default: this machine's)")
+    parser.add_argument("--kernels", nargs="*", choices=["warm", "cold"], default=["warm", "cold"],
+                        help="warm: forked from a zygote (GRADING_WARM=1); cold: a fresh Python each")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--canaries", nargs="+", metavar="NOTEBOOK", help="time the canaries in these notebooks")
     args = parser.parse_args(argv)
@@ -166,14 +181,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(measure_canaries(path, args.repeat)))
         return 0
     parts = args.parts or existing_parts()
-    # (label, local jobs or None, scheduler address or None, cores for the per-core figure)
+    # (label, local jobs or None, scheduler address or None, cores for the per-core figure, warm)
     if args.cluster:
         cores = args.cores or [cpu_count()] * len(args.cluster)
         if len(cores) != len(args.cluster):
             parser.error("give --cores once per --cluster address")
-        configs = [(f"cluster {a}", None, a, c) for a, c in zip(args.cluster, cores, strict=True)]
+        places = [(f"cluster {a}", None, a, c) for a, c in zip(args.cluster, cores, strict=True)]
     else:
-        configs = [(f"JOBS={j}", j, None, cpu_count()) for j in args.jobs]
+        places = [(f"JOBS={j}", j, None, cpu_count()) for j in args.jobs]
+    configs = [(f"{label} {kind}", jobs, address, cores, kind == "warm")
+               for label, jobs, address, cores in places for kind in args.kernels]
     with tempfile.TemporaryDirectory(prefix="grading-benchmark-") as tmp:
         course = testing.make_course(Path(tmp) / "course", parts)
         kinds = ["all", "first", "none"]
@@ -184,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
                 testing.submit(course, f"s{i:02d}", part, first if kind == "first" else kind)
         runs: dict = {label: [] for label, *_ in configs}
         for r in range(args.repeat):
-            for label, jobs, address, cores in configs:
-                runs[label].append(_run(course, parts, jobs or 1, address, cores))
+            for label, jobs, address, cores, warm in configs:
+                runs[label].append(_run(course, parts, jobs or 1, address, cores, warm))
                 print(f"run {r + 1} {label}: graded {runs[label][-1]['n']} submissions", flush=True)
         # the notebooks as the grader ran them (hidden tests restored), each distinct one run the
         # plain way, one at a time

@@ -23,18 +23,28 @@ def test_plain_run_seconds_runs_the_notebook(tmp_path):
 
 
 def test_benchmark_reports_overhead_throughput_and_speed_up(capsys):
+    """Warm and cold kernels side by side, in one run."""
     require_sandbox()
     assert benchmark.main(["--parts", "01-tensors", "--students", "2", "--jobs", "1"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"plain runs: 2 distinct notebooks, mean \d+\.\d+ s", out), out
-    run = re.search(r"run 1 JOBS=1: +[\d.]+ s for 2 submissions = +[\d.]+ s each, +(\d+) per hour per core; "
-                    r"overhead per submission ([-+][\d.]+) s beyond a plain run \(([\d.]+) s beyond cells; "
-                    r"(\d+) warm tasks\), \+([\d.]+) s once per worker and part \((\d+)x\); "
-                    r"coordinator ([\d.]+) s per submission; mean task time per part: 01-tensors [\d.]+ s", out)
-    assert run, out
-    per_hour, overhead, beyond_cells, warm, setup, setups, coordinator = run.groups()
-    assert int(per_hour) > 0 and float(coordinator) > 0
-    # one worker: its first Part 01 task builds the part's gradebook, the second one is warm
-    assert (int(warm), int(setups)) == (1, 1) and float(setup) > 0, out
-    assert float(beyond_cells) > 0, out
-    assert "JOBS=1: median" in out and "speed-up 1.00x over JOBS=1" in out, out
+    beyond = {}
+    for kind in ("warm", "cold"):
+        run = re.search(rf"run 1 JOBS=1 {kind}: +[\d.]+ s for 2 submissions = +[\d.]+ s each, +(\d+) per hour per "
+                        r"core; overhead per submission ([-+][\d.]+) s beyond a plain run \(([\d.]+) s beyond cells; "
+                        r"(\d+) steady-state tasks\), \+([\d.]+) s once per worker and part \((\d+)x\); "
+                        r"coordinator ([\d.]+) s per submission; mean task time per part: 01-tensors [\d.]+ s", out)
+        assert run, out
+        per_hour, overhead, beyond_cells, steady, setup, setups, coordinator = run.groups()
+        assert int(per_hour) > 0 and float(coordinator) > 0
+        # one worker: its first Part 01 task builds the part's gradebook (and, warm, starts its
+        # zygote), the second one is in the steady state
+        assert (int(steady), int(setups)) == (1, 1) and float(setup) > 0, out
+        assert float(beyond_cells) > 0, out
+        beyond[kind] = float(beyond_cells)
+    assert "JOBS=1 warm: median" in out and "speed-up 1.00x over JOBS=1 warm" in out, out
+    compared = re.search(r"JOBS=1: warm ([\d.]+) s beyond cells, cold ([\d.]+) s; submissions per hour per core "
+                         r"([\d.]+)x cold's", out)
+    assert compared, out
+    assert float(compared[1]) == beyond["warm"] and float(compared[2]) == beyond["cold"]
+    assert beyond["warm"] < beyond["cold"], f"a warm kernel does not import PyTorch again: {out}"
