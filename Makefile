@@ -17,6 +17,9 @@
 #   make install    virtual environment in $(VENV): `helper` and pyproject.toml's [course,test] extras
 #   make release    regenerate notebooks/ from solutions/ (PART=03-training for one part)
 #   make data       download every data set the course uses (run once while online)
+#   make doctor     what is wrong with this setup: one line per check (Python, packages, GPU, data,
+#                   disk), each ok or a problem with its fix; then each part's time on this machine
+#                   (ONLINE=1 also tries every download's host)
 #   make assets     redraw the diagrams in assets/ and re-embed them in the solutions
 #   make outputs    re-execute solutions (PART=...) and store their outputs
 #   make collect    an LMS download -> submitted/ (PART=... FROM=folder of files/zips; MAP='student=file')
@@ -59,7 +62,7 @@ FLOOR_VENV ?= .venv-floor
 FLOOR_PY := $(FLOOR_VENV)/bin/python
 FLOOR_STAMP := $(FLOOR_VENV)/.course-installed
 
-.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data assets outputs clean collect autograde feedback clear grades similarity bench-similarity bench-learner bench-coordinator bench-round times pictures
+.PHONY: lab formgrader report test test-fast test-floor floor-install lint install requirements release data doctor assets outputs clean collect autograde feedback clear grades similarity bench-similarity bench-learner bench-coordinator bench-round times pictures
 
 install: $(STAMP)
 
@@ -127,6 +130,11 @@ release: install
 
 data: install
 	$(PY) -m helper.data download
+
+# Exit status 1 when a check finds a problem; the calibration behind the times is kept a week.
+ONLINE ?=
+doctor: install
+	$(PY) -m helper.doctor $(if $(ONLINE),--online)
 
 assets: install
 	$(PY) assets/draw.py
