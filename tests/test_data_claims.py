@@ -127,7 +127,7 @@ CLAIMS = [
     Claim("07-loading-image-data", "708ff6da", "the same 6 000 MNIST digits (Part 2's data) for two epochs, "
           "then test both on 2 000", P7_DIGITS,
           lambda ns: (len(ns["digits"]), len(ns["test_digits"])), (6_000, 2_000)),
-    Claim("08-transfer-learning", "8a51d584", "a **seeded random sample** of the training photos and at most "
+    Claim("08-transfer-learning", "8a51d584", "a **seeded random subset** of the training photos and at most "
           "`test_photos` test photos", P8,
           lambda ns: (len(ns["train_set"]), len(ns["train_data"]), len(ns["test_set"]), len(ns["test_data"])),
           (320, 3_680, 480, 3_669)),

@@ -367,3 +367,24 @@ def test_part8_fine_tune_mistakes_fail_a_hidden_test(ns8, old, new, named):
     assert failure(visible(P8["test_fine_tune"]), ns8) is None
     message = failure(P8["test_fine_tune"], ns8)
     assert message is not None and named in message, message
+
+
+def test_part8_fine_tune_that_calls_helpers_loop_loses_its_points(ns8):
+    """Exercise 5 is the loop fit runs: an answer that hands the work to helper.train is named, visible and hidden."""
+    ns8["fine_tune"] = None
+    exec("def fine_tune(model, loader, criterion, optimizer, scheduler, device):\n"  # noqa: S102 - a learner's answer
+         "    from helper.train import fit\n"
+         "    history = fit(model, loader, criterion, optimizer, epochs=1, device=device)\n"
+         "    for _ in loader:\n"
+         "        scheduler.step()\n"
+         "    return [history['train_loss'][0]] * len(loader)\n", ns8)
+    for source in (visible(P8["test_fine_tune"]), P8["test_fine_tune"]):
+        message = failure(source, ns8)
+        assert message is not None and "helper.train's fit and train_one_epoch" in message, message
+
+
+def test_part8_extract_features_test_gives_the_model_back_in_eval_mode_reported(ns8):
+    """The mode is read right after extract_features returns, before the test puts the model in eval mode."""
+    answer(P8["extract_features"], ns8, **{"    model.train(was_training)\n": ""})
+    message = failure(visible(P8["test_extract_features"]), ns8)
+    assert message is not None and "model.train(was_training)" in message, message
