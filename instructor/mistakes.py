@@ -87,7 +87,7 @@ def exercises(nb) -> dict[str, tuple[str, str, str]]:
     for cell in nb.cells:
         if cell.get("cell_type") == "markdown":
             for heading in _HEADING.findall(cell.source):
-                heading = heading.strip()
+                heading = heading.replace("`", "").strip()  # as it reads, without markdown's code marks
                 if _EXERCISE.match(heading):
                     exercise = heading
                 else:
