@@ -228,23 +228,32 @@ def download_hosts() -> dict[str, list[str]]:
 
 
 def check_hosts(hosts: dict[str, list[str]], timeout: float = 5.0) -> list[Check]:
-    """Each download host answers (any HTTP status counts: the host is reachable)."""
+    """Each download host answers (any HTTP status counts: the host is reachable). A data set's
+    mirror that does not answer is a problem only when none of its mirrors does (torchvision
+    tries them in turn)."""
     checks = []
     for name, urls in hosts.items():
+        answers = {}
         for url in urls:
             parts = urlsplit(url)
-            site = f"{parts.scheme}://{parts.netloc}/"
             try:
-                urllib.request.urlopen(urllib.request.Request(site, method="HEAD"), timeout=timeout).close()
+                urllib.request.urlopen(urllib.request.Request(f"{parts.scheme}://{parts.netloc}/", method="HEAD"),
+                                       timeout=timeout).close()
+                answers[parts.netloc] = ""
             except urllib.error.HTTPError:
-                pass  # it answered
+                answers[parts.netloc] = ""  # it answered
             except (OSError, ValueError) as exc:
-                reason = getattr(exc, "reason", exc)
-                checks.append(Check(f"host {parts.netloc}", False, f"{name}'s download host does not answer "
-                                    f"({reason}).", "check the connection (a proxy or firewall?), or run "
-                                    "`make data` where the host can be reached and copy the data root here."))
-                continue
-            checks.append(Check(f"host {parts.netloc}", True, f"{name}'s download host answers"))
+                answers[parts.netloc] = str(getattr(exc, "reason", exc))
+        for host, failure in answers.items():
+            if not failure:
+                checks.append(Check(f"host {host}", True, f"{name}'s download host answers"))
+            elif any(not f for f in answers.values()):
+                checks.append(Check(f"host {host}", True, f"{name}'s mirror does not answer ({failure}); "
+                                    "torchvision falls back on one that does"))
+            else:
+                checks.append(Check(f"host {host}", False, f"{name}'s download host does not answer ({failure}).",
+                                    "check the connection (a proxy or firewall?), or run `make data` where the "
+                                    "host can be reached and copy the data root here."))
     return checks
 
 

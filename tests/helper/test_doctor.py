@@ -205,13 +205,27 @@ def test_online_says_which_host_fails():
         closed.bind(("127.0.0.1", 0))
         dead_port = closed.getsockname()[1]
     try:
-        checks = doctor.check_hosts({"MNIST": [f"http://127.0.0.1:{server.server_port}/mnist/x.gz"],
-                                     "Cat_Dog_data": [f"http://127.0.0.1:{dead_port}/pets.tar.gz"]}, timeout=2)
+        live, dead = f"http://127.0.0.1:{server.server_port}", f"http://localhost:{dead_port}"
+        checks = doctor.check_hosts({"MNIST": [f"{live}/mnist/x.gz", f"{dead}/mnist/x.gz"],
+                                     "Cat_Dog_data": [f"{dead}/pets.tar.gz"]}, timeout=2)
     finally:
         server.shutdown()
-    assert [c.ok for c in checks] == [True, False]
+    assert [(c.name, c.ok) for c in checks] == [(f"host 127.0.0.1:{server.server_port}", True),
+                                                (f"host localhost:{dead_port}", True),
+                                                (f"host localhost:{dead_port}", False)]
     assert checks[0].found == "MNIST's download host answers"
-    assert checks[1].name == f"host 127.0.0.1:{dead_port}" and "does not answer" in checks[1].found
+    assert "mirror does not answer" in checks[1].found and "falls back" in checks[1].found  # the other one does
+    assert checks[2].found.startswith("Cat_Dog_data's download host does not answer (") and "make data" in checks[2].fix
+
+
+def test_no_network_request_without_online(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network request without --online")
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(doctor.urllib.request, "urlopen", no_network)
+    names = [c.name for c in doctor.run_checks(root=tmp_path, online=False)]
+    assert "MNIST" in names and "disk space" in names and not any(n.startswith("host ") for n in names)
 
 
 def test_download_hosts_are_torchvisions():
