@@ -83,3 +83,31 @@ def test_slugs_follow_github():
     assert slug("The floor: the oldest versions pyproject.toml allows") == \
         "the-floor-the-oldest-versions-pyprojecttoml-allows"
     assert slug("Exact versions: requirements.txt") == "exact-versions-requirementstxt"
+
+
+PICTURES = ROOT / "docs" / "pictures"
+SHOWN = {"lab-exercise", "feedback-page", "class-report-mistakes"}  # the course as a visitor first sees it
+
+
+def readme_pictures() -> dict[str, str]:
+    """{picture's path: its alt text} of every image in the README (HTML or markdown)."""
+    readme, shown = prose(README.read_text()), {}
+    for tag in re.findall(r"<img\b[^>]*>", readme):
+        src, alt = re.search(r'\bsrc="([^"]+)"', tag), re.search(r'\balt="([^"]*)"', tag)
+        shown[src[1] if src else ""] = alt[1] if alt else ""
+    shown.update({src: alt for alt, src in re.findall(r"!\[([^\]]*)\]\(([^)\s]+)", readme)})
+    return shown
+
+
+def test_readme_shows_the_course_in_pictures_taken_by_the_browser_tests():
+    """A part in JupyterLab, a feedback page, the class report's mistakes: each file exists (a PNG),
+    is shown with alt text that says what it shows, and is taken by a browser test
+    (`make pictures` takes them again)."""
+    shown = {src: alt for src, alt in readme_pictures().items() if src.startswith("docs/pictures/")}
+    assert {Path(src).stem for src in shown} == SHOWN
+    assert {p.stem for p in PICTURES.iterdir()} == SHOWN, "a picture in docs/pictures/ the README does not show"
+    browser_tests = (ROOT / "tests" / "workflow" / "test_browser.py").read_text()
+    for src, alt in shown.items():
+        assert (ROOT / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{src} is not a PNG"
+        assert len(alt.split()) >= 8, f"{src}: alt text should say what the picture shows, not {alt!r}"
+        assert f'picture(page, "{Path(src).stem}")' in browser_tests, f"no browser test takes {src}"

@@ -7,10 +7,12 @@ and a token, in a temporary copy of the course:
 - instructor (`make formgrader`): the course root with jupyter/common, a gradebook with known
   scores (built with nbgrader's API, as tests/instructor/test_report.py does) and the class report.
 
-Screenshots of every step go to test-output/browser/. Debian's `chromium` is driven through
-``executable_path`` (Playwright's own browser download is never used); without it the module is
-skipped with one line, except in CI (CI=true), where it fails. Every request to anything but
-127.0.0.1 is refused, and every wait is bounded.
+Screenshots of every step go to test-output/browser/; the README's pictures (a part open in
+JupyterLab, a learner's feedback page, the class report's mistakes) are taken here too, and
+`make pictures` (COURSE_PICTURES=docs/pictures) writes them where the README shows them.
+Debian's `chromium` is driven through ``executable_path`` (Playwright's own browser download is
+never used); without it the module is skipped with one line, except in CI (CI=true), where it
+fails. Every request to anything but 127.0.0.1 is refused, and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor import report, testing
-from instructor.course import ROOT
+from instructor import feedback, mistakes, report, testing, verdicts
+from instructor.course import ROOT, is_test_cell
 from tests.instructor import test_report
 
 ROOT = ROOT
@@ -49,6 +51,7 @@ UI = 60_000                      # ms, for anything the page shows
 RUN = 120_000                    # ms, for kernels to run cells
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PICTURES = os.environ.get("COURSE_PICTURES")  # `make pictures`: the README's pictures are written there too
 
 
 def make_recipe(target: str) -> dict:
@@ -107,6 +110,14 @@ def free_port() -> int:
 def shot(page, name: str, full_page: bool = False) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUT / f"{name}.png"), full_page=full_page)
+
+
+def picture(page, name: str) -> None:
+    """A README picture: :func:`shot`, copied to $COURSE_PICTURES when set (`make pictures`)."""
+    shot(page, name)
+    if PICTURES:
+        Path(PICTURES).mkdir(parents=True, exist_ok=True)
+        shutil.copy(OUT / f"{name}.png", Path(PICTURES) / f"{name}.png")
 
 
 def write_user_settings(config_dir: Path) -> None:
@@ -196,8 +207,37 @@ def make_instructor_copy(folder: Path) -> Path:
             path = folder / kind / student / part / f"{part}.ipynb"
             path.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(released, path)
+    plant_mistakes(folder)
     report.build(folder, say=lambda *_: None)
     return folder
+
+
+def plant_mistakes(folder: Path) -> dict[str, dict[int, tuple[str, str]]]:
+    """Part 1's messages given ids (the tagging tool, on this copy), then ben, cat and dan's graded
+    Part 1 failing tests with those messages, dan's second test with an error no message names;
+    ben's submission answered, and the feedback pages rendered. Returns what was planted:
+    {student: {test cell index: (error type, message)}}."""
+    source = folder / "solutions" / FIRST / f"{FIRST}.ipynb"
+    mistakes.tag_notebook(source)
+    tests = [c for c in nbformat.read(source, as_version=4).cells if is_test_cell(c)]
+
+    def said(i: int) -> tuple[str, str]:
+        return "AssertionError", verdicts.templates(tests[i].source)[0].text.replace(verdicts.HOLE, "3")
+
+    planted = {"ben": {0: said(0), 1: said(1)}, "cat": {0: said(0)},
+               "dan": {1: ("ZeroDivisionError", "division by zero")}}
+    for student, failed in planted.items():
+        path = folder / "autograded" / student / FIRST / f"{FIRST}.ipynb"
+        nb = nbformat.read(path, as_version=4)
+        for i, cell in enumerate(c for c in nb.cells if is_test_cell(c)):
+            if i in failed:
+                ename, evalue = failed[i]
+                cell.outputs = [nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[evalue])]
+        nbformat.write(nb, path)
+    answered = testing.student_notebook(ROOT, FIRST, "all")
+    nbformat.write(answered, folder / "submitted" / "ben" / FIRST / f"{FIRST}.ipynb")
+    feedback.feedback(folder, [FIRST], say=lambda *_: None)
+    return planted
 
 
 @pytest.fixture(scope="module")
@@ -415,3 +455,77 @@ def test_class_report_shows_its_plots(instructor):
     shot(page, "10-class-report", full_page=True)
     assert sorted(src for src, _ in images) == sorted(report.PLOTS.values())
     assert all(width > 0 for _, width in images), f"plots that do not decode: {images}"
+
+
+# ---------------------------------------------------------------------------
+# The README's pictures
+# ---------------------------------------------------------------------------
+
+def feedback_viewer(browser, base: str, token: str, blocked: list):
+    """A page for feedback pages: nbconvert's template asks a CDN for MathJax, refused here (the
+    page reads the same without it); the test checks that nothing else was asked for."""
+    return new_page(browser, base, token, blocked)
+
+
+def only_mathjax(blocked: list) -> bool:
+    return all("mathjax" in url.lower() for url in blocked)
+
+
+def test_picture_a_part_open_in_lab(learner):
+    """An exercise of Part 1 with the figure above it, the answer cell and its visible test."""
+    page, base, _ = learner
+    open_notebook(page, base, f"{FIRST}/{FIRST}.ipynb")
+    page.set_viewport_size({"width": 1280, "height": 1350})
+    page.wait_for_function("() => [...document.querySelectorAll('.jp-RenderedMarkdown img')].every("
+                           "i => i.complete && i.naturalWidth > 0)", timeout=UI)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=RUN)
+    show = """(scroll) => {
+        const cells = [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell')];
+        const test = cells.find(c => c.innerText.includes('Check that activation'));
+        if (scroll) cells[cells.indexOf(test) - 2].scrollIntoView({block: 'start'});
+        const box = test.getBoundingClientRect();
+        return box.top > 0 && box.bottom <= window.innerHeight;
+    }"""
+    for _ in range(10):  # JupyterLab may scroll back to the active cell once, while it settles
+        page.evaluate(show, True)
+        page.wait_for_timeout(700)
+        if page.evaluate(show, False):
+            break
+    picture(page, "lab-exercise")
+    assert page.evaluate(show, False), "the exercise's visible test is not in the picture"
+
+
+def test_picture_a_learners_feedback_page(instructor, browser):
+    _, base, token = instructor
+    blocked: list[str] = []
+    page = feedback_viewer(browser, base, token, blocked)
+    page.goto(f"{base}/files/feedback/ben/{FIRST}/{FIRST}.html?token={token}")
+    failed = page.get_by_text("AssertionError: ").first
+    failed.wait_for(timeout=UI)
+    page.evaluate("(y) => window.scrollBy(0, y)", failed.bounding_box()["y"] - 450)
+    picture(page, "feedback-page")
+    text = page.inner_text("body")
+    page.context.close()
+    assert text.count("AssertionError: ") == 2, "ben's two planted mistakes, in the tests' own words"
+    assert only_mathjax(blocked), blocked
+
+
+def test_picture_the_class_reports_mistakes(instructor, browser):
+    page, base, token = instructor
+    page.goto(f"{base}/files/report/index.html?token={token}")
+    heading = page.locator("h2", has_text="Mistakes by name")
+    heading.wait_for(timeout=UI)
+    page.set_viewport_size({"width": 1100, "height": 700})
+    heading.evaluate("h => h.scrollIntoView({block: 'start'})")
+    picture(page, "class-report-mistakes")
+    section = page.locator("h2:has-text('Mistakes by name') ~ table").first.inner_text()
+    assert "01-" in section and "unexplained" in section and "ZeroDivisionError: division by zero" in section
+    link = page.locator("h2:has-text('Mistakes by name') ~ table a", has_text="ben").first
+    target = link.evaluate("a => a.href")
+    assert target == f"{base}/files/feedback/ben/{FIRST}/{FIRST}.html", "the learner's link leads to their page"
+    blocked: list[str] = []
+    viewer = feedback_viewer(browser, base, token, blocked)
+    viewer.goto(f"{target}?token={token}")
+    viewer.get_by_text("AssertionError: ").first.wait_for(timeout=UI)
+    viewer.context.close()
+    assert only_mathjax(blocked), blocked
