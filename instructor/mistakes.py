@@ -10,7 +10,8 @@ most common error lines, so the instructor sees where a test needs a new message
 A mistake's id is written in the test cell's source, next to its message (a ``# mistake: <id>``
 comment on a line of the statement holding the text, read by :mod:`instructor.verdicts`). A failed
 test is read exactly as its feedback page reads it (:func:`instructor.verdicts.explained_by` on
-the last error output of the graded test cell). To give every message of the solutions an id
+the last error output of the graded test cell, this cell's messages first, then the part's other
+test cells'). To give every message of the solutions an id
 (``NN-<the message's first words>``, unique within the part), then release them::
 
     python -m instructor.mistakes tag solutions/*/*.ipynb && make release
@@ -118,6 +119,14 @@ def _error_line(error: dict) -> str:
     return (text.splitlines() or [""])[0][:160]
 
 
+def _explained(error: dict, gid: str, tests: dict[str, tuple[str, str, str]]):
+    """The message a failed test's ``error`` is, as its feedback page finds it
+    (:func:`instructor.verdicts.failure_message`): one of this test cell's, else one of the part's
+    other test cells' (a check one test defines and another calls); or None."""
+    sources = [tests[gid][0], *(source for g, (source, _, _) in tests.items() if g != gid)]
+    return next((t for source in sources if (t := explained_by(error, source)) is not None), None)
+
+
 def part_mistakes(course: Path, part: str) -> list[Found]:
     """Every named mistake (and the unexplained failures) of ``part``'s graded notebooks, by
     exercise in the notebook's order, the most common first. An unanswered exercise (its stub's
@@ -135,8 +144,8 @@ def part_mistakes(course: Path, part: str) -> list[Found]:
             errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
             if not errors or errors[-1].get("ename") == "NotImplementedError":
                 continue
-            source, exercise, section = tests[gid]
-            template = explained_by(errors[-1], source)
+            _, exercise, section = tests[gid]
+            template = _explained(errors[-1], gid, tests)
             if template is None:
                 key = (gid, UNEXPLAINED, "")
                 raw.setdefault(gid, Counter())[_error_line(errors[-1])] += 1

@@ -42,6 +42,7 @@ PLANTED = {
     "fay": {"test_0": ("ZeroDivisionError", "division by zero"), "test_1": ("AssertionError", "a message I made up")},
     "gus": {"test_0": ("NotImplementedError", ""), "test_1": ("NameError", "name 'answer' is not defined")},
     "hal": {},
+    "ian": {"test_1": ("AssertionError", "24 is 42 with its digits swapped: read them in order")},  # test_0's check
 }
 
 
@@ -99,10 +100,11 @@ def test_every_planted_mistake_is_counted_once_under_its_id(course):
         ("Exercise 1", mistakes.UNTAGGED): ["dee"],
         ("Exercise 1", mistakes.UNEXPLAINED): ["eve", "fay"],
         ("Exercise 2", "00-add-not-multiply"): ["cy"],
+        ("Exercise 2", "00-swapped"): ["ian"],
         ("Exercise 2", mistakes.UNEXPLAINED): ["fay", "gus"],
-    }, "gus's unanswered Exercise 1 is no mistake; hal passed"
+    }, "gus's unanswered Exercise 1 is no mistake; hal passed; a check of test_0 that test_1 calls is named"
     swapped = found[("Exercise 1", "00-swapped")]
-    assert (swapped.graded, round(swapped.share, 3)) == (8, 0.25)
+    assert (swapped.graded, round(swapped.share, 3)) == (9, 0.222)
     assert swapped.message == "24 is 42 with its digits swapped: read them in order"
     assert found[("Exercise 1", "00-int")].message == f"answer should be an int, got {verdicts.HOLE}"
     assert found[("Exercise 1", mistakes.UNEXPLAINED)].message == "ZeroDivisionError: division by zero (2)"
@@ -111,7 +113,7 @@ def test_every_planted_mistake_is_counted_once_under_its_id(course):
     assert found[("Exercise 2", "00-add-not-multiply")].section == "Doubling"
     order = [f.mistake for f in mistakes.part_mistakes(course, PART)]
     assert order == ["00-swapped", "00-int", mistakes.UNTAGGED, mistakes.UNEXPLAINED,
-                     "00-add-not-multiply", mistakes.UNEXPLAINED], "by exercise, the most common first"
+                     "00-add-not-multiply", "00-swapped", mistakes.UNEXPLAINED], "by exercise, the most common first"
 
 
 def test_the_report_shows_the_section_and_writes_mistakes_csv(course):
@@ -123,8 +125,8 @@ def test_the_report_shows_the_section_and_writes_mistakes_csv(course):
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == mistakes.FIELDS
     named = {(r["mistake"], r["learners"], r["count"], r["share"]) for r in rows if r["mistake"].startswith("00-")}
-    assert named == {("00-swapped", "ada cy", "2", "0.25"), ("00-int", "ben", "1", "0.12"),
-                     ("00-add-not-multiply", "cy", "1", "0.12")}
+    assert named == {("00-swapped", "ada cy", "2", "0.22"), ("00-int", "ben", "1", "0.11"),
+                     ("00-add-not-multiply", "cy", "1", "0.11"), ("00-swapped", "ian", "1", "0.11")}
     assert rows[0]["section"] == "Reading numbers" and rows[0]["exercise"] == "Exercise 1 — the answer (2 points)"
 
 
