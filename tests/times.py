@@ -193,17 +193,22 @@ def round_table(groups: dict) -> str:
     measured = [e for e in groups["grading-part-2"]["entries"].values() if "value" in e]  # per part, 2 workers
     mean, slowest = sum(map(high, measured)) / len(measured), max(measured, key=high)
     machines = (1, 10, 25, 50, 100)
+    # warm kernels against cold ones, measured side by side in one run (2 workers)
+    warm = groups.get("grading-warm", {}).get("entries", {})
+    pair = [warm.get(f"per-hour-per-core-2-{kind}", {}) for kind in ("warm", "cold")]
+    speed_up = high(pair[0]) / high(pair[1]) if all("value" in e for e in pair) else None
 
-    def row(label: str, submissions: int) -> str:
+    def row(label: str, submissions: int, rate: float = r) -> str:
         cells = []
         for n in machines:
-            workers, coordinator = submissions / (n * r), submissions * g / 3600
+            workers, coordinator = submissions / (n * rate), submissions * g / 3600
             bound = " (coordinator-bound)" if coordinator > workers else ""
             cells.append(_duration(max(workers, coordinator)) + bound)
         return f"| {label} | " + " | ".join(cells) + " |"
 
-    return "\n".join([
-        f"With `r` = {_number(r)} submissions per hour per 2-core machine (two workers) and `g` = {g:g} s",
+    lines = [
+        f"With `r` = {_number(r)} submissions per hour per 2-core machine (two workers, cold kernels) and "
+        f"`g` = {g:g} s",
         f"per result (one coordinator takes at most {3600 / g:,.0f} results an hour), from",
         "[times.md](times.md#grading-throughput) and [times.md](times.md#the-coordinators-storage-in-batches):",
         "",
@@ -211,11 +216,24 @@ def round_table(groups: dict) -> str:
         "| --- |" + " --- |" * len(machines),
         row(f"one round, {PARTS_PER_ROUND} parts × {LEARNERS:,} learners", LEARNERS * PARTS_PER_ROUND),
         row(f"one part, {LEARNERS:,} submissions (average part)", LEARNERS),
+    ]
+    if speed_up:
+        lines += [row(f"one round, warm kernels (`r` × {speed_up:.2f} = {r * speed_up:,.0f})",
+                      LEARNERS * PARTS_PER_ROUND, r * speed_up),
+                  row("one part, warm kernels (average part)", LEARNERS, r * speed_up)]
+    lines += [
         "",
         f"Parts differ: {fmt(slowest)} per task for the slowest, `{slowest['key']}`, against\n"
         f"{mean:.1f} s on average (two workers), so it takes about {high(slowest) / mean:.1f} times "
         "the \"average part\" row.",
-    ])
+    ]
+    if speed_up:
+        lines += ["",
+                  f"Warm kernels (`GRADING_WARM=1`) graded {speed_up:.2f} times as many submissions per hour per core\n"
+                  "as cold ones, side by side in one run on Parts 2 and 4 "
+                  "([times.md](times.md#warm-and-cold-kernels-side-by-side)):\n"
+                  "the warm rows scale `r` by that; the parts that import least gain least."]
+    return "\n".join(lines)
 
 
 def generated(groups: dict) -> dict[Path, str]:
