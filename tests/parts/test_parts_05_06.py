@@ -352,3 +352,29 @@ def test_part6_an_optimizer_without_its_state_is_named_not_a_bare_key_error(part
     _run(ns, _part6_cell("b9717247"), "save the checkpoint")
     with pytest.raises(RuntimeError, match=r"optimizer came back without Adam's running averages.*Exercise 3"):
         _run(ns, _part6_cell("a11d15c6"), "load on the CPU")
+
+
+def test_part5_dropout_classifier_without_flatten_is_named_first(part5):
+    """The message is raised from None: no PyTorch traceback above it."""
+    ns = _namespace(PART5)
+    _run(ns, _mutate(part5["dropout_classifier"], "        x = x.view(x.shape[0], -1)\n", ""), "dropout_classifier")
+    with pytest.raises(AssertionError) as info:
+        _run(ns, part5["test_dropout_classifier"].split("### BEGIN HIDDEN TESTS")[0], "test_dropout_classifier")
+    assert info.value.__suppress_context__ and info.value.__cause__ is None
+
+
+def _part5_cell(cell_id: str) -> str:
+    nb = nbformat.read(part_notebook(PART5), as_version=4)
+    return next(c.source for c in nb.cells if c.get("id") == cell_id)
+
+
+def test_part5_tensorboard_cells_name_the_unfinished_exercise(tmp_path):
+    """Not 'no TensorBoard run folder': the cells after Exercise 4 say which exercise to finish."""
+    ns = _namespace(PART5)
+    ns.update(logdir=tmp_path, history_dropout={"train_loss": [1.0]})
+    with pytest.raises(NameError, match="history does not exist: the training cell that makes it failed. "
+                                        "Finish Exercise 2"):
+        _run(ns, _part5_cell("aa477646"), "log the two runs")
+    with pytest.raises(RuntimeError, match=r"no validation loss logged for \['no-dropout', 'dropout-0\.2', "
+                                           r"'network-early-stopping'\].*needs Exercises 2, 3 and 4"):
+        _run(ns, _part5_cell("23f2352e"), "read the runs back")
