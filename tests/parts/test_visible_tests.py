@@ -4,19 +4,22 @@
   test cell as learners see it, and no visible test restates most of a solution's statements with
   other names (a reference loop written out: the statements' shapes are compared, names and
   numbers left out, attribute and function names kept).
-- Every function or class that a released notebook's visible test cells define, put in place of a
-  learner's answer that defines the same kind of thing (renamed to the answer's name), fails that
-  exercise's test cell, hidden tests included. The solution notebook runs in this process (no
-  kernel): at each test cell with candidates, each stand-in is tried, then the real answer is put
-  back, and its test must pass again before the notebook goes on.
+- What a learner does with a visible test fails: every value a visible test compares with (the
+  expression, its assigned names inlined), pasted into an answer as ``return <expression>`` with its
+  names renamed to the answer's parameters (a class's methods too, ``self`` included), and every
+  function or class a visible test defines, put in place of the answer, fail that exercise's test
+  cell, hidden tests included. The solution notebook runs in this process (no kernel, on the fake
+  data), up to its last test cell, only the cells its answers and tests need (``needed_cells``:
+  the whole notebook when a test then fails): at each test cell, each stand-in is tried, then the
+  real answers are put back, and their test must pass again before the notebook goes on. What
+  passes is reported with the stand-in's source, for every part and cell at once.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
-import io
+import itertools
 import re
 import textwrap
 
@@ -25,6 +28,18 @@ import nbformat
 import pytest
 
 from instructor import notebooks
+from tests.parts.cells import (
+    comparisons,
+    fails_on_purpose,
+    is_answer,
+    label,
+    learner_names,
+    needed_cells,
+    parse,
+    run,
+    solution,
+    visible,
+)
 from tests.parts.test_parts_01_04_mistakes import _notebook, _python
 
 matplotlib.use("Agg")
@@ -32,10 +47,6 @@ matplotlib.use("Agg")
 
 def _parts() -> list[str]:
     return sorted(p.parent.name for p in notebooks.ROOT.glob("solutions/*/*.ipynb"))
-
-
-# trains every part's models in-process (minutes), on every part's data
-pytestmark = [pytest.mark.slow, pytest.mark.course_data(*_parts())]
 
 
 def _meta(cell) -> dict:
@@ -66,14 +77,6 @@ def _solution_lines(source: str) -> set[str]:
         elif inside and len(_fold(line)) >= 20 and not line.strip().startswith("#") and not line.rstrip().endswith(":"):
             lines.add(_fold(line))
     return lines
-
-
-def _definitions(source: str) -> list[ast.stmt]:
-    try:
-        tree = ast.parse(_python(source))
-    except SyntaxError:
-        return []
-    return [n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
 
 
 def _released(part: str):
@@ -140,64 +143,256 @@ def test_no_visible_test_restates_a_solution(part):
                  f"{_meta(cell).get('grade_id')}'s solution: {sorted(shared)[:4]}")
 
 
-def _candidates(part: str) -> list[ast.stmt]:
-    return [d for test in _released_tests(part) for d in _definitions(test)]
+# ----------------------------------------------------------------------------------------------
+# What a learner does with a visible test: paste its reference expression into the answer
+# ----------------------------------------------------------------------------------------------
+#
+# For every test cell, each value a visible test compares with (an operand of ==, allclose, equal,
+# isclose, assert_close, ...; a name assigned in the cell stands for its right-hand side, inlined)
+# becomes an answer's body: ``return <expression>``, its names bound in the test cell renamed to the
+# answer's parameters (in order of first use; where the counts differ, every injective mapping, up
+# to _MAPPINGS). A class's methods get the same treatment (``self`` is one of the parameters). The
+# function or class a visible test defines, renamed, is tried too. Each stand-in must fail the test
+# cell with its hidden tests; then the real answers go back and their test must pass again.
+
+_MAPPINGS = 6          # renamings tried per expression when the counts differ
+_INLINE_DEPTH = 6      # how deep assigned names are replaced by their right-hand sides
 
 
-def _stand_in(definition: ast.stmt, name: str) -> str:
-    node = ast.parse(ast.unparse(definition)).body[0]
-    node.name = name
-    return ast.unparse(node)
+def _bound_in(tree: ast.AST) -> tuple[set[str], set[str]]:
+    """(names a cell binds as values, names it binds as modules, functions or classes)."""
+    values, others = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            values.add(node.id)
+        elif isinstance(node, ast.arg):
+            values.add(node.arg)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            values.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            others |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            others.add(node.name)
+    return values - others, others
 
 
-def _run(source: str, namespace: dict, name: str) -> None:
-    """Run a cell's source here: IPython magics become ``pass``, solution markers stay comments."""
-    code = re.sub(r"^([ \t]*)[%!].*$", r"\1pass", source, flags=re.M)
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        exec(compile(code, name, "exec"), namespace)  # noqa: S102 - the course's own cells
+def _assignments(tree: ast.AST) -> dict[str, list[tuple[tuple[int, int], ast.expr]]]:
+    """name -> [(position, right-hand side)] for the cell's assignments to plain names (``a, b =
+    x, y`` pairwise), in source order."""
+    found: dict[str, list] = {}
+
+    def bind(target, value, where):
+        if isinstance(target, ast.Name):
+            found.setdefault(target.id, []).append((where, value))
+        elif isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List)) \
+                and len(target.elts) == len(value.elts):
+            for t, v in zip(target.elts, value.elts, strict=True):
+                bind(t, v, where)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                bind(target, node.value, (node.lineno, node.col_offset))
+        elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and node.value is not None:
+            bind(node.target, node.value, (node.lineno, node.col_offset))
+    for values in found.values():
+        values.sort(key=lambda item: item[0])
+    return found
 
 
-def _pairs(part: str) -> int:
-    """How many (stand-in, answer) pairs of the same kind the part has."""
-    answers = [d for c in _notebook(part).cells if _is_answer(c) for d in _definitions(c.source)]
-    return sum(type(c) is type(a) for c in _candidates(part) for a in answers)
+class _Inline(ast.NodeTransformer):
+    """Each assigned name replaced by the right-hand side of its last assignment before ``where``."""
+
+    def __init__(self, assignments, where, depth):
+        self.assignments, self.where, self.depth = assignments, where, depth
+
+    def visit_Name(self, node):
+        earlier = [(w, v) for w, v in self.assignments.get(node.id, ()) if w < self.where]
+        if not earlier or self.depth <= 0 or not isinstance(node.ctx, ast.Load):
+            return node
+        where, value = earlier[-1]
+        return _Inline(self.assignments, where, self.depth - 1).visit(copy.deepcopy(value))
 
 
-@pytest.mark.parametrize("part", [p for p in _parts() if _pairs(p)])
-def test_no_visible_definition_passes_for_an_answer(part):
-    candidates = _candidates(part)
-    nb = _notebook(part)
+def _local_names(expr: ast.AST) -> set[str]:
+    """Names an expression binds itself (comprehension targets, lambda arguments)."""
+    names = set()
+    for node in ast.walk(expr):
+        if isinstance(node, ast.comprehension):
+            names |= {n.id for n in ast.walk(node.target) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Lambda):
+            names |= {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+    return names
+
+
+def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], set[str]]]:
+    """(expression, its free names bound in the cell in order of first use, the cell's functions
+    it calls) for every value the visible test compares with; none that calls the learner's code."""
+    tree = ast.parse(_python(visible(source)))
+    values, others = _bound_in(tree)
+    assignments = _assignments(tree)
+    defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    operands = []
+    for node, compared in comparisons(tree):
+        where = (node.lineno, node.col_offset)
+        for operand in compared:
+            operands.append((operand, where))
+            for name in {n.id for n in ast.walk(operand) if isinstance(n, ast.Name)}:
+                for spot, value in assignments.get(name, ()):
+                    if spot < where:
+                        operands.append((value, spot))
+    found, seen = [], set()
+    for operand, where in operands:
+        expr = ast.parse(ast.unparse(_Inline(assignments, where, _INLINE_DEPTH).visit(copy.deepcopy(operand))),
+                         mode="eval").body
+        text = ast.unparse(expr)
+        names = [n for n in ast.walk(expr) if isinstance(n, ast.Name)]
+        used = {n.id for n in names}
+        if (text in seen or used & learner or "globals" in used
+                or isinstance(expr, ast.Name)
+                or isinstance(expr, ast.Constant) and not isinstance(expr.value, (int, float, complex))):
+            continue
+        seen.add(text)
+        local = _local_names(expr)
+        free = []
+        for n in sorted(names, key=lambda n: n.col_offset):
+            if n.id in values and n.id not in local and n.id not in free:
+                free.append(n.id)
+        found.append((text, free, used & defined))
+    return found
+
+
+def _mappings(free: list[str], params: list[str]) -> list[dict[str, str]]:
+    """The in-order renaming of ``free`` onto ``params``; where the counts differ, every injective
+    one too (up to _MAPPINGS)."""
+    first = dict(zip(free, params, strict=False))
+    if len(free) == len(params):
+        return [first]
+    found = [first]
+    k = min(len(free), len(params))
+    for chosen in itertools.combinations(free, k):
+        for targets in itertools.permutations(params, k):
+            mapping = dict(zip(chosen, targets, strict=True))
+            if mapping not in found:
+                found.append(mapping)
+            if len(found) >= _MAPPINGS:
+                return found
+    return found
+
+
+class _Rename(ast.NodeTransformer):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Name(self, node):
+        return ast.Name(id=self.mapping.get(node.id, node.id), ctx=node.ctx)
+
+
+def _params(function: ast.FunctionDef) -> list[str]:
+    a = function.args
+    return [p.arg for p in (*a.posonlyargs, *a.args, *a.kwonlyargs)]
+
+
+def _with_body(function: ast.FunctionDef, helpers: list[ast.stmt], expr: str) -> ast.FunctionDef:
+    new = copy.deepcopy(function)
+    new.body = [*copy.deepcopy(helpers), ast.parse(f"return {expr}").body[0]]
+    new.decorator_list = []
+    return new
+
+
+def _stand_ins(answer: ast.stmt, references, helpers: dict[str, ast.stmt], whole: list[ast.stmt]) -> dict[str, str]:
+    """Stand-in source -> what it was made from, for one answer (a function, or a class's methods)."""
+    out: dict[str, str] = {}
+    methods = [(answer, None)] if isinstance(answer, ast.FunctionDef) else \
+        [(m, i) for i, m in enumerate(answer.body) if isinstance(m, ast.FunctionDef) and m.name != "__init__"]
+    for method, index in methods:
+        params = _params(method)
+        for text, free, calls in references:
+            for mapping in _mappings(free, params):
+                expr = ast.unparse(_Rename(mapping).visit(ast.parse(text, mode="eval")).body)
+                body = _with_body(method, [helpers[c] for c in sorted(calls)], expr)
+                if index is None:
+                    node = body
+                else:
+                    node = copy.deepcopy(answer)
+                    node.body[index] = body
+                source = ast.unparse(ast.fix_missing_locations(node))
+                out.setdefault(source, f"{method.name} returning `{text}` with {mapping or 'no renaming'}")
+    for definition in whole:                      # a whole definition from a visible test, renamed
+        if type(definition) is type(answer):
+            node = copy.deepcopy(definition)
+            node.name = answer.name
+            out.setdefault(ast.unparse(node), f"the visible test's {definition.name}, renamed {answer.name}")
+    return out
+
+
+def _answers(cells) -> list[ast.stmt]:
+    tree = [parse(c.source) for c in cells]
+    return [n for t in tree if t for n in t.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+
+
+def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
+    """What the proof finds in ``part``: (failures, stand-ins tried). ``sliced``: run only the cells
+    the answers and tests need (:func:`needed_cells`); the whole notebook up to its last test if
+    the solution then fails one of its own tests."""
+    nb = solution(part)
+    learner = learner_names(nb)
     namespace: dict = {"__name__": "__main__"}
-    answers: list = []      # the answer cells since the last test cell
-    tried = 0
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or i == 0 and "setup" in cell.source.lower():
+    answers: list = []       # the answer cells since the last test cell
+    failures, tried = [], 0
+    last_test = max((i for i, c in enumerate(nb.cells) if _is_test(c)), default=-1)
+    wanted = needed_cells(nb, last_test) if sliced else range(last_test + 1)
+    for i, cell in enumerate(nb.cells[:last_test + 1]):
+        if cell.cell_type != "code" or i not in wanted:
             continue
         if not _is_test(cell):
-            fails_on_purpose = "raises-exception" in cell.metadata.get("tags", [])
-            with contextlib.suppress(Exception) if fails_on_purpose else contextlib.nullcontext():
-                _run(cell.source, namespace, f"cell {i}")
-            if _is_answer(cell):
+            try:
+                run(cell.source, namespace, label(cell, i))
+            except Exception:
+                if sliced and not fails_on_purpose(cell):   # a cell it needs was left out
+                    return _proof_failures(part, sliced=False)
+                if not fails_on_purpose(cell):
+                    raise
+            if is_answer(cell):
                 answers.append(cell)
             continue
-        for answer in answers:
-            for target in _definitions(answer.source):
-                for candidate in (c for c in candidates if type(c) is type(target)):
-                    _run(_stand_in(candidate, target.name), namespace, f"stand-in {candidate.name}")
-                    try:
-                        _run(cell.source, namespace, _meta(cell).get("grade_id", "test"))
-                    except Exception:  # noqa: BLE001 - any failure costs the learner the points
-                        pass
-                    else:
-                        pytest.fail(f"{part}: {candidate.name}, defined by a visible test, passes "
-                                    f"{_meta(cell).get('grade_id')} (hidden tests included) in place of "
-                                    f"{target.name}: that visible test holds a working answer")
-                    tried += 1
-                    for real in answers:   # the real answers back, and their test passes again
-                        _run(real.source, namespace, _meta(real).get("grade_id", "answer"))
-        _run(cell.source, namespace, _meta(cell).get("grade_id", "test"))
+        tree = parse(visible(cell.source))
+        top = [n for n in (tree.body if tree else []) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        helpers = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))} if tree else {}
+        references = _references(cell.source, learner) if tree else []
+        for answer in _answers(answers):
+            for stand_in, made_of in _stand_ins(answer, references, helpers, top).items():
+                tried += 1
+                try:
+                    run(stand_in, namespace, f"stand-in for {answer.name}")
+                    run(cell.source, namespace, label(cell, i))
+                except Exception:  # noqa: BLE001 - any failure costs the learner the points
+                    pass
+                else:
+                    failures.append(f"{part} {label(cell, i)}: passes with {made_of} (hidden tests included):\n"
+                                    + textwrap.indent(stand_in, "    "))
+                for real in answers:   # the real answers back
+                    run(real.source, namespace, label(real, nb.cells.index(real)))
+        try:
+            run(cell.source, namespace, label(cell, i))
+        except Exception as exc:  # noqa: BLE001 - reported, with the cell
+            if sliced:
+                return _proof_failures(part, sliced=False)
+            failures.append(f"{part} {label(cell, i)}: the solution fails its own test after the stand-ins: "
+                            f"{type(exc).__name__}: {exc}")
+            return failures, tried
         answers = []
-    assert tried == _pairs(part), f"{part}: {tried} of {_pairs(part)} stand-ins were tried"
+    return failures, tried
+
+
+@pytest.mark.parametrize("part", [pytest.param(p, marks=pytest.mark.course_data(p)) for p in _parts()])
+def test_no_visible_reference_passes_for_an_answer(part, monkeypatch):
+    """Every value a visible test compares with, made an answer's body, fails the hidden tests."""
+    import helper.data
+
+    monkeypatch.setattr(helper.data, "DATA_ROOT", str(helper.data.data_root()))
+    failures, tried = _proof_failures(part)
+    assert not failures, f"{len(failures)} of {tried} stand-ins pass:\n" + "\n".join(failures)
 
 
 # Part 8's fine-tuning exercises: their visible tests define nothing, so the stand-ins above do not
