@@ -352,6 +352,85 @@ def test_p3_relu_net_that_ends_in_a_softmax_is_named(last):
     assert "return logits" in msg and "LogSoftmax" in msg and "CrossEntropyLoss" in msg, msg
 
 
+BACKWARD = "            loss.backward()\n"
+
+
+def test_p3_train_that_calls_helpers_fit_is_named():
+    wrong = ("def train(model, loader, criterion, optimizer, epochs):\n"
+             "    from helper.train import fit\n"
+             "    flat = nn.Sequential(nn.Flatten(), model)\n"
+             "    return fit(flat, loader, criterion, optimizer, epochs, device='cpu', progress=False)['train_loss']\n")
+    for hidden in (False, True):
+        with pytest.raises(AssertionError) as info:
+            run_cells(P3, {"train_loop": wrong}, "test_train_loop", hidden=hidden)
+        assert "helper.train.fit is what you are re-creating" in str(info.value), info.value
+
+
+@pytest.mark.parametrize("flatten", [False, True])
+def test_p3_train_loop_hints_come_first(flatten):
+    """The named mistake is raised from None: no PyTorch traceback above it."""
+    wrong = train_source(flatten=flatten)
+    if flatten:
+        wrong = wrong.replace(BACKWARD, BACKWARD * 2)
+    with pytest.raises(AssertionError) as info:
+        run_cells(P3, {"train_loop": wrong}, "test_train_loop")
+    assert info.value.__cause__ is None and info.value.__suppress_context__, info.value
+
+
+def test_p3_the_mnist_training_cell_names_the_course_fix_before_pytorchs_advice():
+    """The cell that trains on MNIST after Exercise 2: a double backward gets the course's fix, not
+    PyTorch's 'specify retain_graph=True'."""
+    import torch
+
+    nb = _notebook(P3)
+    cell = next(c.source for c in nb.cells if c.get("id") == "b3d9874d")
+    wrong = train_source().replace(BACKWARD, BACKWARD * 2)
+    namespace = {"__name__": "__main__"}
+    codes = [c for c in nb.cells if c.cell_type == "code"]
+    exec(compile(_python(codes[1].source), "imports", "exec"), namespace)
+    exec(compile(_python(wrong), "train_loop", "exec"), namespace)
+    namespace.update(EPOCHS=1, LEARNING_RATE=0.01, MOMENTUM=0.9, trainloader=torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,))), batch_size=8))
+    with pytest.raises(RuntimeError) as info:
+        exec(compile(cell, "b3d9874d", "exec"), namespace)
+    msg = str(info.value)
+    assert msg.startswith("train (Exercise 2) ran backward() twice") and "not with retain_graph=True" in msg, msg
+    assert info.value.__suppress_context__, "the course's message must come first, without PyTorch's advice above it"
+
+
+def test_p3_grad_norms_in_reverse_order_are_named():
+    wrong = ("def grad_norms(model):\n    return [0.0 if layer.weight.grad is None else "
+             "layer.weight.grad.norm().item() for layer in model.modules() if isinstance(layer, nn.Linear)][::-1]\n")
+    assert "first layer first" in message_of(P3, {"grad_norms": wrong}, "test_grad_norms")
+
+
+def test_p3_the_visible_grad_norms_test_computes_no_norm():
+    test = visible(_cell(_notebook(P3), "test_grad_norms"))
+    assert "vector_norm" not in test and ".norm(" not in test, test
+
+
+def test_p3_an_unfinished_grad_norms_is_named_by_exercise_4s_test():
+    """train_spiral calls Exercise 3's grad_norms: Exercise 4's test names Exercise 3, not a NameError."""
+    stub = "def grad_norms(model):\n    raise NotImplementedError()\n"
+    answers = {"grad_norms": stub, "hyper": "HIDDEN, STEPS, LR = 50, 500, 0.5\n",
+               "relu_spiral": RELU_NET.format(last="") + "relu_history = train_spiral(relu_net, X, y, STEPS, LR)\n"}
+    nb = _notebook(P3)
+    helpers = next(c.source for c in nb.cells if c.get("id") == "de1e6fb2")
+    namespace = {"__name__": "__main__"}
+    codes = [c for c in nb.cells if c.cell_type == "code"]
+    exec(compile(_python(codes[1].source), "imports", "exec"), namespace)
+    namespace["X"], namespace["y"] = namespace["make_spiral"](10, seed=0)
+    exec(compile(helpers, "de1e6fb2", "exec"), namespace)
+    for grade_id, source in answers.items():
+        try:
+            exec(compile(_python(source), grade_id, "exec"), namespace)
+        except NotImplementedError:
+            assert grade_id == "relu_spiral"
+    with pytest.raises(AssertionError) as info:
+        exec(compile(_python(visible(_cell(nb, "test_relu_spiral"))), "test_relu_spiral", "exec"), namespace)
+    assert "Finish Exercise 3" in str(info.value), info.value
+
+
 def test_p3_honest_loop_with_plain_tqdm_and_prints_passes_quietly(capfd):
     """Plain tqdm writes its bar to stderr, which nbgrader counts as a failed test cell."""
     honest = train_source(header="import sys\nfrom tqdm import tqdm\n").replace(
