@@ -392,6 +392,7 @@ def test_no_visible_reference_passes_for_an_answer(part, monkeypatch):
 
     monkeypatch.setattr(helper.data, "DATA_ROOT", str(helper.data.data_root()))
     failures, tried = _proof_failures(part)
+    assert tried, f"{part}: no stand-in was tried (no answer defines a function or class?)"
     assert not failures, f"{len(failures)} of {tried} stand-ins pass:\n" + "\n".join(failures)
 
 
