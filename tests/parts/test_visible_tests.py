@@ -201,17 +201,50 @@ def _assignments(tree: ast.AST) -> dict[str, list[tuple[tuple[int, int], ast.exp
 
 
 class _Inline(ast.NodeTransformer):
-    """Each assigned name replaced by the right-hand side of its last assignment before ``where``."""
+    """Each assigned name replaced by the right-hand side of its last assignment before ``where``,
+    except the names in ``keep`` (the learner's inputs and objects: they become parameters)."""
 
-    def __init__(self, assignments, where, depth):
-        self.assignments, self.where, self.depth = assignments, where, depth
+    def __init__(self, assignments, where, depth, keep=frozenset()):
+        self.assignments, self.where, self.depth, self.keep = assignments, where, depth, keep
 
     def visit_Name(self, node):
         earlier = [(w, v) for w, v in self.assignments.get(node.id, ()) if w < self.where]
-        if not earlier or self.depth <= 0 or not isinstance(node.ctx, ast.Load):
+        if not earlier or self.depth <= 0 or not isinstance(node.ctx, ast.Load) or node.id in self.keep:
             return node
         where, value = earlier[-1]
-        return _Inline(self.assignments, where, self.depth - 1).visit(copy.deepcopy(value))
+        return _Inline(self.assignments, where, self.depth - 1, self.keep).visit(copy.deepcopy(value))
+
+
+def _learner_side(tree: ast.AST, learner: set[str], assignments) -> tuple[set[str], set[str], set[str]]:
+    """(objects, results, inputs) of the learner's code in a test cell: names bound to a new object
+    of a learner class or to what a learner function builds (``net = ReLUNetwork()``), names bound
+    to what learner code computed (``out = net(x)``), and the names passed to learner code."""
+    def calls_learner(node, names):
+        return any(isinstance(n, ast.Call) and isinstance(root := _call_root(n.func), ast.Name) and root.id in names
+                   for n in ast.walk(node))
+
+    objects, results = set(), set()
+    for _ in range(3):   # results of results
+        for name, values in assignments.items():
+            for _, value in values:
+                if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id in learner:
+                    objects.add(name)
+                elif calls_learner(value, learner | objects | results):
+                    results.add(name)
+    inputs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(root := _call_root(node.func), ast.Name) \
+                and root.id in learner | objects | results:
+            inputs |= {n.id for a in (*node.args, *(k.value for k in node.keywords)) for n in ast.walk(a)
+                       if isinstance(n, ast.Name)}
+    return objects, results - objects, inputs - objects - results
+
+
+def _call_root(func: ast.AST) -> ast.AST:
+    """``net`` for ``net(x)`` and ``net.forward(x)``: the object a call runs the code of."""
+    while isinstance(func, ast.Attribute):
+        func = func.value
+    return func
 
 
 def _local_names(expr: ast.AST) -> set[str]:
@@ -232,6 +265,7 @@ def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], se
     values, others = _bound_in(tree)
     assignments = _assignments(tree)
     defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    objects, results, inputs = _learner_side(tree, learner, assignments)
     operands = []
     for node, compared in comparisons(tree):
         where = (node.lineno, node.col_offset)
@@ -243,12 +277,13 @@ def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], se
                         operands.append((value, spot))
     found, seen = [], set()
     for operand, where in operands:
-        expr = ast.parse(ast.unparse(_Inline(assignments, where, _INLINE_DEPTH).visit(copy.deepcopy(operand))),
-                         mode="eval").body
+        inlined = _Inline(assignments, where, _INLINE_DEPTH, objects | inputs).visit(copy.deepcopy(operand))
+        expr = ast.parse(ast.unparse(inlined), mode="eval").body
         text = ast.unparse(expr)
         names = [n for n in ast.walk(expr) if isinstance(n, ast.Name)]
         used = {n.id for n in names}
-        if (text in seen or used & learner or "globals" in used
+        runs = {n.func.id for n in ast.walk(expr) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        if (text in seen or used & (learner | results) or runs & objects or "globals" in used
                 or isinstance(expr, ast.Name)
                 or isinstance(expr, ast.Constant) and not isinstance(expr.value, (int, float, complex))):
             continue
