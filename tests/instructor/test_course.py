@@ -188,4 +188,5 @@ def test_metadata_problems_are_said_in_words():
     copied = nbformat.v4.new_notebook(cells=[*ok.cells, cell("test_a", grade=True, points=1)])
     assert metadata_problem(copied).startswith("two cells claim the id test_a: cell 1 and cell 2")
     nameless = nbformat.v4.new_notebook(cells=[cell("", grade=True, points=1)])
-    assert metadata_problem(nameless) == "cell 0 is marked as an nbgrader cell but has no grade id (its metadata was edited)"
+    assert metadata_problem(nameless) == \
+        "cell 0 is marked as an nbgrader cell but has no grade id (its metadata was edited)"
