@@ -302,8 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         print(check.line(), flush=True)
     if not args.no_times:
         cal = calibrate.calibration(refresh=args.recalibrate)
-        print(f"\nTimes on this machine's CPU (calibrated {cal.date[:10]}: {calibrate.speed(cal)} the course's "
-              "2-core reference; a GPU shortens the training):")
+        print(f"\nEach part on this machine's CPU, with nothing else running (calibrated {cal.date[:10]}: "
+              f"{calibrate.speed(cal)} the course's 2-core machine; a GPU shortens the training):")
         for part in calibrate.LEARNER_SECONDS:
             print(f"  {part:26} {calibrate.part_estimate(part, cal)}")
     problems = sum(not c.ok for c in checks)

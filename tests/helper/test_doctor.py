@@ -258,7 +258,7 @@ def test_a_fresh_clone_without_data_lists_every_data_set_and_fails(tmp_path):
         assert re.search(rf"^PROBLEM  {name}: not downloaded .* Fix: run `make data`", run.stdout, re.M), run.stdout
     assert run.stdout.rstrip().endswith("3 problem(s): fix them from the top, then run this again.")
     # the times, scaled by the kept calibration: a machine twice as slow as the reference
-    assert "2.0 times slower than the course's 2-core reference" in run.stdout
+    assert "2.0 times slower than the course's 2-core machine" in run.stdout
     assert f"about {calibrate.duration(2 * calibrate.LEARNER_SECONDS['03-training'])}" in run.stdout
 
 
@@ -268,7 +268,7 @@ def test_with_the_data_in_place_every_check_passes(tmp_path):
     assert run.returncode == 0, run.stdout + run.stderr
     lines = run.stdout.strip().splitlines()
     assert all(line.startswith("ok       ") for line in lines[:-2]) and lines[-1] == "All checks ok."
-    assert "Times on this machine" not in run.stdout
+    assert "Each part on this machine" not in run.stdout
 
 
 def test_part_line_prints_one_line_from_the_kept_calibration(tmp_path, monkeypatch, capsys):
