@@ -398,6 +398,27 @@ def test_p3_the_mnist_training_cell_names_the_course_fix_before_pytorchs_advice(
     assert info.value.__suppress_context__, "the course's message must come first, without PyTorch's advice above it"
 
 
+def test_p3_a_mean_over_images_instead_of_batches_is_named():
+    """The visible test's last batch holds 2 images of 42, so weighting by batch size shows."""
+    wrong = train_source().replace("running_loss += loss.item()", "running_loss += loss.item() * labels.shape[0]") \
+        .replace("running_loss / len(loader)", "running_loss / len(loader.dataset)")
+    assert "the exercise asks for the mean per batch" in message_of(P3, {"train_loop": wrong}, "test_train_loop")
+
+
+def test_p3_the_cells_after_exercise_4_name_it_when_it_is_unfinished():
+    nb = _notebook(P3)
+    for cell_id in ("fa7076ef", "90d75fea", "7caa9b21"):
+        source = next(c.source for c in nb.cells if c.get("id") == cell_id)
+        with pytest.raises(AssertionError, match="finish Exercise 4 first"):
+            exec(compile(source, cell_id, "exec"), {"__name__": "__main__"})
+
+
+def test_p4_the_training_cell_names_exercise_1_when_there_is_no_model():
+    source = next(c.source for c in _notebook(P4).cells if c.get("id") == "55b9b627")
+    with pytest.raises(AssertionError, match="finish Exercise 1 first"):
+        exec(compile(source, "55b9b627", "exec"), {"__name__": "__main__"})
+
+
 def test_p3_grad_norms_in_reverse_order_are_named():
     wrong = ("def grad_norms(model):\n    return [0.0 if layer.weight.grad is None else "
              "layer.weight.grad.norm().item() for layer in model.modules() if isinstance(layer, nn.Linear)][::-1]\n")
