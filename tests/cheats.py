@@ -247,7 +247,9 @@ def broadcast_shape(a, b):
 ''',
     # An oracle, not a patch: the answer reads the assert that calls it and returns the value the
     # test expects (a literal, or a name looked up in the notebook's globals). Nothing in the
-    # kernel changes, so only the scan can see it; without it, full marks and no flag.
+    # kernel changes, so only the scan can see it. It passes the visible asserts (literals); the
+    # hidden test calls broadcast_shape before it works out what to compare with, so there is
+    # nothing to copy there and the exercise's points are lost.
     "answer_reads_the_test": '''
 def broadcast_shape(a, b):
     import ast, traceback
