@@ -1,35 +1,29 @@
 """Warm grading kernels: PyTorch imported once per worker, each submission's kernel forked from it
 into that submission's own sandbox, the same sandbox a cold kernel gets.
 
-A cold grading kernel (:mod:`instructor.sandbox`) starts Python inside bubblewrap and imports
-PyTorch there: ~4 s of CPU per submission before its first cell. The warm path keeps, per worker
-and kernel configuration, one *zygote*: a Python process started with the kernel's exact
-environment (nothing of the worker's) that imports the kernel's preloads and ipykernel, starts no
-thread, never runs a submission's code and is reachable only through a Unix socket in the worker's
-private folder. For each submission:
+A cold grading kernel (:mod:`instructor.sandbox`) imports PyTorch inside bubblewrap: ~4 s of CPU
+per submission before its first cell. Here each worker keeps, per kernel configuration, a
+*zygote* (:mod:`instructor.zygotes`): Python started with the kernel's environment and nothing of
+the worker's, that imports the kernel's preloads and ipykernel, starts no thread, never runs
+submitted code and answers on a Unix socket in the worker's private folder. Per submission:
 
-1. jupyter_client runs this file's ``launch`` (instead of sandbox.py's): the same checks, limits,
-   control group and pid file as the cold launcher; then it starts bubblewrap with the cold
-   kernel's exact command line (:func:`sandbox.bwrap_argv`: the same binds, tmpfs folder, no
-   network, ``--disable-userns``) around a *holder* (``sh``) that only waits, and passes the
-   holder's namespaces (user, mount, pid, network, ipc, uts, cgroup) as file descriptors to the
-   zygote, with its own stdin/stdout/stderr;
-2. the zygote forks a child that sets the submission's resource limits, joins its control group,
-   enters those namespaces (the sandbox's user namespace last), drops every capability (effective,
-   permitted, inheritable, ambient and bounding sets), sets no_new_privs and forks again: the
-   grandchild is a process of the sandbox's pid namespace, uid 65534, in a new session, whose
-   root, folders and network are the sandbox's. Before any submission code it checks its own
-   credentials, closes every descriptor but stdin/stdout/stderr, takes the kernel's environment,
-   folder and umask, reseeds Python's, NumPy's and PyTorch's random generators from the OS (as a fresh
-   process is seeded), forgets import caches and this module, and runs ipykernel as the cold
-   kernel does.
+1. jupyter_client runs this file's ``launch``: the cold launcher's checks, limits, control group
+   and pid file; then bubblewrap with the cold kernel's exact command line
+   (:func:`sandbox.bwrap_argv`) around a *holder* that only waits; the holder's namespaces go to
+   the zygote as descriptors, with the launcher's stdin, stdout and stderr;
+2. the zygote forks a child that sets the limits, joins the control group, enters those
+   namespaces (the inner user namespace last), drops every capability, sets no_new_privs and
+   forks the kernel into the sandbox's pid namespace, in a new session;
+3. before any submitted code the kernel checks its credentials and that its namespaces are the
+   holder's, keeps only stdin, stdout and stderr, takes the kernel's environment, folder and
+   umask, reseeds Python's, NumPy's and PyTorch's generators from the OS (as a fresh process is
+   seeded), forgets import caches and this module, and runs ipykernel as the cold kernel does.
 
-Nothing crosses from one submission to the next because each kernel is forked from the zygote,
-never from another kernel, and nothing a kernel does reaches the zygote: it is outside the
-sandbox's pid namespace and file system. When the launcher dies (nbgrader's shutdown, the notebook
-time limit), bubblewrap's ``--die-with-parent`` ends the holder, the sandbox's pid namespace
-ends with it and the kernel is killed. Where anything of this fails, ``launch`` starts the cold
-kernel instead. See docs/grading-safety.md.
+Each kernel is forked from the zygote, never from another kernel, and no kernel can reach the
+zygote (outside its pid namespace and file system): nothing crosses from one submission to the
+next. When the launcher ends, ``--die-with-parent`` ends the holder, the sandbox's pid namespace
+with it, and the kernel. Where any of this fails, ``launch`` starts the cold kernel instead.
+Why this isolates: docs/grading-safety.md#warm-kernels.
 
 This file imports only the standard library: jupyter_client runs it by its path, as sandbox.py.
 """
@@ -79,9 +73,7 @@ def _siblings():
     return sandbox, limits
 
 
-# ---------------------------------------------------------------------------
 # System calls Python 3.11 does not wrap
-# ---------------------------------------------------------------------------
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -96,20 +88,16 @@ def _setns(fd: int, what: str) -> None:
     _check(_libc.setns(fd, 0), f"setns({what})")
 
 
-def _prctl(option: int, arg: int = 0) -> None:
-    _check(_libc.prctl(option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)),
-           f"prctl({option})")
+def _prctl(option: int, arg: int = 0, arg2: int = 0) -> None:
+    _check(_libc.prctl(option, *(ctypes.c_ulong(a) for a in (arg, arg2, 0, 0))), f"prctl({option})")
 
 
 def drop_capabilities() -> None:
     """Leave no capability in any set: bounding, ambient, inheritable, permitted, effective; and
     no way to gain one (no_new_privs)."""
-    last = int(Path("/proc/sys/kernel/cap_last_cap").read_text()) if os.path.exists(
-        "/proc/sys/kernel/cap_last_cap") else 63
-    for cap in range(last + 1):
+    for cap in range(int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1):
         _prctl(PR_CAPBSET_DROP, cap)
-    _check(_libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0)), "clear ambient capabilities")
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     header = struct.pack("Ii", CAPABILITY_VERSION_3, 0)
     _check(_libc.capset(ctypes.c_char_p(header), ctypes.c_char_p(bytes(24))), "capset")
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
@@ -122,9 +110,7 @@ def credentials() -> dict[str, str]:
     return {k: v.strip() for k, _, v in (line.partition(":") for line in lines) if k in keys}
 
 
-# ---------------------------------------------------------------------------
 # The launcher (runs for every kernel, outside the sandbox)
-# ---------------------------------------------------------------------------
 
 def _start_holder(sandbox, config: dict, cwd: str, shared: list[str]) -> tuple[subprocess.Popen, int]:
     """bubblewrap with the cold kernel's command line around HOLDER: (the process, the host pid of
@@ -219,9 +205,7 @@ def launch(argv: list[str]) -> None:
         sandbox.start_kernel(config, cwd, shared, rest)
 
 
-# ---------------------------------------------------------------------------
 # The zygote (one per worker and kernel configuration, outside the sandbox)
-# ---------------------------------------------------------------------------
 
 def serve(path: str, preload: list[str]) -> dict:
     """Import ``preload`` and ipykernel, answer on the Unix socket ``path`` until stdin closes.
@@ -348,6 +332,18 @@ def _enter(request: dict, stdio: list[int], ns_fds: list[int], conn: socket.sock
     os._exit(0)
 
 
+def namespaces_apart() -> list[str]:
+    """The namespaces this process does not share with the sandbox's holder, its second process
+    after bubblewrap's init ([]: it is in the sandbox)."""
+    try:
+        if Path("/proc/2/cmdline").read_bytes().split(b"\0")[:-1] != [a.encode() for a in HOLDER]:
+            return ["no holder at pid 2"]
+        return [name for name in ("user", *NAMESPACES)
+                if os.stat(f"/proc/self/ns/{name}").st_ino != os.stat(f"/proc/2/ns/{name}").st_ino]
+    except OSError as exc:
+        return [f"cannot tell ({exc})"]
+
+
 def become(kernel: dict) -> None:
     """The kernel's last steps before ipykernel: check who it is, take the kernel's folder,
     environment and arguments, start random generators afresh, forget this module."""
@@ -361,6 +357,9 @@ def become(kernel: dict) -> None:
     if creds["Uid"].split() != [uid] * 4 or creds["NoNewPrivs"] != "1" or any(
             int(creds[k], 16) for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")):
         sys.stderr.write(f"warm: refusing to run a kernel with these credentials: {creds}\n")
+        os._exit(1)
+    if outside := namespaces_apart():
+        sys.stderr.write(f"warm: refusing to run a kernel outside the sandbox's namespaces: {outside}\n")
         os._exit(1)
     os.chdir(kernel["cwd"])
     os.umask(kernel["umask"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -30,6 +31,12 @@ REPORT = r'''
 import json, os, random, sys, threading, torch, numpy
 
 
+def _target(link):
+    try:
+        return os.readlink(link)
+    except OSError:
+        return None
+
 def _opens(path):
     try:
         open(path).close()
@@ -42,7 +49,8 @@ creds = {k: v.strip() for k, _, v in (l.partition(":") for l in open("/proc/self
 print(json.dumps({
     "creds": creds, "env": dict(os.environ), "cwd": os.getcwd(), "files": sorted(os.listdir(".")),
     "tmp": sorted(os.listdir("/tmp")), "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
-    "fds": sorted(os.listdir("/proc/self/fd")), "threads": sorted(t.name for t in threading.enumerate()),
+    "fds": {n: _target(f"/proc/self/fd/{n}") for n in os.listdir("/proc/self/fd")},
+    "threads": sorted(t.name for t in threading.enumerate()),
     "torch_add": repr(torch.add), "json_module": getattr(sys.modules["json"], "__file__", None),
     "cached": hasattr(torch, "_left_behind"), "torch_threads": torch.get_num_threads(),
     "torch_seed": torch.initial_seed(), "rand": torch.rand(4).tolist(),
@@ -186,14 +194,27 @@ def test_a_warm_kernel_has_the_cold_kernels_credentials(cold, after_a_hostile_ne
 
 
 def test_a_warm_kernel_sees_what_a_cold_one_sees(cold, after_a_hostile_neighbour):
-    """Its environment, folder, processes, descriptors, network, host name, no terminal."""
+    """Its environment, folder, processes, descriptors (kinds: their numbers depend on timing), network,
+    host name, no terminal."""
     w, c = after_a_hostile_neighbour[0], cold[0]
     for report in (w, c):  # each in its own scratch folder
         assert report["env"].pop("PWD") == report["cwd"] and report["cwd"].endswith("/course/autograded/s1/p1")
-    for key in ("env", "files", "tmp", "fds", "net", "umask", "uts", "tty", "threads", "torch_threads"):
+    kinds = [_fd_kinds(report) for report in (w, c)]
+    # IPython's history database (in the sandbox's /tmp) is open or not depending on its thread's timing
+    extra = {k for k in kinds[0] - kinds[1] if not k.startswith("/tmp/.ipython/")}
+    assert not extra, f"descriptors a cold kernel does not have: {extra}"
+    assert [re.sub(r"\d+", "", w["fds"][n]) for n in "012"] == [re.sub(r"\d+", "", c["fds"][n]) for n in "012"], \
+        "stdin, stdout and stderr are what a cold kernel's are"
+    for key in ("env", "files", "tmp", "net", "umask", "uts", "tty", "threads", "torch_threads"):
         assert w[key] == c[key], f"{key}: warm {w[key]!r}, cold {c[key]!r}"
     assert len(w["pids"]) <= len(c["pids"]) + 1, f"the sandbox's processes only: {w['pids']} (cold {c['pids']})"
     assert w["modules"] == [], "the zygote's own modules are gone before the learner's code runs"
+
+
+def _fd_kinds(report: dict) -> set[str]:
+    """What a kernel's descriptors are open on, with numbers and its own scratch folder left out."""
+    job = report["cwd"].removesuffix("/course/autograded/s1/p1")
+    return {re.sub(r"\[\d+\]", "", target).replace(job, "JOB") for target in report["fds"].values() if target}
 
 
 def test_nothing_a_submission_leaves_reaches_the_next(after_a_hostile_neighbour):
@@ -285,3 +306,8 @@ def test_a_zygote_with_threads_is_refused(tmp_path):
         warm.ZYGOTE_BOOT = saved
     assert proc is None and "2 threads" in why, why
     assert os.path.exists(tmp_path / "z")
+
+
+def test_outside_the_sandbox_a_process_is_told_apart():
+    """The kernel's last check before submitted code runs: this test process is in no sandbox."""
+    assert warm.namespaces_apart() != []
