@@ -258,13 +258,14 @@ def _local_names(expr: ast.AST) -> set[str]:
     return names
 
 
-def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], set[str]]]:
+def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], list[ast.stmt]]]:
     """(expression, its free names bound in the cell in order of first use, the cell's functions
-    it calls) for every value the visible test compares with; none that calls the learner's code."""
+    and classes it uses) for every value the visible test compares with; none that calls the
+    learner's code."""
     tree = ast.parse(_python(visible(source)))
     values, others = _bound_in(tree)
     assignments = _assignments(tree)
-    defined = {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    helpers = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     objects, results, inputs = _learner_side(tree, learner, assignments)
     operands = []
     for node, compared in comparisons(tree):
@@ -293,7 +294,7 @@ def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], se
         for n in sorted(names, key=lambda n: n.col_offset):
             if n.id in values and n.id not in local and n.id not in free:
                 free.append(n.id)
-        found.append((text, free, used & defined))
+        found.append((text, free, [helpers[name] for name in sorted(used & set(helpers))]))
     return found
 
 
@@ -335,24 +336,30 @@ def _with_body(function: ast.FunctionDef, helpers: list[ast.stmt], expr: str) ->
     return new
 
 
-def _stand_ins(answer: ast.stmt, references, helpers: dict[str, ast.stmt], whole: list[ast.stmt]) -> dict[str, str]:
-    """Stand-in source -> what it was made from, for one answer (a function, or a class's methods)."""
+def _stand_ins(answer: ast.stmt, references, others, whole: list[ast.stmt]) -> dict[str, str]:
+    """Stand-in source -> what it was made from, for one answer (a function, or a class's methods).
+    ``references``: the expressions of its own test cell (every mapping); ``others``: those of the
+    part's other visible tests, ``(cell, expression, ...)`` (the in-order renaming, where the names
+    and the parameters are as many)."""
     out: dict[str, str] = {}
     methods = [(answer, None)] if isinstance(answer, ast.FunctionDef) else \
         [(m, i) for i, m in enumerate(answer.body) if isinstance(m, ast.FunctionDef) and m.name != "__init__"]
     for method, index in methods:
         params = _params(method)
-        for text, free, calls in references:
-            for mapping in _mappings(free, params):
+        tries = [(text, free, uses, _mappings(free, params), "") for text, free, uses in references]
+        tries += [(text, free, uses, [dict(zip(free, params, strict=True))], f" (from {where}'s visible test)")
+                  for where, text, free, uses in others if free and len(free) == len(params)]
+        for text, _, uses, mappings, source_cell in tries:
+            for mapping in mappings:
                 expr = ast.unparse(_Rename(mapping).visit(ast.parse(text, mode="eval")).body)
-                body = _with_body(method, [helpers[c] for c in sorted(calls)], expr)
+                body = _with_body(method, uses, expr)
                 if index is None:
                     node = body
                 else:
                     node = copy.deepcopy(answer)
                     node.body[index] = body
                 source = ast.unparse(ast.fix_missing_locations(node))
-                out.setdefault(source, f"{method.name} returning `{text}` with {mapping or 'no renaming'}")
+                out.setdefault(source, f"{method.name} returning `{text}`{source_cell} with {mapping or 'no renaming'}")
     for definition in whole:                      # a whole definition from a visible test, renamed
         if type(definition) is type(answer):
             node = copy.deepcopy(definition)
@@ -393,10 +400,11 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
             continue
         tree = parse(visible(cell.source))
         top = [n for n in (tree.body if tree else []) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-        helpers = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))} if tree else {}
+        others = [(label(c, j), *ref) for j, c in enumerate(nb.cells) if _is_test(c) and j != i
+                  and parse(visible(c.source)) for ref in _references(c.source, learner)]
         references = _references(cell.source, learner) if tree else []
         for answer in _answers(answers):
-            for stand_in, made_of in _stand_ins(answer, references, helpers, top).items():
+            for stand_in, made_of in _stand_ins(answer, references, others, top).items():
                 tried += 1
                 try:
                     run(stand_in, namespace, f"stand-in for {answer.name}")
