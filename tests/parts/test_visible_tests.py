@@ -500,3 +500,35 @@ def test_an_answer_fitted_to_part8s_visible_fine_tuning_tests_fails(test_id, sta
     exec(stand_in, namespace)  # noqa: S102 - the stand-in above
     assert failure(visible(P8[test_id]), namespace) is None, "the stand-in should pass the visible test"
     assert failure(P8[test_id], namespace) is not None, f"a stand-in fitted to {test_id}'s visible numbers passes it"
+
+
+# The proof's own parts, on a made-up test cell.
+_CELL = '''"""Check the two-layer net"""
+x, w = torch.randn(2, 3), torch.randn(3, 1)
+net = Net()
+hidden = torch.sigmoid(x @ w)
+expected = hidden * 2
+y = layer(x, w)
+assert torch.allclose(y, expected), "wrong"
+assert torch.allclose(net(x), torch.softmax(net.fc(x), dim=1))
+### BEGIN HIDDEN TESTS
+assert torch.equal(y, secret(x))
+### END HIDDEN TESTS
+'''
+
+
+def test_references_keep_the_inputs_and_inline_the_rest():
+    found = {text: free for text, free, _ in _references(_CELL, {"layer", "Net"})}
+    assert found["torch.sigmoid(x @ w) * 2"] == ["x", "w"]
+    assert found["torch.softmax(net.fc(x), dim=1)"] == ["net", "x"]
+    assert not any("secret" in text or "layer(" in text or "net(x)" in text for text in found)
+
+
+def test_stand_ins_rename_onto_the_parameters_and_methods():
+    function = ast.parse("def layer(features, weights):\n    return features\n").body[0]
+    sources = _stand_ins(function, _references(_CELL, {"layer", "Net"}), [], [])
+    assert "def layer(features, weights):\n    return torch.sigmoid(features @ weights) * 2" in sources
+    module = ast.parse("class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+                       "    def forward(self, inputs):\n        return inputs\n").body[0]
+    sources = _stand_ins(module, _references(_CELL, {"layer", "Net"}), [], [])
+    assert any("def forward(self, inputs):\n        return torch.softmax(self.fc(inputs), dim=1)" in s for s in sources)
