@@ -4,11 +4,13 @@ The released notebooks (``notebooks/<part>/<part>.ipynb``, what learners open, o
 must not speak of the course's CI, its tests or the data sample they run on, of outputs stored
 or printed in the notebook (a learner's copy has none: "the output above" of the learner's own
 run is fine), or of the instructors' tooling (nbgrader, formgrader, autograding, hidden tests).
-Every markdown cell is read (embedded images left out), and the comments of every code cell.
+Every markdown cell is read (embedded images left out), and the comments and strings (a test's
+messages, docstrings, printed text) of every code cell.
 """
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import tokenize
@@ -59,12 +61,15 @@ def findings(text: str) -> list[tuple[str, str]]:
 
 
 def comments(source: str) -> str:
-    """The comments of a code cell, one per line ("" for a cell that is not Python)."""
+    """The comments and string literals of a code cell, one per line ("" for a cell that is not
+    Python)."""
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(python(source)).readline))
+        tree = ast.parse(python(source))
     except (tokenize.TokenError, SyntaxError, IndentationError):
         return ""
-    return "\n".join(t.string for t in tokens if t.type == tokenize.COMMENT)
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    return "\n".join([t.string for t in tokens if t.type == tokenize.COMMENT] + strings)
 
 
 def _wording(part: str) -> list[str]:
@@ -109,6 +114,6 @@ def test_the_wording_check_leaves_honest_sentences(text):
     assert not findings(text), findings(text)
 
 
-def test_code_comments_are_read():
-    assert comments("x = 1  # printed here for the CI\n%matplotlib inline\ny = '# not a comment'\n") == \
-        "# printed here for the CI"
+def test_code_comments_and_strings_are_read():
+    assert comments("x = 1  # printed here for the CI\n%matplotlib inline\ny = 'the hidden tests'\n") == \
+        "# printed here for the CI\nthe hidden tests"
