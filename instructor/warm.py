@@ -13,7 +13,7 @@ submitted code and answers on a Unix socket in the worker's private folder. Per 
    the zygote as descriptors, with the launcher's stdin, stdout and stderr;
 2. the zygote forks a child that sets the limits, joins the control group, enters those
    namespaces (the inner user namespace last), drops every capability, sets no_new_privs and
-   forks the kernel into the sandbox's pid namespace, in a new session;
+   forks the kernel into the sandbox's pid namespace, in a new session it does not lead;
 3. before any submitted code the kernel checks its credentials and that its namespaces are the
    holder's, keeps only stdin, stdout and stderr, takes the kernel's environment, folder and
    umask, reseeds Python's, NumPy's and PyTorch's generators from the OS (as a fresh process is
@@ -310,11 +310,12 @@ def _enter(request: dict, stdio: list[int], ns_fds: list[int], conn: socket.sock
         os.setgroups([])
     _join(ns_fds)
     drop_capabilities()
+    # A session without a terminal, led by this process: the kernel leads none, as a cold kernel
+    os.setsid()  # in bubblewrap's does not (ipykernel interrupts the process group it leads)
     pid = os.fork()
     if pid == 0:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         conn.detach()  # closed below with every descriptor but stdin, stdout and stderr
-        os.setsid()
         for number, fd in enumerate(stdio):
             os.dup2(fd, number)
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))

@@ -56,7 +56,8 @@ print(json.dumps({
     "torch_seed": torch.initial_seed(), "rand": torch.rand(4).tolist(),
     "net": sorted(os.listdir("/sys/class/net")) if os.path.isdir("/sys/class/net") else None,
     "umask": os.umask(0o022), "modules": sorted(m for m in ("warm", "sandbox", "limits") if m in sys.modules),
-    "uts": os.uname().nodename, "tty": os.path.exists("/dev/tty") and _opens("/dev/tty"),
+    "uts": os.uname().nodename, "leads": [os.getsid(0) == os.getpid(), os.getpgid(0) == os.getpid()],
+    "tty": os.path.exists("/dev/tty") and _opens("/dev/tty"),
 }))
 '''
 
@@ -195,7 +196,8 @@ def test_a_warm_kernel_has_the_cold_kernels_credentials(cold, after_a_hostile_ne
 
 def test_a_warm_kernel_sees_what_a_cold_one_sees(cold, after_a_hostile_neighbour):
     """Its environment, folder, processes, descriptors (kinds: their numbers depend on timing), network,
-    host name, no terminal."""
+    host name, no terminal, no session or process group of its own (ipykernel interrupts a group it
+    leads: a cold kernel's children are never interrupted with it)."""
     w, c = after_a_hostile_neighbour[0], cold[0]
     for report in (w, c):  # each in its own scratch folder
         assert report["env"].pop("PWD") == report["cwd"] and report["cwd"].endswith("/course/autograded/s1/p1")
@@ -205,7 +207,7 @@ def test_a_warm_kernel_sees_what_a_cold_one_sees(cold, after_a_hostile_neighbour
     assert not extra, f"descriptors a cold kernel does not have: {extra}"
     assert [re.sub(r"\d+", "", w["fds"][n]) for n in "012"] == [re.sub(r"\d+", "", c["fds"][n]) for n in "012"], \
         "stdin, stdout and stderr are what a cold kernel's are"
-    for key in ("env", "files", "tmp", "net", "umask", "uts", "tty", "threads", "torch_threads"):
+    for key in ("env", "files", "tmp", "net", "umask", "uts", "leads", "tty", "threads", "torch_threads"):
         assert w[key] == c[key], f"{key}: warm {w[key]!r}, cold {c[key]!r}"
     assert len(w["pids"]) <= len(c["pids"]) + 1, f"the sandbox's processes only: {w['pids']} (cold {c['pids']})"
     assert w["modules"] == [], "the zygote's own modules are gone before the learner's code runs"
