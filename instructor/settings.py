@@ -12,8 +12,8 @@ Limits, from the environment or the command line (command line wins):
                               --cluster, read on each worker from ITS environment, default 1)
     GRADING_SANDBOX           bwrap (default: refuse to grade without it) or rlimits (grade
                               with resource limits only, NOT confined: see docs/grading-safety.md)
-    GRADING_WARM              1: start each kernel from a zygote that has PyTorch imported, in the
-                              same sandbox (instructor.warm); 0 (default): a cold kernel each time
+    GRADING_WARM              1 (default): start each kernel from a zygote that has PyTorch imported,
+                              in the same sandbox (instructor.warm); 0: a cold kernel each time
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Settings:
     sandbox: str = "bwrap"
     data_dir: str | None = None
     cpu_given: bool = False     # cpu_seconds was set (argument or GRADING_CPU), not derived from threads
-    warm: bool = False          # kernels forked from a zygote with the preloads imported (GRADING_WARM)
+    warm: bool = True           # kernels forked from a zygote with the preloads imported (GRADING_WARM)
 
     @classmethod
     def resolve(cls, course: Path, jobs: int = 1, timeout: int | None = None,
@@ -80,7 +80,7 @@ class Settings:
         mode = (sandbox_mode or env.get("GRADING_SANDBOX") or "bwrap").lower()
         if mode not in ("bwrap", "rlimits"):
             raise GradingError(f"GRADING_SANDBOX must be 'bwrap' or 'rlimits', not {mode!r}")
-        warm = env.get("GRADING_WARM", "0").strip()
+        warm = env.get("GRADING_WARM", "1").strip()
         if warm not in ("0", "1"):
             raise GradingError(f"GRADING_WARM must be 0 or 1, not {warm!r}")
         from helper.data import data_root  # a course library: read where the course runs

@@ -73,14 +73,14 @@ def test_a_bad_setting_is_refused_in_one_line(clean_env, tmp_path, variable, val
 def test_task_limits_are_plain_data(clean_env, tmp_path):
     lim = Settings.resolve(tmp_path, timeout=4, memory="1G").task_limits()
     assert lim == {"cell_timeout": 4, "notebook_timeout": 12, "memory_bytes": 2**30, "cpu_seconds": lim["cpu_seconds"],
-                   "threads": lim["threads"], "processes": 512, "sandbox": "bwrap", "warm": False}
+                   "threads": lim["threads"], "processes": 512, "sandbox": "bwrap", "warm": True}
     assert all(isinstance(v, (int, str)) for v in lim.values()), "it travels to workers"
 
 
-def test_warm_kernels_are_off_unless_asked_for(clean_env, tmp_path):
-    assert Settings.resolve(tmp_path).warm is False
-    clean_env.setenv("GRADING_WARM", "1")
+def test_warm_kernels_unless_told_otherwise(clean_env, tmp_path):
     assert Settings.resolve(tmp_path).task_limits()["warm"] is True
+    clean_env.setenv("GRADING_WARM", "0")
+    assert Settings.resolve(tmp_path).task_limits()["warm"] is False
     clean_env.setenv("GRADING_WARM", "yes")
     with pytest.raises(GradingError, match="GRADING_WARM must be 0 or 1"):
         Settings.resolve(tmp_path)
