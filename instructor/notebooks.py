@@ -49,8 +49,10 @@ def colab_url(part: str) -> str:
     return f"https://colab.research.google.com/github/{gh}/blob/main/notebooks/{part}/{part}.ipynb"
 
 
-def setup_source() -> str:
-    """The first code cell of every notebook: installs the course on Colab, nothing locally.
+def setup_source(part: str) -> str:
+    """The first code cell of ``part``'s notebook: installs the course on Colab, nothing locally,
+    then prints the part's expected time on this machine and whether its data is ready
+    (``helper.doctor.part_line``: calibrated once a week; silent while nbgrader grades).
 
     On Colab, ``USE_DRIVE = True`` (a checkbox there) mounts Google Drive and keeps the data
     and checkpoints in it (``helper.colab.use_drive``); everywhere else the flag changes nothing.
@@ -71,7 +73,10 @@ except ImportError as exc:
                       "(or `pip install -e .`) in the course folder, then restart the kernel.") from exc
 helper.colab.use_drive(USE_DRIVE)  # before helper.data reads the data root
 import helper.data
-helper.data.install_offline_hint()'''
+helper.data.install_offline_hint()
+import helper.doctor
+helper.doctor.part_line("{part}")  # this part's time on this machine, and whether its data is ready
+# NBVAL_IGNORE_OUTPUT'''
 
 
 # ---------------------------------------------------------------------------
@@ -109,12 +114,12 @@ def nbval_marker(source: str) -> str | None:
     return None
 
 
-def stamp(nb: nbformat.NotebookNode) -> bool:
-    """Bring a notebook's setup cell and figures up to date; True if anything changed."""
+def stamp(nb: nbformat.NotebookNode, part: str) -> bool:
+    """Bring ``part``'s notebook's setup cell and figures up to date; True if anything changed."""
     changed = False
     for cell in nb.cells:
-        if cell.cell_type == "code" and cell.source.startswith(SETUP_MARK) and cell.source != setup_source():
-            cell.source, changed = setup_source(), True
+        if cell.cell_type == "code" and cell.source.startswith(SETUP_MARK) and cell.source != setup_source(part):
+            cell.source, changed = setup_source(part), True
         if cell.cell_type == "code" and nbval_marker(cell.source) == "NBVAL_RAISES_EXCEPTION":
             # The tag lets JupyterLab's "Run All" (and nbclient) go on past a cell that
             # fails on purpose; the comment tells nbval, and the learner, that it should.
@@ -132,7 +137,7 @@ def stamp(nb: nbformat.NotebookNode) -> bool:
 def stamp_file(path: Path) -> bool:
     """Stamp the notebook at ``path`` in place; True if the file changed."""
     nb = nbformat.read(path, as_version=4)
-    if stamp(nb):
+    if stamp(nb, Path(path).stem):
         nbformat.write(nb, path)
         return True
     return False

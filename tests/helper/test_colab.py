@@ -102,7 +102,7 @@ def test_the_setup_cell_runs_locally_and_on_a_simulated_colab(fake_colab, monkey
                         (colab.DRIVE_FOLDER, str(mount_point)))
     installs = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: installs.append(a))
-    source = notebooks.setup_source()
+    source = notebooks.setup_source("01-tensors")
     assert 'USE_DRIVE = False  # @param {type:"boolean"}' in source, "the flag is a Colab checkbox"
     exec(compile(source, "setup-cell", "exec"), {})  # noqa: S102 - the cell, run as Jupyter would
     assert calls == [] and len(installs) == 1, "flag off: installs the course, mounts nothing"

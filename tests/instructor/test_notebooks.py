@@ -124,7 +124,7 @@ def test_exercise_structure(part):
 def test_setup_cell_summary_and_no_dead_apis(part):
     nb = read(part_notebook(part))
     first_code = code_cells(nb)[0]
-    assert first_code.source == notebooks.setup_source(), f"{part}: run `make release` to stamp the setup cell"
+    assert first_code.source == notebooks.setup_source(part), f"{part}: run `make release` to stamp the setup cell"
     assert notebooks.repo_url() in first_code.source
     assert nb.metadata.kernelspec.name == "python3"
     tail = "\n".join(c.source for c in nb.cells[-3:] if c.cell_type == "markdown")
