@@ -22,8 +22,9 @@ submitted code and answers on a Unix socket in the worker's private folder. Per 
 Each kernel is forked from the zygote, never from another kernel, and no kernel can reach the
 zygote (outside its pid namespace and file system): nothing crosses from one submission to the
 next. When the launcher ends, ``--die-with-parent`` ends the holder, the sandbox's pid namespace
-with it, and the kernel. Where any of this fails, ``launch`` starts the cold kernel instead.
-Why this isolates: docs/grading-safety.md#warm-kernels.
+with it, and the kernel; the launcher itself ends with the worker, as bubblewrap does for a cold
+kernel. Where any of this fails, ``launch`` starts the cold kernel instead. Why this isolates:
+docs/grading-safety.md#warm-kernels.
 
 This file imports only the standard library: jupyter_client runs it by its path, as sandbox.py.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import importlib
 import json
 import os
 import select
@@ -45,8 +47,7 @@ from pathlib import Path
 
 NS_GET_PARENT = 0xB702                           # ioctl on a namespace descriptor: its parent user namespace
 NAMESPACES = ("mnt", "ipc", "uts", "net", "cgroup", "pid")  # entered after the outer user namespace
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
-PR_CAP_AMBIENT_CLEAR_ALL = 4
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
 CAPABILITY_VERSION_3 = 0x20080522
 WARM_IMPORTS = ("ipykernel.kernelapp",)         # what ipykernel_launcher imports
 HOLDER = ["/bin/sh", "-c", "echo ready; read line"]  # the sandbox's first process: waits for EOF
@@ -168,8 +169,7 @@ def warm_kernel(config: dict, cwd: str, shared: list[str], rest: list[str]) -> i
             stdio.append(fd)
         except OSError:
             stdio.append(os.open(os.devnull, os.O_RDWR))
-    umask = os.umask(0o022)
-    os.umask(umask)
+    os.umask(umask := os.umask(0o022))  # read, and kept: the kernel takes the launcher's, as a cold one
     request = {"config": config, "cwd": cwd, "argv": rest, "umask": umask}
     with conn:
         _send(conn, request, [*stdio, *fds])
@@ -190,6 +190,9 @@ def warm_kernel(config: dict, cwd: str, shared: list[str], rest: list[str]) -> i
 def launch(argv: list[str]) -> None:
     """``warm.py launch --config RUN.json -f CONNECTION_FILE [kernel args...]``: as sandbox.py's,
     the kernel forked from the worker's zygote where that works, the cold kernel where not."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the worker's end is the kernel's: bwrap's --die-with-parent
+    if os.getppid() == 1:  # the worker ended before that
+        sys.exit("warm: the grading worker is gone")
     sandbox, _ = _siblings()
     config, cwd, shared, rest = sandbox.prepare(argv)
     if config["mode"] != "bwrap" or not config.get("warm"):
@@ -210,8 +213,6 @@ def launch(argv: list[str]) -> None:
 def serve(path: str, preload: list[str]) -> dict:
     """Import ``preload`` and ipykernel, answer on the Unix socket ``path`` until stdin closes.
     Returns only in a submission's kernel process: what :func:`become` needs."""
-    import importlib  # noqa: PLC0415
-
     for name in (*preload, *WARM_IMPORTS):
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
@@ -348,7 +349,6 @@ def namespaces_apart() -> list[str]:
 def become(kernel: dict) -> None:
     """The kernel's last steps before ipykernel: check who it is, take the kernel's folder,
     environment and arguments, start random generators afresh, forget this module."""
-    import importlib  # noqa: PLC0415
     import random  # noqa: PLC0415
     import runpy  # noqa: PLC0415
     import tempfile  # noqa: PLC0415

@@ -11,6 +11,9 @@ import contextlib
 import json
 import os
 import re
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -313,3 +316,43 @@ def test_a_zygote_with_threads_is_refused(tmp_path):
 def test_outside_the_sandbox_a_process_is_told_apart():
     """The kernel's last check before submitted code runs: this test process is in no sandbox."""
     assert warm.namespaces_apart() != []
+
+
+# A grading worker that starts a warm kernel, says where it is, and waits to be killed.
+WORKER = r'''
+import json, sys, time
+from pathlib import Path
+from tests.instructor import test_warm
+k = test_warm.Kernel(Path(sys.argv[1]), sys.argv[2])
+print(json.dumps({"launcher": k.km.provisioner.process.pid, "group": k.group.dirs if k.group else None}), flush=True)
+time.sleep(600)
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_warm_kernel_ends_with_its_worker(zygote, tmp_path):
+    """A worker killed mid-task (SIGKILL) takes its kernels with it, as bubblewrap's
+    --die-with-parent does for a cold kernel: the launcher, the sandbox, the kernel."""
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path), zygote], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        started = next(json.loads(line) for line in worker.stdout if line.startswith("{"))  # the kernel prints too
+    finally:
+        worker.kill()
+    worker.wait()
+    group = limits.Group(started["group"]) if started["group"] else None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (_alive(started["launcher"]) or (group and group.processes())):
+        time.sleep(0.2)
+    try:
+        assert not _alive(started["launcher"]), "the launcher outlived its worker"
+        assert group is None or group.processes() == [], "processes of the submission outlived its worker"
+    finally:
+        if group is not None:
+            group.destroy()
