@@ -38,14 +38,14 @@ from pathlib import Path
 # step and prints the new table when the measured times change. Seconds on 2 CPU cores.
 # --- times:begin learner ---
 LEARNER_SECONDS: dict[str, float] = {
-    "01-tensors": 4.9,
-    "02-neural-networks": 7.6,
-    "03-training": 97.1,
-    "04-fashion-mnist": 100.7,
+    "01-tensors": 2.8,
+    "02-neural-networks": 4.6,
+    "03-training": 29.0,
+    "04-fashion-mnist": 23.0,
     "05-inference-validation": 1056.7,
-    "06-saving-loading": 239.1,
-    "07-loading-image-data": 61.7,
-    "08-transfer-learning": 56.0,
+    "06-saving-loading": 79.0,
+    "07-loading-image-data": 28.3,
+    "08-transfer-learning": 30.0,
 }
 # Parts that offer a smaller setting: (the setting's line, seconds with it).
 QUICK: dict[str, tuple[str, float]] = {
@@ -55,7 +55,7 @@ QUICK: dict[str, tuple[str, float]] = {
 
 # The workload below, on the machine and day the learner times were measured (docs/times.toml,
 # group "calibration", says how); tests/helper/test_calibrate.py keeps the two in step.
-REFERENCE_SECONDS = 0.458
+REFERENCE_SECONDS = 0.403
 CACHE_DAYS = 7
 
 
