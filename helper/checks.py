@@ -1,4 +1,5 @@
-"""What the course's tests use to tell an answer that re-creates a function from one that calls it.
+"""What the course's tests use to tell an answer that re-creates a function from one that calls it,
+and what a cell that runs an earlier exercise's answer uses to name that exercise first.
 
     with without(torch.softmax, why="write it from exp and sum: torch.softmax is what you are re-creating"):
         probabilities = softmax(scores)
@@ -81,3 +82,16 @@ def without(*functions: Callable, why: str) -> Iterator[None]:
     threading.setprofile(previous_threads)
     if called:
         raise Delegated(why) from None
+
+
+@contextlib.contextmanager
+def finished(exercise: str) -> Iterator[None]:
+    """For a cell that runs an earlier exercise's answer: if that answer is not written yet (its
+    cell still raises NotImplementedError) or was never run (NameError), the cell says which
+    exercise to finish, first, instead of a traceback through the unfinished answer."""
+    try:
+        yield
+    except NotImplementedError:
+        raise NotImplementedError(f"finish {exercise} first: this cell runs its answer") from None
+    except NameError as exc:
+        raise NameError(f"{exc}: run the cell of {exercise} first (and finish it)") from None

@@ -84,3 +84,20 @@ def test_a_previous_profiler_is_put_back():
         assert sys.getprofile() is mine
     finally:
         sys.setprofile(None)
+
+
+def test_a_cell_that_runs_an_unfinished_answer_names_the_exercise_first():
+    from helper.checks import finished
+
+    def stub(x):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError, match=r"^finish Exercise 4 \(multilayer\) first") as caught, \
+            finished("Exercise 4 (multilayer)"):
+        stub(1)
+    assert caught.value.__suppress_context__, "the message comes first: raised from None"
+    with pytest.raises(NameError, match=r"run the cell of Exercise 4 \(multilayer\) first"), \
+            finished("Exercise 4 (multilayer)"):
+        undefined_answer(1)  # noqa: F821 - the learner never ran its cell
+    with finished("Exercise 4 (multilayer)"):
+        assert stub is not None  # a finished answer: nothing changes
