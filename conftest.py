@@ -34,24 +34,17 @@ from pathlib import Path
 
 import pytest
 
+from helper import datacheck
 from instructor.course import existing_parts
 from tests import fakedata
 
 pytest_plugins = ["tests.services"]
 
 PARTS = existing_parts()
-# The fake data sets each part's notebook loads (what nbval on the solution, and grading the
-# part, need). Declared here, next to nothing else: a new part needs its line.
-PART_DATA: dict[str, tuple[str, ...]] = {
-    "01-tensors": (),
-    "02-neural-networks": ("MNIST",),
-    "03-training": ("MNIST",),
-    "04-fashion-mnist": ("FashionMNIST",),
-    "05-inference-validation": ("FashionMNIST",),
-    "06-saving-loading": ("FashionMNIST",),
-    "07-loading-image-data": ("MNIST", "Cat_Dog_data"),
-    "08-transfer-learning": ("Cat_Dog_data",),
-}
+# The data sets each part's notebook loads (what nbval on the solution, and grading the part,
+# need): helper.datacheck's table, which the doctor reads too and tests/helper/test_datacheck.py
+# keeps in step with the notebooks.
+PART_DATA = datacheck.PART_DATA
 # Set for pytest-xdist's workers: COURSE_DATA is the controller's fake data folder.
 _FAKE_ENV = "COURSE_DATA_IS_FAKE"
 # Seconds per test file in the last run, in pytest's cache (orders the next run's files); a run

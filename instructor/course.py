@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import html
+import json
 import os
 import re
 import stat
@@ -293,6 +294,33 @@ def read_regular_file(path: Path, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
             return f.read(limit + 1)
     finally:
         os.close(fd)
+
+
+def append_json_lines(path: Path, rows: list[dict]) -> None:
+    """One JSON line per row at the end of ``path``, in one write flushed to disk: a crash cuts at
+    most the last line short, and a new line is never glued to one cut short."""
+    lines = "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
+    with open(path, "ab+") as f:
+        end = f.seek(0, os.SEEK_END)
+        if end and (f.seek(end - 1), f.read(1))[1] != b"\n":
+            lines = b"\n" + lines
+        f.write(lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_json_lines(path: Path):
+    """The JSON objects of ``path``, one a line, in order (none if it does not exist); a line
+    cut short by a crash, or not an object, is skipped."""
+    if not Path(path).exists():
+        return
+    for line in Path(path).read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            yield row
 
 
 def write_atomically(path: Path, data: bytes) -> None:

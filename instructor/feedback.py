@@ -29,11 +29,13 @@ from pathlib import Path
 
 from .coordinator import run_windowed
 from .course import (
+    append_json_lines,
     check_course,
     gradebook,
     graded_dir,
     notebook_in,
     one_line,
+    read_json_lines,
     read_regular_file,
     released_parts,
     submission_dir,
@@ -146,26 +148,12 @@ def read_grades(course: Path, part: str) -> dict[str, dict]:
 
 
 def _read_manifest(course: Path) -> dict[tuple[str, str], str]:
-    path = Path(course) / "feedback" / MANIFEST
-    done = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                done[(row["student"], row["part"])] = row["digest"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short by a crash
-    return done
+    rows = read_json_lines(Path(course) / "feedback" / MANIFEST)
+    return {(r["student"], r["part"]): r["digest"] for r in rows if {"student", "part", "digest"} <= r.keys()}
 
 
 def _append_manifest(course: Path, rows: list[dict]) -> None:
-    path = Path(course) / "feedback" / MANIFEST
-    with open(path, "ab+") as f:
-        end = f.seek(0, os.SEEK_END)
-        prefix = b"\n" if end and (f.seek(end - 1), f.read(1))[1] != b"\n" else b""
-        f.write(prefix + "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    append_json_lines(Path(course) / "feedback" / MANIFEST, rows)
 
 
 def _digest(*inputs: bytes, grades: dict) -> str:

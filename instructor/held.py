@@ -13,10 +13,9 @@ held again if its grading sends it for review.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from .course import gradebook
+from .course import append_json_lines, gradebook, read_json_lines
 from .outcome import read_journal
 
 CLEARED = ".cleared.jsonl"  # under autograded/: one line per clearance
@@ -28,16 +27,8 @@ def _cleared_path(course: Path) -> Path:
 
 def cleared(course: Path) -> dict[tuple[str, str], str]:
     """{(student, part): digest of the submission cleared}."""
-    out: dict[tuple[str, str], str] = {}
-    path = _cleared_path(course)
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-                out[(row["student"], row["part"])] = row["sha256"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut short
-    return out
+    return {(row["student"], row["part"]): row["sha256"]
+            for row in read_json_lines(_cleared_path(course)) if {"student", "part", "sha256"} <= row.keys()}
 
 
 def held(course: Path, part: str) -> dict[str, str]:
@@ -66,9 +57,7 @@ def clear(course: Path, student: str, part: str) -> str:
                          "grade it again (make autograde FORCE=1) once the cause is fixed")
     if not outcome.review:
         raise ValueError(f"{student} / {part} is not held: its feedback is rendered as it is")
-    path = _cleared_path(course)
-    with open(path, "a") as f:
-        f.write(json.dumps({"student": student, "part": part, "sha256": outcome.sha256}) + "\n")
+    append_json_lines(_cleared_path(course), [{"student": student, "part": part, "sha256": outcome.sha256}])
     _unflag(course, student, part)
     return f"cleared {student} / {part} (was held: {outcome.review}); make feedback renders its page"
 

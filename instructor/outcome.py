@@ -12,13 +12,12 @@ through Dask to the coordinator, the journal, ``grading-report.csv``, the grades
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .course import JOURNAL, REPORT
+from .course import JOURNAL, REPORT, append_json_lines, read_json_lines
 
 STATUSES = ("graded", "flagged", "tampered")   # flagged: not gradable, or a limit hit
 
@@ -87,29 +86,17 @@ def append(course: Path, outcome: Outcome) -> None:
 def append_many(course: Path, outcomes: list[Outcome]) -> None:
     """Journal ``outcomes``, one line each, in one write flushed to disk (a crash cuts at most
     the last line short: :func:`read_journal` skips it)."""
-    lines = "".join(json.dumps({**{k: v for k, v in asdict(o).items() if k in FIELDS},
-                                **({"provenance": o.provenance} if o.provenance else {})}) + "\n" for o in outcomes)
-    with open(journal_path(course), "ab+") as f:
-        end = f.seek(0, os.SEEK_END)
-        if end and (f.seek(end - 1), f.read(1))[1] != b"\n":
-            lines = "\n" + lines  # after a line a crash cut short: never glue a new one to it
-        f.write(lines.encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    append_json_lines(journal_path(course), [{**{k: v for k, v in asdict(o).items() if k in FIELDS},
+                                              **({"provenance": o.provenance} if o.provenance else {})}
+                                             for o in outcomes])
 
 
 def read_journal(course: Path) -> dict[tuple[str, str], Outcome]:
     """Every outcome recorded so far (the last one per student and part)."""
     outcomes: dict[tuple[str, str], Outcome] = {}
-    path = journal_path(course)
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            outcomes[(row["student"], row["part"])] = got = _from_row(row)
-            got.provenance = row["provenance"] if isinstance(row.get("provenance"), dict) else {}  # older lines: none
+    for row in read_json_lines(journal_path(course)):
+        outcomes[(row["student"], row["part"])] = got = _from_row(row)
+        got.provenance = row["provenance"] if isinstance(row.get("provenance"), dict) else {}  # older lines: none
     return outcomes
 
 
