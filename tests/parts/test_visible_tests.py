@@ -24,18 +24,20 @@ import re
 import textwrap
 
 import matplotlib
-import nbformat
 import pytest
 
-from instructor import notebooks
 from tests.parts.cells import (
     comparisons,
     fails_on_purpose,
     is_answer,
+    is_test,
     label,
     learner_names,
+    meta,
     needed_cells,
     parse,
+    parts,
+    released,
     run,
     solution,
     visible,
@@ -43,22 +45,6 @@ from tests.parts.cells import (
 from tests.parts.test_parts_01_04_mistakes import _notebook, _python
 
 matplotlib.use("Agg")
-
-
-def _parts() -> list[str]:
-    return sorted(p.parent.name for p in notebooks.ROOT.glob("solutions/*/*.ipynb"))
-
-
-def _meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {}) or {}
-
-
-def _is_test(cell) -> bool:
-    return cell.cell_type == "code" and bool(_meta(cell).get("grade")) and not _meta(cell).get("solution")
-
-
-def _is_answer(cell) -> bool:
-    return cell.cell_type == "code" and bool(_meta(cell).get("solution")) and not _meta(cell).get("grade")
 
 
 def _fold(line: str) -> str:
@@ -79,19 +65,15 @@ def _solution_lines(source: str) -> set[str]:
     return lines
 
 
-def _released(part: str):
-    return nbformat.read(notebooks.ROOT / "notebooks" / part / f"{part}.ipynb", as_version=4)
-
-
 def _released_tests(part: str) -> list[str]:
-    return [c.source for c in _released(part).cells if _is_test(c)]
+    return [c.source for c in released(part).cells if is_test(c)]
 
 
-@pytest.mark.parametrize("part", _parts())
+@pytest.mark.parametrize("part", parts())
 def test_no_solution_line_in_a_visible_test(part):
     """Lines the released notebook shows elsewhere (its text and examples) are no secret."""
-    answers = [c.source for c in _notebook(part).cells if _is_answer(c)]
-    shown = {_fold(line) for c in _released(part).cells if not _is_test(c) for line in c.source.splitlines()}
+    answers = [c.source for c in _notebook(part).cells if is_answer(c)]
+    shown = {_fold(line) for c in released(part).cells if not is_test(c) for line in c.source.splitlines()}
     solution = set().union(*map(_solution_lines, answers)) - shown if answers else set()
     for test in _released_tests(part):
         leaked = solution & {_fold(line) for line in test.splitlines()}
@@ -129,10 +111,10 @@ def _shapes(source: str, solution_only: bool = False) -> set[str]:
             if isinstance(node, simple) and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))}
 
 
-@pytest.mark.parametrize("part", _parts())
+@pytest.mark.parametrize("part", parts())
 def test_no_visible_test_restates_a_solution(part):
     """At most half of an answer's statements (by shape) in any one visible test."""
-    for cell in (c for c in _notebook(part).cells if _is_answer(c)):
+    for cell in (c for c in _notebook(part).cells if is_answer(c)):
         solution = _shapes(cell.source, solution_only=True)
         if len(solution) < 3:
             continue
@@ -140,7 +122,7 @@ def test_no_visible_test_restates_a_solution(part):
             shared = solution & _shapes(test)
             assert len(shared) <= len(solution) / 2, \
                 (f"{part}: a visible test restates {len(shared)} of the {len(solution)} statements of "
-                 f"{_meta(cell).get('grade_id')}'s solution: {sorted(shared)[:4]}")
+                 f"{meta(cell).get('grade_id')}'s solution: {sorted(shared)[:4]}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -382,12 +364,12 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
     namespace: dict = {"__name__": "__main__"}
     answers: list = []       # the answer cells since the last test cell
     failures, tried = [], 0
-    last_test = max((i for i, c in enumerate(nb.cells) if _is_test(c)), default=-1)
+    last_test = max((i for i, c in enumerate(nb.cells) if is_test(c)), default=-1)
     wanted = needed_cells(nb, last_test) if sliced else range(last_test + 1)
     for i, cell in enumerate(nb.cells[:last_test + 1]):
         if cell.cell_type != "code" or i not in wanted:
             continue
-        if not _is_test(cell):
+        if not is_test(cell):
             try:
                 run(cell.source, namespace, label(cell, i))
             except Exception:
@@ -400,7 +382,7 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
             continue
         tree = parse(visible(cell.source))
         top = [n for n in (tree.body if tree else []) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-        others = [(label(c, j), *ref) for j, c in enumerate(nb.cells) if _is_test(c) and j != i
+        others = [(label(c, j), *ref) for j, c in enumerate(nb.cells) if is_test(c) and j != i
                   and parse(visible(c.source)) for ref in _references(c.source, learner)]
         references = _references(cell.source, learner) if tree else []
         for answer in _answers(answers):
@@ -428,7 +410,7 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
     return failures, tried
 
 
-@pytest.mark.parametrize("part", [pytest.param(p, marks=pytest.mark.course_data(p)) for p in _parts()])
+@pytest.mark.parametrize("part", [pytest.param(p, marks=pytest.mark.course_data(p)) for p in parts()])
 def test_no_visible_reference_passes_for_an_answer(part, monkeypatch):
     """Every value a visible test compares with, made an answer's body, fails the hidden tests."""
     import helper.data
