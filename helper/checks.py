@@ -7,9 +7,11 @@ and what a cell that runs an earlier exercise's answer uses to name that exercis
 Inside the block, every call is watched (``sys.setprofile``, and ``threading.setprofile`` for
 threads started there): a call to one of the functions named, under any name it was imported or
 stored as, makes the block fail with ``why`` once the code inside it returns or raises. A
-PyTorch built-in counts however it is reached (``torch.softmax(x)``, ``x.softmax()``, or
-``F.softmax``, which calls ``x.softmax``); a Python function or class (``helper.metrics.accuracy``,
-``nn.Softmax``) counts when its code runs. Turning the watch off from inside counts too.
+PyTorch built-in counts however it is reached (``torch.softmax(x)``, ``x.softmax()``, ``F.softmax``,
+which calls ``x.softmax``, the private ``torch._softmax``, ``torch.ops.aten._softmax``, a scripted
+function: the ATen operator itself is watched too, through a dispatch mode); a Python function or
+class (``helper.metrics.accuracy``, ``nn.Softmax``) counts when its code runs; a module forbids
+all of its package. Turning the watch off from inside counts too.
 """
 
 from __future__ import annotations
@@ -51,35 +53,71 @@ def _is_torch(builtin) -> bool:
 @contextlib.contextmanager
 def without(*functions: Callable, why: str) -> Iterator[None]:
     """Fail with ``why`` (a :class:`Delegated`, an AssertionError) if the code in the block calls
-    any of ``functions``; see the module's docstring."""
+    any of ``functions``; see the module's docstring. A module among them (``numpy``) forbids
+    everything of that package; ``torch`` forbids every tensor operation."""
+    packages = tuple(f.__name__ for f in functions if isinstance(f, types.ModuleType))
+    functions = tuple(f for f in functions if not isinstance(f, types.ModuleType))
     codes: set[types.CodeType] = set().union(*map(_codes, functions))
     builtins = [f for f in functions if not _codes(f)]
-    names = {getattr(f, "__name__", None) for f in builtins} - {None}
+
+    def base(name) -> str:  # "_softmax", "aten::_softmax.default", "softmax" -> "softmax"
+        return str(name or "").split("::")[-1].split(".")[0].lstrip("_")
+
+    names = {base(getattr(f, "__name__", None)) for f in builtins} - {""}
+    every_op = "torch" in packages
     called: list[str] = []
+    try:  # torch.ops' Python entry points: the op they call has no name of its own
+        from torch._ops import OpOverload, OpOverloadPacket
+        ops = {OpOverload.__call__.__code__, OpOverloadPacket.__call__.__code__}
+    except (ImportError, AttributeError):
+        ops = set()
+
+    def owned(name: str) -> bool:
+        return any(name == p or name.startswith(p + ".") for p in packages)
 
     def watch(frame, event, arg):
         if frame.f_globals is _HERE:
             return  # the watch being set and taken down
-        if event == "call" and frame.f_code in codes:
-            called.append(frame.f_code.co_name)
+        if event == "call":
+            if frame.f_code in codes or owned(frame.f_globals.get("__name__", "")):
+                called.append(frame.f_code.co_name)
+            elif frame.f_code in ops and (every_op or base(getattr(frame.f_locals.get("self"), "__name__", ""))
+                                          in names):
+                called.append("torch.ops")
         elif event == "c_call":
             name = getattr(arg, "__name__", None)
-            if name in _UNWATCH or name in names and (any(arg is f for f in builtins) or _is_torch(arg)):
-                called.append(name)
+            owner = getattr(arg, "__self__", None)
+            module = getattr(arg, "__module__", None) or type(owner).__module__ or ""
+            if name in _UNWATCH or base(name) in names and (any(arg is f for f in builtins) or _is_torch(arg)) \
+                    or owned(getattr(owner, "__name__", "") if isinstance(owner, types.ModuleType) else module):
+                called.append(str(name))
 
-    previous, previous_threads = sys.getprofile(), threading.getprofile()
-    sys.setprofile(watch)
-    threading.setprofile(watch)
-    try:
-        yield
-    except BaseException:
+    with contextlib.ExitStack() as stack:
+        if every_op or any(_is_torch(f) for f in builtins):
+            # Below every Python route: the ATen operator that runs (torch._softmax, torch.ops.aten,
+            # a scripted function), whatever called it.
+            from torch.utils._python_dispatch import TorchDispatchMode
+
+            class Ops(TorchDispatchMode):
+                def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                    if every_op or base(getattr(func, "__name__", "")) in names:
+                        called.append(str(func))
+                    return func(*args, **(kwargs or {}))
+
+            stack.enter_context(Ops())
+        previous, previous_threads = sys.getprofile(), threading.getprofile()
+        sys.setprofile(watch)
+        threading.setprofile(watch)
+        try:
+            yield
+        except BaseException:
+            sys.setprofile(previous)
+            threading.setprofile(previous_threads)
+            if called:
+                raise Delegated(why) from None
+            raise
         sys.setprofile(previous)
         threading.setprofile(previous_threads)
-        if called:
-            raise Delegated(why) from None
-        raise
-    sys.setprofile(previous)
-    threading.setprofile(previous_threads)
     if called:
         raise Delegated(why) from None
 

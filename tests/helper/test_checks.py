@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 
 import pytest
 import torch
@@ -13,13 +14,22 @@ from torch import nn
 import helper.metrics
 from helper.checks import Delegated, without
 
-SOFTMAX = (torch.softmax, torch.Tensor.softmax, F.softmax)
+SOFTMAX = (torch.softmax, torch.Tensor.softmax, F.softmax, torch.log_softmax)
 _stored = torch.softmax
 
 
-def _in_a_thread(x):
+def _softmax_rows(x: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(x, 1)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FutureWarning)  # newer PyTorch deprecates TorchScript, not removed
+    _scripted = torch.jit.script(_softmax_rows)
+
+
+def _in_a_thread(x, route=lambda t: torch.softmax(t, 1)):
     out = []
-    worker = threading.Thread(target=lambda: out.append(torch.softmax(x, 1)))
+    worker = threading.Thread(target=lambda: out.append(route(x)))
     worker.start()
     worker.join()
     return out[0]
@@ -34,6 +44,12 @@ ROUTES = {
     "a computed name": lambda x: getattr(torch, "soft" + "max")(x, 1),
     "the watch turned off first": lambda x: (sys.setprofile(None), torch.softmax(x, 1))[1],
     "another thread": _in_a_thread,
+    "the private operator": lambda x: torch._softmax(x, 1, False),
+    "ATen's operator": lambda x: torch.ops.aten._softmax.default(x, 1, False),
+    "ATen's packet": lambda x: torch.ops.aten.softmax(x, 1),
+    "the log-softmax, exponentiated": lambda x: torch._log_softmax(x, 1, False).exp(),
+    "a scripted function": lambda x: _scripted(x),
+    "ATen's operator in another thread": lambda x: _in_a_thread(x, lambda t: torch.ops.aten._softmax(t, 1, False)),
 }
 
 
@@ -101,3 +117,17 @@ def test_a_cell_that_runs_an_unfinished_answer_names_the_exercise_first():
         undefined_answer(1)  # noqa: F821 - the learner never ran its cell
     with finished("Exercise 4 (multilayer)"):
         assert stub is not None  # a finished answer: nothing changes
+
+
+@pytest.mark.parametrize("route", ["numpy", "tensors", "torch.ops"])
+def test_a_module_forbids_all_of_its_package(route):
+    import numpy as np
+
+    answers = {"numpy": lambda a, b: np.broadcast_shapes(a, b),
+               "tensors": lambda a, b: tuple((torch.full(a, 0.0) + torch.full(b, 0.0)).shape),
+               "torch.ops": lambda a, b: tuple(torch.ops.aten.add(torch.ops.aten.rand(a),
+                                                                   torch.ops.aten.rand(b)).shape)}
+    with pytest.raises(Delegated), without(torch, np, why="work the shape out with the rule"):
+        answers[route]((5, 1), (1, 3))
+    with without(torch, np, why="no"):  # pure Python: nothing of either package runs
+        assert max(len((5, 1)), len((1, 3))) == 2

@@ -127,6 +127,11 @@ def test_p1_activation_that_calls_the_built_in_sigmoid_is_named(answer):
     "return tuple(torch.broadcast_shapes(a, b))",
     "return tuple((torch.zeros(a) + torch.zeros(b)).shape)",
     "import torch as t\n    return tuple(getattr(t, 'broadcast_' + 'shapes')(a, b))",
+    # under other names: NumPy's rule, other factories, ATen's operators, the private spelling
+    "import numpy\n    return tuple(numpy.broadcast_shapes(a, b))",
+    "return tuple((torch.full(a, 0.0) + torch.full(b, 0.0)).shape)",
+    "return tuple(torch.ops.aten.add(torch.ops.aten.rand(a), torch.ops.aten.rand(b)).shape)",
+    "import numpy\n    return (numpy.empty(a) + numpy.empty(b)).shape",
 ])
 def test_p1_broadcast_shape_that_asks_torch_is_named(answer):
     wrong = f"def broadcast_shape(a, b):\n    try:\n        {answer.replace(chr(10), chr(10) + '    ')}\n" \
@@ -134,8 +139,8 @@ def test_p1_broadcast_shape_that_asks_torch_is_named(answer):
     for hidden in (False, True):
         with pytest.raises(AssertionError) as info:
             run_cells(P1, {"broadcast_shape": wrong}, "test_broadcast_shape", hidden=hidden)
-        assert "torch.broadcast_shapes (or adding two tensors of those shapes) is what you are re-creating" \
-            in str(info.value), info.value
+        assert "torch.broadcast_shapes (or NumPy's, or adding two tensors or arrays of those shapes) is what you " \
+            "are re-creating" in str(info.value), info.value
 
 
 def test_p1_the_visible_multilayer_test_spells_no_answer_and_names_the_value():
@@ -217,7 +222,12 @@ def build_classifier():
 @pytest.mark.parametrize("answer", ["return torch.softmax(x, dim=1)", "return x.softmax(dim=1)",
                                     "return F.softmax(x, dim=1)", "return nn.Softmax(dim=1)(x)",
                                     "return torch.log_softmax(x, dim=1).exp()",
-                                    "return torch.special.softmax(x, 1)"])
+                                    "return torch.special.softmax(x, 1)",
+                                    # under other names: the private spelling, ATen's operators
+                                    "return torch._softmax(x, 1, False)",
+                                    "return torch.ops.aten._softmax.default(x, 1, False)",
+                                    "return torch.ops.aten.softmax(x, 1)",
+                                    "return torch._log_softmax(x, 1, False).exp()"])
 def test_p2_softmax_that_calls_the_built_in_is_named(answer):
     for hidden in (False, True):
         with pytest.raises(AssertionError) as info:
