@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .course import (
-    course_config,
     grade_id,
     graded_dir,
     html_table,
@@ -39,7 +38,7 @@ from .course import (
     released_parts,
     write_csv,
 )
-from .verdicts import HOLE, explained_by, message_sites
+from .verdicts import HOLE, explanation, message_sites, source_notebook
 
 UNEXPLAINED = "unexplained"
 UNTAGGED = "untagged"   # a message of the tests that carries no id yet
@@ -69,14 +68,6 @@ class Found:
         return {"part": self.part, "exercise": self.exercise, "mistake": self.mistake, "message": self.message,
                 "count": len(self.learners), "share": f"{self.share:.2f}", "learners": " ".join(self.learners),
                 "section": self.section}
-
-
-def _source_notebook(course: Path, part: str):
-    import nbformat
-
-    folder = course_config(course).get("CourseDirectory", {}).get("source_directory", "source")
-    return nbformat.reads(read_regular_file(Path(course) / folder / part / f"{part}.ipynb").decode("utf-8"),
-                          as_version=4)
 
 
 def exercises(nb) -> dict[str, tuple[str, str, str]]:
@@ -119,19 +110,11 @@ def _error_line(error: dict) -> str:
     return (text.splitlines() or [""])[0][:160]
 
 
-def _explained(error: dict, gid: str, tests: dict[str, tuple[str, str, str]]):
-    """The message a failed test's ``error`` is, as its feedback page finds it
-    (:func:`instructor.verdicts.failure_message`): one of this test cell's, else one of the part's
-    other test cells' (a check one test defines and another calls); or None."""
-    sources = [tests[gid][0], *(source for g, (source, _, _) in tests.items() if g != gid)]
-    return next((t for source in sources if (t := explained_by(error, source)) is not None), None)
-
-
 def part_mistakes(course: Path, part: str) -> list[Found]:
     """Every named mistake (and the unexplained failures) of ``part``'s graded notebooks, by
     exercise in the notebook's order, the most common first. An unanswered exercise (its stub's
     NotImplementedError) is no mistake; nor is a test that did not run."""
-    tests = exercises(_source_notebook(course, part))
+    tests = exercises(source_notebook(course, part))
     found: dict[tuple[str, str, str], Found] = {}
     raw: dict[str, Counter] = {}
     graded = 0
@@ -145,7 +128,7 @@ def part_mistakes(course: Path, part: str) -> list[Found]:
             if not errors or errors[-1].get("ename") == "NotImplementedError":
                 continue
             _, exercise, section = tests[gid]
-            template = _explained(errors[-1], gid, tests)
+            template = explanation(errors[-1], tests[gid][0], [src for g, (src, _, _) in tests.items() if g != gid])
             if template is None:
                 key = (gid, UNEXPLAINED, "")
                 raw.setdefault(gid, Counter())[_error_line(errors[-1])] += 1

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ast
 import builtins
 import copy
+import functools
 import hashlib
 import io
 import re
@@ -174,7 +175,8 @@ def message_sites(source: str) -> list[tuple[Template, int]]:
     return out
 
 
-def templates(source: str) -> list[Template]:
+@functools.lru_cache(maxsize=512)  # a class's failures read the same few test cells again and again
+def templates(source: str) -> tuple[Template, ...]:
     """Every message ``source`` (a test cell, hidden tests included) can fail with: assert
     messages, the first argument of an exception it raises, ``why=`` keywords; a message held in
     a name is followed to the string assigned to it in the cell. Each carries its mistake id."""
@@ -183,7 +185,7 @@ def templates(source: str) -> list[Template]:
         if t.text not in seen:
             seen.add(t.text)
             out.append(t)
-    return out
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +226,12 @@ def explained_by(error: dict, source: str) -> Template | None:
     return None
 
 
+def explanation(error: dict, source: str, others=()) -> Template | None:
+    """The message a failed test's ``error`` is: one of ``source``'s (the test cell's), else one of
+    ``others``' (the part's other test cells: a check one test defines and another calls); or None."""
+    return next((t for text in (source, *others) if (t := explained_by(error, text)) is not None), None)
+
+
 def failure_message(error: dict, source: str, defined: set[str], others: tuple[str, ...] = ()) -> str:
     """What a page says about a failed test cell whose error output is ``error``: a message of
     ``source`` (the test cell, hidden tests included), or else of ``others`` (the part's other
@@ -231,9 +239,8 @@ def failure_message(error: dict, source: str, defined: set[str], others: tuple[s
     or the error's type and the learner's function it came from. Never text from the run itself."""
     ename = str(error.get("ename", ""))
     kind = ename if ename in KNOWN_ERRORS else "an exception of a class your code defines"
-    for text in (source, *others):
-        if (template := explained_by(error, text)) is not None:
-            return f"AssertionError: {template.text}"
+    if (template := explanation(error, source, others)) is not None:
+        return f"AssertionError: {template.text}"
     evalue = str(error.get("evalue", ""))
     if ename == "NameError":
         match = re.fullmatch(r"name '(\w+)' is not defined", evalue)
@@ -310,11 +317,16 @@ def _verdict_cell(gid: str, tests: dict[str, str], graded, defined: set[str]):
     return cell
 
 
-def release_tests(course: Path, part: str) -> dict[str, str]:
-    """{grade id: source} of the test cells of ``part``'s source notebook (hidden tests included):
-    what a page's test cells and messages come from."""
+def source_notebook(course: Path, part: str):
+    """``part``'s source notebook in ``course`` (the release's, hidden tests included)."""
     import nbformat
 
     folder = course_config(course).get("CourseDirectory", {}).get("source_directory", "source")
-    nb = nbformat.reads(read_regular_file(Path(course) / folder / part / f"{part}.ipynb").decode("utf-8"), as_version=4)
-    return {grade_id(c): c.source for c in nb.cells if is_test_cell(c)}
+    return nbformat.reads(read_regular_file(Path(course) / folder / part / f"{part}.ipynb").decode("utf-8"),
+                          as_version=4)
+
+
+def release_tests(course: Path, part: str) -> dict[str, str]:
+    """{grade id: source} of the test cells of ``part``'s source notebook (hidden tests included):
+    what a page's test cells and messages come from."""
+    return {grade_id(c): c.source for c in source_notebook(course, part).cells if is_test_cell(c)}
