@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from .course import ROOT, grade_id, is_test_cell, nbgrader_meta, part_notebook
+from .course import ROOT, grade_id, is_test_cell, nbgrader_meta
 from .outcome import Outcome
 
 # The inputs, in the order a change names them; "submission" is the outcome's sha256.
@@ -35,10 +35,10 @@ INPUTS = ("submission", "release", "course", "torch", "nbgrader", "python", "san
 def release_digest(course: Path, part: str) -> str:
     """sha256 of ``part``'s tests: each test cell of its source notebook (grade id, points, source,
     hidden tests included), in order. Anything else in the notebook leaves it as it is."""
-    import nbformat
+    from .verdicts import source_notebook
 
     try:
-        nb = nbformat.read(part_notebook(part, course=Path(course)), as_version=4)
+        nb = source_notebook(course, part)
     except OSError:
         return ""  # no source notebook here: not recorded
     cells = [[grade_id(c), nbgrader_meta(c).get("points"), c.source] for c in nb.cells if is_test_cell(c)]
