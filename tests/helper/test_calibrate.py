@@ -87,8 +87,8 @@ def test_durations_read_like_the_times_page():
     cal = Calibration(2 * calibrate.REFERENCE_SECONDS, {}, "")
     part = "05-inference-validation"
     assert calibrate.part_estimate(part, cal) == \
-        f"about {2 * calibrate.LEARNER_SECONDS[part] / 60:.1f} min, {2 * calibrate.QUICK[part][1] / 60:.1f} min " \
-        "with `quick = True`"
+        f"about {calibrate.duration(2 * calibrate.LEARNER_SECONDS[part])}, " \
+        f"{calibrate.duration(2 * calibrate.QUICK[part][1])} with `quick = True`"
 
 
 def test_the_real_workload_runs_and_measures_something():
