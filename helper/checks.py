@@ -27,6 +27,44 @@ _UNWATCH = frozenset({"setprofile", "settrace", "setprofile_all_threads", "settr
 
 
 _HERE = globals()
+# A package's own replacements for standard-library functions: torch's inspect.getfile runs when
+# inspect.getsource does, on the library's behalf, and is no call of torch's.
+_LIBRARY_PATCHES = ("torch/package/package_importer.py",)
+
+
+def _excused(frame) -> bool:
+    """Code of a package's that runs on another's behalf, borrowing nothing: its patch of the
+    standard library, or a module's ``__getattr__`` or ``__dir__`` (a module's own, PEP 562, or its
+    class's: torch.ops is a module of a class of torch's), which inspect reaches when it looks
+    every module over (inspect.getsource does). What such a hook returns is watched when called."""
+    code = frame.f_code
+    if code.co_name in ("__getattr__", "__dir__"):
+        hook = frame.f_globals.get(code.co_name)
+        first = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+        if getattr(hook, "__code__", None) is code or isinstance(first, types.ModuleType):
+            return True
+    return code.co_filename.replace("\\", "/").endswith(_LIBRARY_PATCHES)
+
+
+def _operators(forbidden: Callable[[str], bool], called: list[str]):
+    """A dispatch mode that adds each ATen operator ``forbidden(name)`` holds for to ``called``.
+    Its ``_should_skip_dynamo`` says no: newer PyTorch would otherwise wrap ``__torch_dispatch__``
+    to keep torch.compile out of it, importing torch._dynamo (some 900 modules and a quarter of a
+    GiB of address space in the learner's kernel) the first time an operator ran under it. A class
+    of its own each time: nothing a learner's cell could reach and change between two tests."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Operators(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:
+            return False
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if forbidden(str(getattr(func, "__name__", ""))):
+                called.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    return Operators()
 
 
 class Delegated(AssertionError):
@@ -79,7 +117,7 @@ def without(*functions: Callable, why: str) -> Iterator[None]:
         if frame.f_globals is _HERE:
             return  # the watch being set and taken down
         if event == "call":
-            if frame.f_code in codes or owned(frame.f_globals.get("__name__", "")):
+            if frame.f_code in codes or owned(frame.f_globals.get("__name__", "")) and not _excused(frame):
                 called.append(frame.f_code.co_name)
             elif frame.f_code in ops and (every_op or base(getattr(frame.f_locals.get("self"), "__name__", ""))
                                           in names):
@@ -96,15 +134,7 @@ def without(*functions: Callable, why: str) -> Iterator[None]:
         if every_op or any(_is_torch(f) for f in builtins):
             # Below every Python route: the ATen operator that runs (torch._softmax, torch.ops.aten,
             # a scripted function), whatever called it.
-            from torch.utils._python_dispatch import TorchDispatchMode
-
-            class Ops(TorchDispatchMode):
-                def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                    if every_op or base(getattr(func, "__name__", "")) in names:
-                        called.append(str(func))
-                    return func(*args, **(kwargs or {}))
-
-            stack.enter_context(Ops())
+            stack.enter_context(_operators(lambda op: every_op or base(op) in names, called))
         previous, previous_threads = sys.getprofile(), threading.getprofile()
         sys.setprofile(watch)
         threading.setprofile(watch)

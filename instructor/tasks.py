@@ -335,7 +335,7 @@ def _verdict(run: _Run, out: Outcome, failed: Exception | None, timed_out: bool)
         out.notebook = read_regular_file(graded).decode("utf-8")
         if limit_hits:  # a canary starved by the submission's own limit is no tampering
             out.reason = "; ".join(limit_hits)
-        elif str(verdict.get("reason") or "").startswith("timed out"):
+        elif str(verdict.get("reason") or "").startswith(("timed out", "out of memory")):
             out.reason = verdict["reason"]  # flagged: the kernel could not be checked after it
         elif verdict.get("reason"):
             out.status, out.reason = "tampered", verdict["reason"]

@@ -419,6 +419,12 @@ threading.Thread(target=_flip, daemon=True).start()
     "without_disabled": ("import contextlib\nimport helper.checks\n"
                          "helper.checks.without = lambda *functions, why: contextlib.nullcontext()\n"),
     "without_ignores_notebook_frames": "import helper.checks\nhelper.checks._HERE = globals()\n",
+    # ... every file taken for torch's own patch of the standard library (so no call of torch's counts),
+    # or the dispatch mode that sees the ATen operators entered and left without being pushed.
+    "without_excuses_every_file": "import helper.checks\nhelper.checks._LIBRARY_PATCHES = ('',)\n",
+    "dispatch_mode_blinded": ("from torch.utils import _python_dispatch\n"
+                              "_python_dispatch.TorchDispatchMode.__enter__ = lambda self: self\n"
+                              "_python_dispatch.TorchDispatchMode.__exit__ = lambda self, *args: None\n"),
 }
 
 # Which check must catch each cheat ("defeated already" ones only need the scan).
@@ -460,7 +466,7 @@ CAUGHT_BY: dict[str, set[str]] = {
     "code_swapped_in_place": _BOTH,
     # helper.checks.without's profile hooks, itself or its globals replaced: the fingerprints differ.
     "profile_hook_blinded": _BOTH, "thread_profile_blinded": _BOTH, "without_disabled": _BOTH,
-    "without_ignores_notebook_frames": _BOTH,
+    "without_ignores_notebook_frames": _BOTH, "without_excuses_every_file": _BOTH, "dispatch_mode_blinded": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

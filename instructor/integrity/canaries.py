@@ -85,7 +85,11 @@ _IDENTITIES = (
     # ... and what helper.checks.without (a test's watch on an answer's calls) stands on, globals read included
     "sys.setprofile", "sys.getprofile", "threading.setprofile", "threading.getprofile", "helper.checks.without",
     "helper.checks.without.__wrapped__", "helper.checks._codes", "helper.checks._is_torch", "helper.checks._UNWATCH",
-    "helper.checks._HERE", "helper.checks.Delegated",
+    "helper.checks._HERE", "helper.checks.Delegated", "helper.checks._excused", "helper.checks._LIBRARY_PATCHES",
+    "helper.checks._operators", "torch.utils._python_dispatch.TorchDispatchMode",
+    "torch.utils._python_dispatch.TorchDispatchMode.__enter__",
+    "torch.utils._python_dispatch.TorchDispatchMode.__exit__",
+    "torch.utils._python_dispatch._push_mode", "torch.utils._python_dispatch._pop_mode",
 )
 # Replaced by torch itself: importing torch._dynamo (torch.compile, an ONNX export, %timeit's
 # first use of it) wraps torch.manual_seed, so its identity says nothing about the learner.
@@ -285,6 +289,11 @@ def _judge(checks, fails, canary: _Canary, where: str, before: list[str] | None 
     """None if the executed canary cells behaved, else the reason (``where``: "after cell 9").
     ``before``: the addresses the canary at the start printed, before any learner code ran."""
     the = f"the canary {where}"
+    starved = [o for cell in (checks, fails) for o in cell.get("outputs", [])
+               if o.get("output_type") == "error" and o.get("ename") == "MemoryError"]
+    if starved:  # the learner's own memory use, kept: no tampering, and no kernel left to vouch for
+        return (f"out of memory: {the} raised MemoryError: the submission had used up its memory limit "
+                f"and kept it, so its kernel could not be checked from there on")
     if before is not None:
         seen = _identities(checks, canary)
         wrong = _replaced(seen, before) if seen is not None else ["the canary's own report"]

@@ -131,3 +131,50 @@ def test_a_module_forbids_all_of_its_package(route):
         answers[route]((5, 1), (1, 3))
     with without(torch, np, why="no"):  # pure Python: nothing of either package runs
         assert max(len((5, 1)), len((1, 3))) == 2
+
+
+def test_inspect_looking_torch_over_is_no_call_of_torchs():
+    """inspect.getsource on a notebook cell's code runs torch's code on inspect's behalf: torch's
+    replacement for inspect.getfile, and the __getattr__ of every module (torch.backends', torch._VF's)
+    that inspect looks over for the cell's file. An answer that reads its own source (to print it,
+    say) borrowed nothing; a torch function planted in a standard-library module is still torch's."""
+    import inspect
+    import linecache
+    import string
+
+    import numpy as np
+
+    cell = "cell-of-a-notebook.py"  # no module's file: inspect looks every module over
+    source = ("def rule(a, b):\n    inspect.getsource(rule)\n"
+              "    return tuple(max(x, y) for x, y in zip(a, b))\n")
+    linecache.cache[cell] = (len(source), None, source.splitlines(True), cell)
+    namespace = {"inspect": inspect}
+    exec(compile(source, cell, "exec"), namespace)
+    try:
+        with without(torch, np, why="no"):
+            assert namespace["rule"]((5, 1), (1, 3)) == (5, 3)
+    finally:
+        del linecache.cache[cell]
+    string.planted = np.broadcast_shapes
+    try:
+        with pytest.raises(Delegated), without(torch, np, why="work the shape out with the rule"):
+            string.planted((5, 1), (1, 3))
+    finally:
+        del string.planted
+
+
+def test_the_watch_on_operators_loads_nothing_into_the_learners_kernel():
+    """The dispatch mode costs the kernel nothing: newer PyTorch would import torch._dynamo (some
+    900 modules, a quarter of a GiB of address space) the first time an operator ran under a mode
+    made the ordinary way, and a submission that had used its memory limit up to then would
+    fail every later test for it."""
+    import subprocess
+
+    code = ("import sys, torch, numpy as np\nfrom helper.checks import Delegated, without\n"
+            "before = set(sys.modules)\n"
+            "try:\n    with without(torch, np, why='no'):\n        torch.ones(3) + 1\n"
+            "except Delegated:\n    pass\n"
+            "with without(torch.softmax, why='no'):\n    torch.exp(torch.ones(2))\n"
+            "print(sorted(set(sys.modules) - before))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout[:2000]

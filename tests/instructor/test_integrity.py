@@ -330,6 +330,21 @@ def test_check_canaries_reasons(tamper, expected):
         assert reason and reason.startswith("tampered: ") and expected in reason and "\n" not in reason, reason
 
 
+@pytest.mark.parametrize("cell", ["checks", "fails"])
+def test_a_canary_starved_of_memory_is_no_tampering(cell):
+    """A learner's cell that filled its memory limit and kept it (a list of arrays grown until
+    MemoryError) leaves the canaries after it none either: that is "out of memory", flagged for the
+    instructor and never graded as if vouched for, and never "tampered"."""
+    nb, secret = small_notebook(), canaries.new_secret()
+
+    def starve(k, checks, fails, canary):
+        if k >= 1:
+            {"checks": checks, "fails": fails}[cell].outputs = [
+                nbformat.v4.new_output("error", ename="MemoryError", evalue="", traceback=[])]
+    reason, _ = canaries.check_canaries(_fake_run(nb, secret, starve), secret)
+    assert reason.startswith("out of memory: the canary after cell ") and "MemoryError" in reason, reason
+
+
 def test_canary_failures_after_a_timeout_are_blamed_on_it():
     """A cell stopped at its time limit (an import cut halfway, say) can break the kernel by
     itself: the canaries after it failing is "timed out", never "tampered"; before it, tampered."""
