@@ -50,6 +50,14 @@ c.Execute.kernel_name = "python3"
 # Feedback never shows hidden tests: nbgrader's ClearHiddenTests, and a failed test's traceback
 # cut to its last line (`AssertionError: <message>`). Needs this repository importable (the
 # make targets put it on PYTHONPATH); `python -m instructor feedback` sets the same pipeline.
+# The page's templates: the course's (it loads no MathJax from a CDN; formulas are MathML), then
+# nbgrader's feedback template, as `python -m instructor feedback` renders them.
+try:
+    from instructor.feedback import feedback_templates
+
+    c.HTMLExporter.extra_template_basedirs = feedback_templates()
+except ImportError:  # this repository not importable: nbgrader's own template, MathJax from its CDN
+    pass
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",

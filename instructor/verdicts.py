@@ -267,8 +267,11 @@ def feedback_notebook(graded, submitted, tests: dict[str, str]):
     in, outputs included), with each test cell's source replaced by the release's visible test
     and its outputs by a verdict read from ``graded`` (the grading run's notebook, its nbgrader
     metadata carrying scores as nbgrader's GetGrades sets them). ``tests``: {grade id: the test
-    cell's source in the release, hidden tests included}."""
+    cell's source in the release, hidden tests included}. Markdown formulas become MathML
+    (:mod:`instructor.mathml`): the page needs no network to show them."""
     import nbformat
+
+    from .mathml import offline_math
 
     verdicts = {grade_id(c): c for c in graded.cells if is_test_cell(c) and grade_id(c) in tests}
     defined = learner_functions(submitted)
@@ -283,6 +286,8 @@ def feedback_notebook(graded, submitted, tests: dict[str, str]):
         elif gid in tests or cell.get("cell_type") == "code" and is_test_cell(cell):
             continue  # a copy of a test cell, or a test the release does not have: no verdict to show
         else:
+            if cell.get("cell_type") == "markdown":  # formulas drawn by the browser, offline too
+                cell.source = offline_math(cell.source)
             cells.append(cell)
     for gid in tests:   # a test cell the learner deleted: still shown, with its verdict
         if gid not in shown and gid in verdicts:

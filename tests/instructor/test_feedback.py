@@ -5,6 +5,7 @@ worker. No sandbox needed: the submissions here are graded by :func:`instructor.
 from __future__ import annotations
 
 import filecmp
+import re
 import shutil
 import threading
 import time
@@ -32,6 +33,7 @@ def test_render_shows_the_submission_the_scores_and_no_line_of_a_hidden_test(tmp
     submitted = nbformat.reads(submission_bytes(course, Job("s00001", PART)).decode(), as_version=4)
     next(c for c in submitted.cells if not is_test_cell(c) and c.cell_type == "code").outputs = [
         nbformat.v4.new_output("stream", name="stdout", text="my own run: 41\n")]
+    submitted.cells.insert(0, nbformat.v4.new_markdown_cell(r"The sigmoid $\sigma(x) = 1 / (1 + e^{-x})$."))
     graded = nbformat.reads(nbformat.writes(submitted), as_version=4)
     test = next(c for c in graded.cells if is_test_cell(c))
     test.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"it ran: {HIDDEN}\n"),
@@ -48,6 +50,9 @@ def test_render_shows_the_submission_the_scores_and_no_line_of_a_hidden_test(tmp
     assert "my own run: 41" in page
     assert "AssertionError: the test failed" in page and "Passed." in page
     assert "Score: 1.0 / 3.0" in page, page[:2000]
+    # its formulas drawn by the browser, offline: MathML, and no script fetched from anywhere
+    assert re.search(r'The sigmoid <math[^>]* display="inline"[^>]*><mrow><mi>σ</mi>', page), page[-3000:]
+    assert not re.search(r"<script[^>]*\ssrc=", page) and "cdnjs" not in page and "MathJax.Hub" not in page
 
 
 def _stored_class(folder, students: int):
@@ -75,6 +80,7 @@ def test_feedback_on_workers_equals_nbgrader_and_resumes(tmp_path):
         for i in range(6):
             ours = feedback.page_path(course, f"s{i:05d}", PART)
             assert filecmp.cmp(tmp_path / "nbgrader" / ours.relative_to(course / "feedback"), ours, shallow=False)
+            assert "cdnjs" not in ours.read_text(), "formgrader's page and ours: no MathJax from a CDN"
         assert f"{PART}: 6 page(s) written, 0 up to date" in said
         before = {i: feedback.page_path(course, f"s{i:05d}", PART).stat().st_mtime_ns for i in range(6)}
         # a grader's manual score changes one page; nothing else is rendered again
