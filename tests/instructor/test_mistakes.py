@@ -158,3 +158,61 @@ def test_tagging_a_notebook_in_place(tmp_path):
         "03-answer-should-be-an", "00-swapped", "03-the-answer-is-a"]
     assert tagged.cells[7].source == TEST_1.replace('{double}"', '{double}"  # mistake: 03-hidden')
     assert mistakes.tag_notebook(path) == 0, "nothing left to tag"
+
+
+# ---------------------------------------------------------------------------
+# The same, on a class graded for real: Part 1 in the sandbox, mistakes planted in the answers
+# ---------------------------------------------------------------------------
+
+REAL_PART = "01-tensors"
+# student: {answer id: the answer, as a learner might write it}; the solution everywhere else
+REAL_PLANTED = {
+    "borrows": {"activation": "def activation(x):\n    return torch.sigmoid(x)"},
+    "asks_torch": {"broadcast_shape": "def broadcast_shape(a, b):\n    return tuple(torch.broadcast_shapes(a, b))"},
+    "rows_first": {"columns_first": "def columns_first(x):\n    return x.reshape(-1)"},
+    "both": {"activation": "def activation(x):\n    return torch.sigmoid(x)",
+             "columns_first": "def columns_first(x):\n    return x.reshape(-1)"},
+    "wrong_dim": {"standardize": "def standardize(x):\n    return (x - x.mean(dim=2)) / x.std(dim=0)"},
+    "right": {},
+}
+
+
+@pytest.fixture(scope="module")
+def real_class(kernel, tmp_path_factory):
+    from instructor import coordinator
+    from instructor.settings import Settings
+    from tests.conftest import require_sandbox
+
+    require_sandbox()
+    course = testing.make_course(tmp_path_factory.mktemp("mistakes"), [REAL_PART])
+    solved = testing.student_notebook(course, REAL_PART, "all")
+    for student, answers in REAL_PLANTED.items():
+        nb = solved
+        for answer, source in answers.items():
+            nb = testing.set_answer(nb, answer, source)
+        testing.write_submission(course, student, REAL_PART, nb)
+    testing.submit(course, "untouched", REAL_PART, solved="none")
+    results = coordinator.autograde(course, [REAL_PART], settings=Settings.resolve(course, jobs=2),
+                                    say=lambda _: None)
+    assert {r.student: r.status for r in results} == dict.fromkeys([*REAL_PLANTED, "untouched"], "graded")
+    return course
+
+
+def test_a_class_graded_in_the_sandbox_gets_its_mistakes_by_name(real_class):
+    """Each planted mistake counted once, under the id its test's message carries, in its own
+    exercise; the error no message names is "unexplained", with its error line; an untouched
+    notebook's unanswered exercises are no mistakes."""
+    found = {(f.exercise.split(" —")[0], f.mistake): f for f in mistakes.part_mistakes(real_class, REAL_PART)}
+    assert {k: sorted(f.learners) for k, f in found.items()} == {
+        ("Exercise 1", "01-write-it-from-torch"): ["borrows", "both"],
+        ("Exercise 2", "01-got-the-values-row"): ["both", "rows_first"],
+        ("Exercise 5", "01-work-the-shape-out"): ["asks_torch"],
+        ("Exercise 6", mistakes.UNEXPLAINED): ["wrong_dim"],
+    }
+    assert found[("Exercise 1", "01-write-it-from-torch")].graded == 7
+    assert found[("Exercise 6", mistakes.UNEXPLAINED)].message.startswith("IndexError: Dimension out of range")
+    index = report.build(real_class, real_class / "report", say=lambda _: None)
+    assert "<code>01-write-it-from-torch</code>" in index.read_text()
+    with open(real_class / "report" / "mistakes.csv", newline="") as f:
+        rows = {(r["mistake"], r["learners"], r["share"]) for r in csv.DictReader(f)}
+    assert ("01-write-it-from-torch", "borrows both", "0.29") in rows
