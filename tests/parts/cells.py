@@ -83,10 +83,12 @@ def learner_names(nb) -> set[str]:
     return names
 
 
-def comparisons(tree: ast.AST) -> Iterator[tuple[ast.AST, list[ast.expr]]]:
-    """Every comparison in ``tree`` (see the module's docstring) with the two values it compares."""
+def comparisons(tree: ast.AST, ordered: bool = False) -> Iterator[tuple[ast.AST, list[ast.expr]]]:
+    """Every comparison in ``tree`` (see the module's docstring) with the two values it compares;
+    ``ordered``: a threshold's too (``<``, ``<=``, ``>``, ``>=``: ``accuracy > 0.8``)."""
+    ops = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE) if ordered else (ast.Eq, ast.NotEq)
     for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and any(isinstance(op, (ast.Eq, ast.NotEq)) for op in node.ops):
+        if isinstance(node, ast.Compare) and any(isinstance(op, ops) for op in node.ops):
             yield node, [node.left, *node.comparators]
         elif isinstance(node, ast.Call):
             func = node.func

@@ -462,6 +462,31 @@ def test_p3_an_unfinished_grad_norms_is_named_by_exercise_4s_test():
     assert "Finish Exercise 3" in str(info.value), info.value
 
 
+@pytest.mark.parametrize(("history", "named"), [
+    ("relu_history = []", "one entry per training step (500)"),
+    ("relu_history = [type(m) for m in relu_net.modules()]", "one entry per training step (500)"),
+    # the right shape, made up: the visible test passes, the hidden one compares with the gradients
+    # training left on relu_net
+    ("relu_history = [[1.0] * 5] * STEPS", "what train_spiral returned for relu_net"),
+])
+def test_p3_a_relu_history_that_is_not_the_training_history_is_named(history, named):
+    """Exercise 4 keeps train_spiral's gradient history for the plot that follows: any other list is
+    named (its length and shape by the visible test, made-up values by the hidden one)."""
+    nb = _notebook(P3)
+    helpers = next(c.source for c in nb.cells if c.get("id") == "de1e6fb2")
+    namespace = {"__name__": "__main__"}
+    codes = [c for c in nb.cells if c.cell_type == "code"]
+    exec(compile(_python(codes[1].source), "imports", "exec"), namespace)
+    namespace["X"], namespace["y"] = namespace["make_spiral"](10, seed=0)
+    exec(compile(helpers, "de1e6fb2", "exec"), namespace)
+    answers = {"grad_norms": _cell(nb, "grad_norms"), "hyper": "HIDDEN, STEPS, LR = 50, 500, 0.5\n",
+               "relu_spiral": RELU_NET.format(last="") + "train_spiral(relu_net, X, y, STEPS, LR)\n" + history}
+    for grade_id, source in answers.items():
+        exec(compile(_python(source), grade_id, "exec"), namespace)
+    with pytest.raises(AssertionError, match=re.escape(named)):
+        exec(compile(_python(_cell(nb, "test_relu_spiral")), "test_relu_spiral", "exec"), namespace)
+
+
 def test_p3_honest_loop_with_plain_tqdm_and_prints_passes_quietly(capfd):
     """Plain tqdm writes its bar to stderr, which nbgrader counts as a failed test cell."""
     honest = train_source(header="import sys\nfrom tqdm import tqdm\n").replace(

@@ -8,9 +8,11 @@
   expression, its assigned names inlined), pasted into an answer as ``return <expression>`` with its
   names renamed to the answer's parameters (a class's methods too, ``self`` included), and every
   function or class a visible test defines, put in place of the answer, fail that exercise's test
-  cell, hidden tests included. The solution notebook runs in this process (no kernel, on the fake
-  data), up to its last test cell, only the cells its answers and tests need (``needed_cells``:
-  the whole notebook when a test then fails): at each test cell, each stand-in is tried, then the
+  cell, hidden tests included. An answer made of statements (``model = ...``) is tried the same way:
+  each such value pasted as the value of each name it binds, thresholds' numbers included. The
+  solution notebook runs in this process (no kernel, on the fake data), up to its last test cell,
+  only the cells its answers and tests need (``needed_cells``: the whole notebook when a test then
+  fails): at each test cell, each stand-in is tried, then the
   real answers are put back, and their test must pass again before the notebook goes on. What
   passes is reported with the stand-in's source, for every part and cell at once.
 """
@@ -250,7 +252,7 @@ def _references(source: str, learner: set[str]) -> list[tuple[str, list[str], li
     helpers = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
     objects, results, inputs = _learner_side(tree, learner, assignments)
     operands = []
-    for node, compared in comparisons(tree):
+    for node, compared in comparisons(tree, ordered=True):
         where = (node.lineno, node.col_offset)
         for operand in compared:
             operands.append((operand, where))
@@ -355,6 +357,38 @@ def _answers(cells) -> list[ast.stmt]:
     return [n for t in tree if t for n in t.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
 
 
+def _statement_names(cells) -> list[str]:
+    """The names an answer made of statements binds (``model = ...``, ``a, b = ...``), in order: an
+    answer cell that defines no function or class (Part 4's model, criterion and optimizer)."""
+    names: list[str] = []
+    for cell in cells:
+        tree = parse(cell.source)
+        if tree is None or any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in tree.body):
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name) and name.id not in names:
+                        names.append(name.id)
+    return names
+
+
+def _statement_stand_ins(names: list[str], references) -> dict[tuple[str, str], str]:
+    """{(name, stand-in source): what it was made of}: each value the visible test compares with (one
+    that needs no name of the test's own), pasted as the value of each name the answer binds."""
+    out = {}
+    for name in names:
+        for text, free, uses in references:
+            used = {n.id for n in ast.walk(ast.parse(text, mode="eval")) if isinstance(n, ast.Name)}
+            if free or name in used:
+                continue
+            source = "\n".join([*(ast.unparse(u) for u in uses), f"{name} = {text}"])
+            out.setdefault((name, source), f"`{name} = {text}`")
+    return out
+
+
 def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
     """What the proof finds in ``part``: (failures, stand-ins tried). ``sliced``: run only the cells
     the answers and tests need (:func:`needed_cells`); the whole notebook up to its last test if
@@ -398,6 +432,21 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
                                     + textwrap.indent(stand_in, "    "))
                 for real in answers:   # the real answers back
                     run(real.source, namespace, label(real, nb.cells.index(real)))
+        # An answer made of statements: each name it binds given a value the visible test compares
+        # with, the others kept; the name's own value put back after each try (no rerun: Part 3's
+        # answers train networks).
+        for (name, stand_in), made_of in _statement_stand_ins(_statement_names(answers), references).items():
+            tried += 1
+            kept = namespace.get(name)
+            try:
+                run(stand_in, namespace, f"stand-in for {name}")
+                run(cell.source, namespace, label(cell, i))
+            except Exception:  # noqa: BLE001 - any failure costs the learner the points
+                pass
+            else:
+                failures.append(f"{part} {label(cell, i)}: passes with {made_of} (hidden tests included):\n"
+                                + textwrap.indent(stand_in, "    "))
+            namespace[name] = kept
         try:
             run(cell.source, namespace, label(cell, i))
         except Exception as exc:  # noqa: BLE001 - reported, with the cell
@@ -514,3 +563,22 @@ def test_stand_ins_rename_onto_the_parameters_and_methods():
                        "    def forward(self, inputs):\n        return inputs\n").body[0]
     sources = _stand_ins(module, _references(_CELL, {"layer", "Net"}), [], [])
     assert any("def forward(self, inputs):\n        return torch.softmax(self.fc(inputs), dim=1)" in s for s in sources)
+
+
+_STATEMENTS = '''"""Check the classifier and its loss"""
+assert isinstance(loss_fn, nn.CrossEntropyLoss), "use cross-entropy"
+assert accuracy >= 0.9, "train longer"
+assert classifier(torch.zeros(4, 3)).shape == (4, 2), "two scores per example"
+'''
+
+
+def test_statement_answers_are_given_each_visible_value():
+    """An answer cell of statements binds names; each value its visible test compares with (the
+    threshold's 0.9 too) becomes a stand-in for each name, except one that uses the name itself."""
+    cell = type("Cell", (), {"source": "classifier = nn.Linear(3, 2)\nloss_fn = nn.CrossEntropyLoss()\n"
+                                       "accuracy = evaluate(classifier)"})()
+    names = _statement_names([cell])
+    assert names == ["classifier", "loss_fn", "accuracy"]
+    sources = {source for _, source in _statement_stand_ins(names, _references(_STATEMENTS, set()))}
+    assert {"accuracy = 0.9", "loss_fn = (4, 2)", "accuracy = classifier(torch.zeros(4, 3)).shape"} <= sources
+    assert not any(s.startswith("classifier = classifier(") for s in sources)
