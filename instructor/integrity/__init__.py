@@ -8,6 +8,7 @@ The package, by job::
                   what each name of a cell refers to
     scanner.py    the scan: scan_notebook(nb, locked), scan_source(source) -> [Finding]
     canaries.py   insert_canaries(nb, secret), check_canaries(nb, secret) -> (reason, nb)
+    identities.py what every canary fingerprints: the objects the tests compare with and call
 
 The grading task (:mod:`instructor.tasks`) scans a submission before it runs; the canaries run
 inside nbgrader's pipeline as :class:`instructor.preprocessors.InsertCanaries` (before

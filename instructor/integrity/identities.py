@@ -1,0 +1,78 @@
+"""What every canary fingerprints: the objects the course's test cells compare with and call
+(their dotted paths, below torch, numpy, builtins, math, sys, threading and helper), and the
+names the tests read from the learner's namespace. :mod:`.canaries` prints and checks them;
+tests/instructor/test_integrity.py keeps the list in step with the test cells."""
+
+# What the tests compare with, fingerprinted by every canary through its own imports (dotted paths
+# below torch, numpy, builtins, math, sys, threading and helper): each must stay the very object the
+# canary at the start saw, before any learner code ran, whatever route replaced it (an attribute,
+# ``vars()``, ``gc``, ``ctypes``, ``sys.modules``, an import hook, a class's ``__dict__``, a wrapper).
+_IDENTITIES = (
+    "torch", "torch.allclose", "torch.equal", "torch.isclose", "torch.eq", "torch.all", "torch.any",
+    "torch.abs", "torch.isfinite", "torch.broadcast_shapes", "torch.testing", "torch.testing.assert_close",
+    "torch.Tensor", "torch.Tensor.__eq__", "torch.Tensor.__ne__", "torch.Tensor.__lt__", "torch.Tensor.__le__",
+    "torch.Tensor.__gt__", "torch.Tensor.__ge__", "torch.Tensor.__bool__", "torch.Tensor.__abs__",
+    "torch.Tensor.__sub__", "torch.Tensor.equal", "torch.Tensor.allclose", "torch.Tensor.isclose",
+    "torch.Tensor.all", "torch.Tensor.any", "torch.Tensor.item", "torch.Tensor.tolist", "torch.Tensor.sum",
+    "torch.Tensor.abs", "torch.nn", "torch.nn.functional", "torch.nn.functional.cross_entropy",
+    "torch.nn.functional.log_softmax", "torch.nn.functional.softmax", "torch.nn.Module",
+    "numpy", "numpy.allclose", "numpy.array_equal", "numpy.isclose", "numpy.ndarray.__eq__",
+    "numpy.testing", "numpy.testing.assert_allclose", "numpy.testing.assert_array_equal",
+    "builtins.abs", "builtins.all", "builtins.any", "builtins.isinstance", "builtins.issubclass", "builtins.len",
+    "builtins.round", "builtins.float", "builtins.int", "builtins.bool", "builtins.sum", "builtins.max",
+    "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.getattr", "builtins.hasattr",
+    "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list", "builtins.__import__",
+    "math.isclose",
+    # Every other torch function and Tensor method or property a test cell of the course uses
+    # (tests/instructor/test_integrity.py keeps this in step): a Tensor.mean that always answers
+    # zero passes a "mean is 0" test as surely as an allclose that always answers True.
+    "torch.Generator", "torch.arange", "torch.cat", "torch.device", "torch.diag", "torch.exp", "torch.eye",
+    "torch.float32", "torch.inference_mode", "torch.int64", "torch.is_grad_enabled", "torch.isnan",
+    "torch.linalg", "torch.linspace", "torch.load", "torch.no_grad", "torch.ones", "torch.empty",
+    "torch.broadcast_tensors", "torch.broadcast_to", "torch.special", "torch.special.expit", "torch.Tensor.sigmoid",
+    "torch.special.softmax", "torch.log_softmax", "torch.Tensor.log_softmax", "torch.Tensor.copy_",
+    "torch.optim", "torch.rand", "torch.randint", "torch.randn", "torch.relu", "torch.save", "torch.sigmoid",
+    "torch.softmax", "torch.stack", "torch.tensor", "torch.utils", "torch.zeros", "torch.zeros_like",
+    "torch.Tensor.T", "torch.Tensor.argmax", "torch.Tensor.backward", "torch.Tensor.clone", "torch.Tensor.cpu",
+    "torch.Tensor.data", "torch.Tensor.detach", "torch.Tensor.device", "torch.Tensor.dim", "torch.Tensor.dtype",
+    "torch.Tensor.exp", "torch.Tensor.expand", "torch.Tensor.float", "torch.Tensor.grad", "torch.Tensor.index",
+    "torch.Tensor.is_floating_point", "torch.Tensor.max", "torch.Tensor.mean", "torch.Tensor.min",
+    "torch.Tensor.mode", "torch.Tensor.name", "torch.Tensor.numel", "torch.Tensor.numpy", "torch.Tensor.pow",
+    "torch.Tensor.register_hook", "torch.Tensor.relu", "torch.Tensor.requires_grad", "torch.Tensor.reshape",
+    "torch.Tensor.shape", "torch.Tensor.softmax", "torch.Tensor.std", "torch.Tensor.to", "torch.Tensor.type",
+    "torch.Tensor.values", "torch.Tensor.view",
+    # ... and every builtin, torch.nn, torch.optim and torch.utils.data name they read: a set
+    # whose == always holds passes a "these keys" test with any keys.
+    "builtins.AttributeError", "builtins.Exception", "builtins.RuntimeError", "builtins.TypeError",
+    "builtins.dict", "builtins.globals", "builtins.id", "builtins.iter", "builtins.next", "builtins.open",
+    "builtins.set", "builtins.sorted", "builtins.str", "builtins.super", "builtins.enumerate",
+    "torch.nn.Conv2d", "torch.nn.CrossEntropyLoss", "torch.nn.Dropout", "torch.nn.Flatten", "torch.nn.Linear",
+    "torch.nn.LogSoftmax", "torch.nn.MaxPool2d", "torch.nn.ModuleDict", "torch.nn.NLLLoss", "torch.nn.Parameter",
+    "torch.nn.ReLU", "torch.nn.Sequential", "torch.nn.Sigmoid", "torch.nn.Softmax", "torch.nn.modules",
+    "torch.nn.functional.linear", "torch.nn.functional.relu", "torch.nn.modules.batchnorm",
+    "torch.nn.modules.batchnorm._BatchNorm", "torch.linalg.vector_norm", "torch.optim.Adam",
+    "torch.optim.Optimizer", "torch.optim.SGD", "torch.optim.lr_scheduler",
+    "torch.optim.lr_scheduler.CosineAnnealingLR", "torch.optim.lr_scheduler.LRScheduler",
+    "torch.optim.lr_scheduler.StepLR", "torch.utils.data", "torch.utils.data.DataLoader",
+    "torch.utils.data.RandomSampler", "torch.utils.data.SequentialSampler", "torch.utils.data.TensorDataset",
+    # ... and what helper.checks.without (a test's watch on an answer's calls) stands on, globals read included
+    "sys.setprofile", "sys.getprofile", "threading.setprofile", "threading.getprofile", "helper.checks.without",
+    "helper.checks.without.__wrapped__", "helper.checks._codes", "helper.checks._is_torch", "helper.checks._UNWATCH",
+    "helper.checks._HERE", "helper.checks.Delegated", "helper.checks._excused", "helper.checks._LIBRARY_PATCHES",
+    "helper.checks._operators", "torch.utils._python_dispatch.TorchDispatchMode",
+    "torch.utils._python_dispatch.TorchDispatchMode.__enter__",
+    "torch.utils._python_dispatch.TorchDispatchMode.__exit__",
+    "torch.utils._python_dispatch._push_mode", "torch.utils._python_dispatch._pop_mode",
+)
+# Replaced by torch itself: importing torch._dynamo (torch.compile, an ONNX export, %timeit's
+# first use of it) wraps torch.manual_seed, so its identity says nothing about the learner.
+REWRAPPED_BY_TORCH = frozenset({"torch.manual_seed"})
+# Names the test cells read from the learner's namespace: where the learner's namespace has one,
+# it must be the object the canary's own imports see (a module swapped for a look-alike, or
+# ``isinstance = lambda *a: True``, changes what the tests call without touching the real one).
+_NAMESPACE = (("torch", "torch"), ("np", "numpy"), ("numpy", "numpy"), ("F", "torch.nn.functional"),
+              ("nn", "torch.nn"), ("abs", "builtins.abs"), ("all", "builtins.all"), ("any", "builtins.any"),
+              ("isinstance", "builtins.isinstance"), ("issubclass", "builtins.issubclass"),
+              ("round", "builtins.round"), ("bool", "builtins.bool"), ("float", "builtins.float"),
+              ("AssertionError", "builtins.AssertionError"), ("print", "builtins.print"),
+              ("getattr", "builtins.getattr"), ("hasattr", "builtins.hasattr"))
