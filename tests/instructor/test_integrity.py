@@ -194,7 +194,7 @@ def test_every_name_a_test_uses_is_fingerprinted_by_the_canaries():
     always answers zero passes a "mean is 0" test, a set whose == always holds passes a "these
     keys" test, as surely as a lenient allclose passes any)."""
     missing = sorted(_names_the_tests_use() - set(canaries._IDENTITIES) - canaries.REWRAPPED_BY_TORCH)
-    assert not missing, f"add to instructor/integrity/canaries.py's _IDENTITIES: {missing}"
+    assert not missing, f"add to instructor/integrity/identities.py's _IDENTITIES: {missing}"
 
 
 _FINGERPRINTS = """
