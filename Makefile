@@ -113,7 +113,7 @@ $(FLOOR_STAMP): pyproject.toml
 # nbval only, on the floor. Outputs that legitimately differ between versions (random draws, an
 # exception's type, library messages) are compared with the newest PyTorch only, in `make test`:
 # here (--nbval-lax) every cell must run, and every check in it hold.
-# Then a feedback page rendered on the floor (nbgrader, nbconvert and latex2mathml at their lowest).
+# Then a feedback page rendered on the floor (nbgrader and latex2mathml at their lowest).
 test-floor: floor-install
 	$(FLOOR_PY) -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg solutions -v --durations=8
 	$(FLOOR_PY) -m pytest -p no:nbval -q tests/instructor/test_mathml.py \
