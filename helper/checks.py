@@ -27,6 +27,11 @@ _UNWATCH = frozenset({"setprofile", "settrace", "setprofile_all_threads", "settr
 
 
 _HERE = globals()
+# For without(LIBRARIES, ...): what a plain-Python answer may still run. The standard library, and
+# the kernel's own machinery that a print, a warning or display() goes through.
+_STDLIB = frozenset(sys.stdlib_module_names)
+_KERNEL = ("IPython", "ipykernel", "jupyter_client", "traitlets", "zmq", "comm", "tornado", "google.colab")
+LIBRARIES = types.ModuleType("every package outside the standard library")
 # A package's own replacements for standard-library functions: torch's inspect.getfile runs when
 # inspect.getsource does, on the library's behalf, and is no call of torch's.
 _LIBRARY_PATCHES = ("torch/package/package_importer.py",)
@@ -92,8 +97,10 @@ def _is_torch(builtin) -> bool:
 def without(*functions: Callable, why: str) -> Iterator[None]:
     """Fail with ``why`` (a :class:`Delegated`, an AssertionError) if the code in the block calls
     any of ``functions``; see the module's docstring. A module among them (``numpy``) forbids
-    everything of that package; ``torch`` forbids every tensor operation."""
-    packages = tuple(f.__name__ for f in functions if isinstance(f, types.ModuleType))
+    everything of that package; ``torch`` forbids every tensor operation; :data:`LIBRARIES`, every
+    package outside the standard library (plain Python: a print or display() still goes through)."""
+    every_library = any(f is LIBRARIES for f in functions)
+    packages = tuple(f.__name__ for f in functions if isinstance(f, types.ModuleType) and f is not LIBRARIES)
     functions = tuple(f for f in functions if not isinstance(f, types.ModuleType))
     codes: set[types.CodeType] = set().union(*map(_codes, functions))
     builtins = [f for f in functions if not _codes(f)]
@@ -102,7 +109,7 @@ def without(*functions: Callable, why: str) -> Iterator[None]:
         return str(name or "").split("::")[-1].split(".")[0].lstrip("_")
 
     names = {base(getattr(f, "__name__", None)) for f in builtins} - {""}
-    every_op = "torch" in packages
+    every_op = "torch" in packages or every_library
     called: list[str] = []
     try:  # torch.ops' Python entry points: the op they call has no name of its own
         from torch._ops import OpOverload, OpOverloadPacket
@@ -110,14 +117,31 @@ def without(*functions: Callable, why: str) -> Iterator[None]:
     except (ImportError, AttributeError):
         ops = set()
 
+    def kernels(frame) -> bool:
+        """Whether ``frame`` runs for the kernel: the nearest code outside the standard library on
+        its way up (``frame`` included) is the kernel's (a print's stream, display(), a message's
+        timestamp reaching dateutil), not the learner's."""
+        while frame is not None:
+            name = frame.f_globals.get("__name__", "")
+            if name.partition(".")[0] not in _STDLIB:
+                return any(name == k or name.startswith(k + ".") for k in _KERNEL)
+            frame = frame.f_back
+        return False
+
     def owned(name: str) -> bool:
+        if every_library:
+            top = name.partition(".")[0]
+            if top and top not in _STDLIB and top not in ("__main__", "__mp_main__") \
+                    and not any(name == k or name.startswith(k + ".") for k in _KERNEL):
+                return True
         return any(name == p or name.startswith(p + ".") for p in packages)
 
     def watch(frame, event, arg):
         if frame.f_globals is _HERE:
             return  # the watch being set and taken down
         if event == "call":
-            if frame.f_code in codes or owned(frame.f_globals.get("__name__", "")) and not _excused(frame):
+            if frame.f_code in codes or owned(frame.f_globals.get("__name__", "")) and not _excused(frame) \
+                    and not (every_library and kernels(frame.f_back)):
                 called.append(frame.f_code.co_name)
             elif frame.f_code in ops and (every_op or base(getattr(frame.f_locals.get("self"), "__name__", ""))
                                           in names):
@@ -127,7 +151,8 @@ def without(*functions: Callable, why: str) -> Iterator[None]:
             owner = getattr(arg, "__self__", None)
             module = getattr(arg, "__module__", None) or type(owner).__module__ or ""
             if name in _UNWATCH or base(name) in names and (any(arg is f for f in builtins) or _is_torch(arg)) \
-                    or owned(getattr(owner, "__name__", "") if isinstance(owner, types.ModuleType) else module):
+                    or owned(getattr(owner, "__name__", "") if isinstance(owner, types.ModuleType) else module) \
+                    and not (every_library and kernels(frame)):
                 called.append(str(name))
 
     with contextlib.ExitStack() as stack:

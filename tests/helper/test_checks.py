@@ -178,3 +178,45 @@ def test_the_watch_on_operators_loads_nothing_into_the_learners_kernel():
             "print(sorted(set(sys.modules) - before))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout[:2000]
+
+
+_CELL_OF_A_NOTEBOOK = """
+import warnings
+from IPython.display import display
+
+def onnx_rule(a, b):
+    from onnx import TensorProto, helper, shape_inference
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(s)) for n, s in (("x", a), ("y", b))]
+    graph = helper.make_graph([helper.make_node("Add", ["x", "y"], ["z"])], "g", io,
+                              [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)])
+    out = shape_inference.infer_shapes(helper.make_model(graph)).graph.output[0]
+    return tuple(d.dim_value for d in out.type.tensor_type.shape.dim)
+
+def plain(a, b):
+    print("aligning", a, b)
+    warnings.warn("a note", stacklevel=2)
+    display({"text/plain": "shown"}, raw=True)
+    return tuple(max(x, y) for x, y in zip(a, b))
+"""
+
+
+def test_libraries_forbids_every_package_but_lets_plain_python_print():
+    """without(LIBRARIES), answers written in a notebook (module __main__): one that has ONNX's shape
+    inference work the rule out (no torch, no NumPy runs) is caught; one in plain Python passes,
+    printing, warning and displaying included."""
+    import contextlib
+    import io
+
+    from helper.checks import LIBRARIES
+
+    cell: dict = {"__name__": "__main__"}
+    exec(_CELL_OF_A_NOTEBOOK, cell)  # noqa: S102 - the learner's cell above
+    assert cell["onnx_rule"]((5, 1), (1, 3)) == (5, 3), "the route works: a working answer without the work"
+    with pytest.raises(Delegated), without(LIBRARIES, why="in plain Python"):
+        cell["onnx_rule"]((5, 1), (1, 3))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()) as out:  # a kernel's stdout, not pytest's
+        warnings.simplefilter("ignore")
+        with without(LIBRARIES, why="no"):
+            assert cell["plain"]((5, 1), (1, 3)) == (5, 3)
+    assert "aligning" in out.getvalue()

@@ -192,11 +192,18 @@ class LoopbackServer:
 
 
 def outputs_text(course: Path, student: str) -> str:
+    """The graded notebook's outputs as text. A cell's consecutive outputs on one stream read as one,
+    as Jupyter shows them: a busy kernel may send one print's words in two messages."""
     path = course / "autograded" / student / PART / f"{PART}.ipynb"
     nb = nbformat.read(path, as_version=4)
     parts = []
     for cell in nb.cells:
+        stream = None
         for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == stream:
+                parts[-2] += out.get("text", "")
+                continue
+            stream = out.get("name") if out.get("output_type") == "stream" else None
             parts.append(out.get("text", "") or out.get("evalue", "") or json.dumps(out.get("data", {})))
             parts.append(out.get("ename", ""))
     return "\n".join(parts)

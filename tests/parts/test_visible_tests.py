@@ -389,6 +389,17 @@ def _statement_stand_ins(names: list[str], references) -> dict[tuple[str, str], 
     return out
 
 
+def _passes(stand_in: str, who: str, made_of: str, test: str, where: str, namespace: dict) -> list[str]:
+    """Run ``stand_in`` (in place of ``who``), then the test cell ``test``: [the failure of the
+    proof] if the test passes, hidden tests included, else []."""
+    try:
+        run(stand_in, namespace, f"stand-in for {who}")
+        run(test, namespace, where)
+    except Exception:  # noqa: BLE001 - any failure costs the learner the points
+        return []
+    return [f"{where}: passes with {made_of} (hidden tests included):\n" + textwrap.indent(stand_in, "    ")]
+
+
 def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
     """What the proof finds in ``part``: (failures, stand-ins tried). ``sliced``: run only the cells
     the answers and tests need (:func:`needed_cells`); the whole notebook up to its last test if
@@ -422,14 +433,7 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
         for answer in _answers(answers):
             for stand_in, made_of in _stand_ins(answer, references, others, top).items():
                 tried += 1
-                try:
-                    run(stand_in, namespace, f"stand-in for {answer.name}")
-                    run(cell.source, namespace, label(cell, i))
-                except Exception:  # noqa: BLE001 - any failure costs the learner the points
-                    pass
-                else:
-                    failures.append(f"{part} {label(cell, i)}: passes with {made_of} (hidden tests included):\n"
-                                    + textwrap.indent(stand_in, "    "))
+                failures += _passes(stand_in, answer.name, made_of, cell.source, f"{part} {label(cell, i)}", namespace)
                 for real in answers:   # the real answers back
                     run(real.source, namespace, label(real, nb.cells.index(real)))
         # An answer made of statements: each name it binds given a value the visible test compares
@@ -438,14 +442,7 @@ def _proof_failures(part: str, sliced: bool = True) -> tuple[list[str], int]:
         for (name, stand_in), made_of in _statement_stand_ins(_statement_names(answers), references).items():
             tried += 1
             kept = namespace.get(name)
-            try:
-                run(stand_in, namespace, f"stand-in for {name}")
-                run(cell.source, namespace, label(cell, i))
-            except Exception:  # noqa: BLE001 - any failure costs the learner the points
-                pass
-            else:
-                failures.append(f"{part} {label(cell, i)}: passes with {made_of} (hidden tests included):\n"
-                                + textwrap.indent(stand_in, "    "))
+            failures += _passes(stand_in, name, made_of, cell.source, f"{part} {label(cell, i)}", namespace)
             namespace[name] = kept
         try:
             run(cell.source, namespace, label(cell, i))
