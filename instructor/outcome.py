@@ -33,7 +33,7 @@ class Outcome:
     score: float = 0.0
     max_score: float = 0.0
     seconds: float = 0.0        # the whole task, on its worker
-    cell_seconds: float = 0.0   # of which the kernel ran cells; the rest is overhead
+    cell_seconds: float = 0.0   # of which the kernel ran the notebook's own cells (not canaries): the rest is overhead
     reason: str = ""            # why not graded (flagged, tampered): one line
     review: str = ""            # static-scan findings and stopped cells: graded, but look
     log: str = ""               # the task's log, relative to the course (once recorded)

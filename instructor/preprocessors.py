@@ -14,6 +14,7 @@ from traitlets import Dict, Float, Integer, Unicode
 from . import limits
 from .course import grade_id, read_regular_file
 from .integrity import canaries
+from .kernels import GradingKernelManager
 
 
 class LimitOutputSize(LimitOutput):
@@ -76,20 +77,22 @@ class InsertCanaries(NbGraderPreprocessor):
 
 class CheckCanaries(NbGraderPreprocessor):
     """Reads the canaries' outputs, removes the canary cells and writes the verdict (JSON) to
-    ``verdict_path``: ``{"reason": null}`` or a one-line reason the kernel was tampered with
-    (``tampered: ...``), or could not be checked after a cell was stopped at its time limit
+    ``verdict_path``: the seconds the kernel spent in the notebook's own cells (``execute_seconds``)
+    and in the canaries' (``canary_seconds``), and ``{"reason": null}`` or a one-line reason the
+    kernel was tampered with (``tampered: ...``), or could not be checked after a cell was stopped at its time limit
     (``timed out in cell N ...``: the stops :class:`SupervisedExecute` left in ``resources``)."""
 
     secret = Unicode("", help="the secret InsertCanaries used").tag(config=True)
     verdict_path = Unicode("", help="where the verdict is written").tag(config=True)
 
     def preprocess(self, nb, resources):
-        executed = sum(map(canaries.cell_seconds, nb.cells))  # canaries included
-        reason, nb = canaries.check_canaries(nb, self.secret, resources.get("timeouts", []))
+        reason, cleaned = canaries.check_canaries(nb, self.secret, resources.get("timeouts", []))
+        learner = sum(map(canaries.cell_seconds, cleaned.cells))   # the notebook's own cells, tests included
         if self.verdict_path:
             with open(self.verdict_path, "w") as f:
-                json.dump({"reason": reason, "execute_seconds": executed}, f)
-        return nb, resources
+                json.dump({"reason": reason, "execute_seconds": learner,
+                           "canary_seconds": sum(map(canaries.cell_seconds, nb.cells)) - learner}, f)
+        return cleaned, resources
 
 
 class FeedbackFromSubmission(NbGraderPreprocessor):
@@ -129,7 +132,8 @@ class SupervisedExecute(Execute):
     ``timeout`` (wall clock) stays as a backstop. Every stop is written to ``record_path`` as it
     happens (JSON: a list of ``{"cell", "label", "kind"}``, kind ``time``, ``wall`` or ``killed``),
     so the grading task can say "timed out in cell N" even when the run dies, and is passed to
-    :class:`CheckCanaries` in ``resources["timeouts"]``."""
+    :class:`CheckCanaries` in ``resources["timeouts"]``. Its kernels are started and ended by
+    :class:`instructor.kernels.GradingKernelManager`."""
 
     cell_limit = Float(0.0, help="seconds one cell may take on the submission's clock (0: wall timeout only)"
                        ).tag(config=True)
@@ -139,6 +143,11 @@ class SupervisedExecute(Execute):
     pid_file = Unicode("", help="file holding the pid of the kernel's launcher").tag(config=True)
     record_path = Unicode("", help="where stops are written (JSON)").tag(config=True)
     poll = Float(0.2, help="seconds between two looks at the clock").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        # nbgrader's Execute sets jupyter_client's manager the same way, over any configuration
+        kwargs.setdefault("kernel_manager_class", GradingKernelManager)
+        super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
         self._stops, self._index = [], 0

@@ -196,7 +196,8 @@ def write_kernelspec(jupyter_dir: Path, config: dict) -> Path:
     launcher = os.path.join(os.path.dirname(os.path.abspath(__file__)), "warm.py") if config.get("warm") else \
         os.path.abspath(__file__)
     spec = {
-        "argv": [kernel_python(), launcher, "launch", "--config", str(config_path),
+        # The launcher needs only the standard library: -I -S skip the venv's site (~6 ms a kernel).
+        "argv": [kernel_python(), "-I", "-S", launcher, "launch", "--config", str(config_path),
                  "-f", "{connection_file}"],
         "display_name": "Python 3 (grading sandbox)",
         "language": "python",

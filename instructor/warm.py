@@ -49,8 +49,12 @@ NS_GET_PARENT = 0xB702                           # ioctl on a namespace descript
 NAMESPACES = ("mnt", "ipc", "uts", "net", "cgroup", "pid")  # entered after the outer user namespace
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
 CAPABILITY_VERSION_3 = 0x20080522
-WARM_IMPORTS = ("ipykernel.kernelapp",)         # what ipykernel_launcher imports
+# What ipykernel_launcher imports, and what its start imports on top (the debugger's debugpy, the
+# shell's history database): ~40 ms a kernel, paid once in the zygote instead.
+WARM_IMPORTS = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.debugger", "IPython.core.debugger",
+                "IPython.core.completerlib", "IPython.extensions.storemagic", "sqlite3")
 HOLDER = ["/bin/sh", "-c", "echo ready; read line"]  # the sandbox's first process: waits for EOF
+_IMPORTED_ENV: dict[str, str] = {}               # in a zygote: what its imports added to the environment
 ZYGOTE_BOOT = """import sys
 sys.path.insert(0, sys.argv[1])
 import warm
@@ -213,9 +217,22 @@ def launch(argv: list[str]) -> None:
 def serve(path: str, preload: list[str]) -> dict:
     """Import ``preload`` and ipykernel, answer on the Unix socket ``path`` until stdin closes.
     Returns only in a submission's kernel process: what :func:`become` needs."""
-    for name in (*preload, *WARM_IMPORTS):
+    import itertools  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    before = dict(os.environ)
+    for name in preload:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    # A cold kernel makes these imports after its first threads: a Thread object made by one of them
+    # (debugpy's) must not shift the numbers in the kernel's thread names ("Thread-1 (...)").
+    number = threading._counter()  # noqa: SLF001 - the next thread name's number
+    for name in WARM_IMPORTS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    threading._counter = itertools.count(number).__next__  # noqa: SLF001
+    # What those imports set in the environment (debugpy: PYDEVD_USE_FRAME_EVAL), a cold kernel's imports set too
+    _IMPORTED_ENV.update((k, v) for k, v in os.environ.items() if before.get(k) != v)
     # One fork before counting: libraries that keep a thread pool from their import on (OpenBLAS)
     # stop it before a fork and start it again when next used, in the zygote (never) and each kernel.
     if (pid := os.fork()) == 0:
@@ -322,6 +339,7 @@ def _enter(request: dict, stdio: list[int], ns_fds: list[int], conn: socket.sock
         os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         python = config["python"]
         env = dict(sorted(sandbox.kernel_env(config, python).items()))
+        env.update(_IMPORTED_ENV)
         env["PWD"] = request["cwd"]  # as bubblewrap's --chdir sets it
         return {"cwd": request["cwd"], "umask": request["umask"], "argv": request["argv"], "env": env,
                 "uid": sandbox.SANDBOX_UID}

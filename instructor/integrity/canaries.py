@@ -99,9 +99,7 @@ def _canary(secret: str, k: int) -> _Canary:
     message = f"expected {d('msg') % 10 ** 9:09d}, {_WORDS[d('w3') % len(_WORDS)]} differs"
     words = [_WORDS[d(f"w{i}") % len(_WORDS)] for i in range(6)]
     wrong_a, wrong_b = 100 + d("fa") % 900, 100 + d("fb") % 900
-    checks = f'''"""Check the {words[0]} and {words[1]} of the {words[2]}"""
-### BEGIN HIDDEN TESTS
-import builtins as {n}b, numpy as {n}n, torch as {n}t
+    body = f'''import builtins as {n}b, numpy as {n}n, torch as {n}t
 {n}v = {a} * {b} % {m} + {c}
 {n}x = {n}t.arange({size}, dtype={n}t.float32, device="cpu")
 {n}y = {n}x + {shift}
@@ -117,7 +115,12 @@ else:
     {n}r.append(True)
 {n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
 {_identity_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p
-### END HIDDEN TESTS'''
+'''
+    # One string run by exec: IPython tokenizes a cell's source for its transforms, ~30 ms for this
+    # body written out as code (2,600 tokens), nothing for one string. exec is the builtins module's,
+    # fingerprinted as print is: replacing either hands the canary's report to the learner's code.
+    checks = (f'"""Check the {words[0]} and {words[1]} of the {words[2]}"""\n### BEGIN HIDDEN TESTS\n'
+              f"import builtins as {n}b\n{n}b.exec({body!r}, (lambda: 0).__globals__)\n### END HIDDEN TESTS")
     fails = (f'"""Check the {words[3]} of the {words[4]}"""\n'
              f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"')
     token = f"{prefix} {value} {'0' * len(_COMPARISONS)}"
@@ -142,9 +145,12 @@ def is_canary(cell, secret: str) -> bool:
 
 
 def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None = None):
-    """A copy of ``nb`` with a canary (two cells) at the start, after every code cell a learner can edit, before
-    every locked test cell not already preceded by one, and at the end. ``locked``: as for :func:`scan_notebook`;
-    default :func:`locked_ids` of ``nb`` (trustworthy once nbgrader's OverwriteCells restored the cells' metadata)."""
+    """A copy of ``nb`` with a canary (two cells) at the start, before every locked test cell, and at the end.
+    What a learner's cells did to the kernel matters where a test reads it: each test cell runs right
+    after a check of everything before it. A check after every cell a learner can edit would only
+    narrow down where a change was made, at ~10 ms a check (Part 2 has 34 such cells, 3 test cells).
+    ``locked``: as for :func:`scan_notebook`; default :func:`locked_ids` of ``nb`` (trustworthy once
+    nbgrader's OverwriteCells restored the cells' metadata)."""
     import nbformat
 
     nb = copy.deepcopy(nb)
@@ -170,11 +176,9 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
 
     add()  # at the start: what the comparisons were before any learner code ran
     for i, cell in enumerate(nb.cells):
-        if is_test_cell(cell) and i not in editable and not (cells and CANARY_KEY in cells[-1].metadata):
+        if is_test_cell(cell) and i not in editable and CANARY_KEY not in cells[-1].metadata:
             add()
         cells.append(cell)
-        if i in editable:
-            add()
     add()
     nb.cells = cells
     return nb
@@ -261,7 +265,7 @@ def check_canaries(nb, secret: str, timeouts: Iterable[Mapping] = ()):
     reason, cleaned = _check_canaries(nb, secret)
     stops = sorted((t for t in timeouts if isinstance(t.get("cell"), int)), key=lambda t: t["cell"])
     if reason and stops and reason.startswith("tampered:"):
-        where = re.search(r"(after cell (\d+)|at the end)", reason)
+        where = re.search(r"(after cells? (?:\d+-)?(\d+)|at the end)", reason)
         first = stops[0]
         number = int(first["label"].split()[1]) if first.get("label", "").startswith("cell ") else 0
         if where is not None and (where[1] == "at the end" or int(where[2]) >= number):
@@ -291,6 +295,7 @@ def _check_canaries(nb, secret: str):
     last_ran = max((i for i, c in enumerate(nb.cells) if i not in canary_cells and c.get("cell_type") == "code"
                     and _ran(c)), default=-1)
     before: list[str] | None = None   # set by the first canary, at the start
+    checked = 0                       # cells of the cleaned notebook the canaries so far came after
     for p in range(0, len(found), 2):
         i, j = found[p]
         kept = i - sum(1 for c in canary_cells if c < i)      # cells of the cleaned notebook before it
@@ -300,7 +305,9 @@ def _check_canaries(nb, secret: str):
             where = "at the start"
         else:
             gid = grade_id(cleaned.cells[kept - 1])
-            where = f"after cell {kept}" + (f" ({gid})" if gid else "")
+            span = f"cell {kept}" if kept - checked <= 1 else f"cells {checked + 1}-{kept}"
+            where = f"after {span}" + (f" ({gid})" if gid else "")
+        checked = kept
         checks, fails = nb.cells[i], nb.cells[i + 1]
         if not (_ran(checks) and _ran(fails)):
             if last_ran > i:

@@ -20,9 +20,9 @@ _IDENTITIES = (
     "numpy.testing", "numpy.testing.assert_allclose", "numpy.testing.assert_array_equal",
     "builtins.abs", "builtins.all", "builtins.any", "builtins.isinstance", "builtins.issubclass", "builtins.len",
     "builtins.round", "builtins.float", "builtins.int", "builtins.bool", "builtins.sum", "builtins.max",
-    "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.getattr", "builtins.hasattr",
-    "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list", "builtins.__import__",
-    "math.isclose",
+    "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.exec", "builtins.getattr",
+    "builtins.hasattr", "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list",
+    "builtins.__import__", "math.isclose",
     # Every other torch function and Tensor method or property a test cell of the course uses
     # (tests/instructor/test_integrity.py keeps this in step): a Tensor.mean that always answers
     # zero passes a "mean is 0" test as surely as an allclose that always answers True.

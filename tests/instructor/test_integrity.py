@@ -17,7 +17,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from instructor.course import ROOT, editable_cells, locked_ids
+from instructor.course import ROOT, is_test_cell, locked_ids
 from instructor.integrity import canaries, scanner
 from tests.cheats import CAUGHT_BY, CHEATS, HONEST_CELLS
 from tests.instructor.small_notebooks import meta as _meta
@@ -259,22 +259,46 @@ def test_the_fingerprint_follows_a_closure_s_contents():
     assert out.stdout.split() == ["True", "3"], out.stdout + out.stderr[-2000:]
 
 
-def test_canaries_placed_at_the_start_after_every_editable_cell_and_at_the_end():
+def test_canaries_placed_at_the_start_before_every_test_cell_and_at_the_end():
     nb = small_notebook()
     secret = canaries.new_secret()
     marked = canaries.insert_canaries(nb, secret)
-    editable = set(editable_cells(nb, locked_ids(nb)))
     flags = [canaries.is_canary(c, secret) for c in marked.cells]
-    assert flags[:2] == flags[-2:] == [True, True] and sum(flags) == 2 * (len(editable) + 2)
+    tests = [i for i, c in enumerate(nb.cells) if is_test_cell(c)]
+    assert tests and flags[:2] == flags[-2:] == [True, True] and sum(flags) == 2 * (len(tests) + 2)
     originals = [c for c, f in zip(marked.cells, flags, strict=True) if not f]
     assert originals == nb.cells, "insert_canaries changed the learner's cells"
     starts = [i for i, f in enumerate(flags) if f and (i == 0 or not flags[i - 1])]
-    assert all(flags[i + 1] for i in starts) and len(starts) == len(editable) + 2
-    after = [originals.index(marked.cells[p - 1]) for p in starts[1:-1]]
-    assert set(after) == editable
+    assert all(flags[i + 1] for i in starts) and len(starts) == len(tests) + 2
+    before = [originals.index(marked.cells[p + 2]) for p in starts[1:-1]]
+    assert before == tests, "each test cell runs right after a canary"
     assert all(not _meta(c) for c, f in zip(marked.cells, flags, strict=True) if f), \
         "canaries must not be nbgrader cells"
     nbformat.validate(marked)
+
+
+def test_a_learners_copy_of_a_test_cell_gets_no_canary_of_its_own():
+    """A second cell with a test's id is the learner's code: checked before the next real test, like any."""
+    nb = small_notebook()
+    test = next(i for i, c in enumerate(nb.cells) if is_test_cell(c))
+    nb.cells.insert(test, copy.deepcopy(nb.cells[test]))   # the copy comes first: it is the locked one
+    secret = canaries.new_secret()
+    flags = [canaries.is_canary(c, secret) for c in canaries.insert_canaries(nb, secret).cells]
+    assert sum(flags) == 2 * (sum(1 for c in nb.cells if is_test_cell(c)) - 1 + 2)
+
+
+def test_a_tampering_report_names_the_cells_since_the_last_check():
+    nb = small_notebook()
+    secret = canaries.new_secret()
+
+    def tamper(k, checks, fails, canary):
+        if k == 1:   # the canary before the first test cell
+            checks.outputs[0]["text"] = checks.outputs[0]["text"].replace(canary.token, canary.prefix + " 1 000000001")
+
+    reason, _ = canaries.check_canaries(_fake_run(nb, secret, tamper), secret)
+    first_test = next(i for i, c in enumerate(nb.cells) if is_test_cell(c))
+    span = f"cell {first_test}" if first_test == 1 else f"cells 1-{first_test}"
+    assert reason.startswith(f"tampered: in the canary after {span}"), reason
 
 
 def test_canaries_depend_on_the_secret_and_stay_out_of_sight():
@@ -342,7 +366,7 @@ def test_a_canary_starved_of_memory_is_no_tampering(cell):
             {"checks": checks, "fails": fails}[cell].outputs = [
                 nbformat.v4.new_output("error", ename="MemoryError", evalue="", traceback=[])]
     reason, _ = canaries.check_canaries(_fake_run(nb, secret, starve), secret)
-    assert reason.startswith("out of memory: the canary after cell ") and "MemoryError" in reason, reason
+    assert reason.startswith("out of memory: the canary after cell") and "MemoryError" in reason, reason
 
 
 def test_canary_failures_after_a_timeout_are_blamed_on_it():

@@ -59,7 +59,8 @@ def test_kernel_config_confines_the_kernel_to_its_scratch_folder(tmp_path):
 def test_kernelspec_runs_this_launcher_with_its_config(tmp_path):
     spec = json.loads((sandbox.write_kernelspec(tmp_path, {"mode": "bwrap"}) / "kernel.json").read_text())
     config_path = tmp_path / "kernels" / sandbox.KERNEL_NAME / "sandbox.json"
-    assert spec["argv"][1:] == [sandbox.__file__, "launch", "--config", str(config_path), "-f", "{connection_file}"]
+    assert spec["argv"][1:] == ["-I", "-S", sandbox.__file__, "launch", "--config", str(config_path),
+                                "-f", "{connection_file}"]
     assert json.loads(config_path.read_text()) == {"mode": "bwrap"}
     assert spec["interrupt_mode"] == "message"
 
@@ -113,7 +114,7 @@ def test_kernel_refuses_to_start_outside_a_student_folder(tmp_path):
 def test_kernelspec_of_a_warm_kernel_runs_warm_py_beside_this_launcher(tmp_path):
     spec = json.loads((sandbox.write_kernelspec(tmp_path, {"mode": "bwrap", "warm": "/z.sock"}) / "kernel.json")
                       .read_text())
-    assert spec["argv"][1] == sandbox.__file__.replace("sandbox.py", "warm.py") and spec["argv"][2] == "launch"
+    assert spec["argv"][3] == sandbox.__file__.replace("sandbox.py", "warm.py") and spec["argv"][4] == "launch"
 
 
 def test_kernel_env_is_the_configs_and_the_sandboxs_own(tmp_path):
