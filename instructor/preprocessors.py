@@ -4,6 +4,7 @@ the pipeline they make (:func:`autograde_pipeline`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 
@@ -143,6 +144,16 @@ class SupervisedExecute(Execute):
     pid_file = Unicode("", help="file holding the pid of the kernel's launcher").tag(config=True)
     record_path = Unicode("", help="where stops are written (JSON)").tag(config=True)
     poll = Float(0.2, help="seconds between two looks at the clock").tag(config=True)
+    early = Unicode("", help="the key of this run's kernel when it was started early (start_early)").tag(config=True)
+
+    def create_kernel_manager(self):
+        """The manager of the kernel :func:`start_early` started for this run (nbclient then only
+        connects to it), or a new one."""
+        km = _EARLY.pop(self.early, None) if self.early else None
+        if km is None:
+            return super().create_kernel_manager()
+        self.km = km
+        return km
 
     def __init__(self, *args, **kwargs):
         # nbgrader's Execute sets jupyter_client's manager the same way, over any configuration
@@ -203,6 +214,33 @@ class SupervisedExecute(Execute):
     async def _async_handle_timeout(self, timeout, cell=None):
         self._stop(self._index, "wall")
         return await super()._async_handle_timeout(timeout, cell)
+
+
+_EARLY: dict[str, object] = {}     # key -> the manager of a kernel started early, until Execute adopts it
+
+
+@contextlib.contextmanager
+def start_early(cfg, cwd: Path):
+    """Start the grading kernel now, as :class:`SupervisedExecute` configured by ``cfg`` would in
+    ``cwd`` (its folder), so that it boots while nbgrader does its steps before Execute; Execute
+    then adopts it (``SupervisedExecute.early``). A kernel nbgrader never reached is killed on the
+    way out. Where it cannot start here, Execute starts one and reports why not, as it always did."""
+    key = cfg.SupervisedExecute.early
+    execute = SupervisedExecute(config=cfg)
+    try:
+        cwd.mkdir(parents=True, exist_ok=True)
+        execute.km = execute.create_kernel_manager()
+        execute.start_new_kernel(cwd=str(cwd))
+        _EARLY[key] = execute.km
+    except Exception as exc:  # noqa: BLE001 - Execute tries again and reports
+        execute.log.warning("kernel not started early (%s: %s): Execute starts it", type(exc).__name__, exc)
+    try:
+        yield
+    finally:
+        km = _EARLY.pop(key, None)
+        if km is not None:  # nbgrader stopped before Execute
+            with contextlib.suppress(Exception):
+                run_sync(km.shutdown_kernel)(now=True)
 
 
 def autograde_pipeline() -> list:

@@ -43,7 +43,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import limits, sandbox, zygotes
-from .course import ROOT, locked_ids, metadata_problem, nbgrader_config, notebook_in, read_regular_file, submission_dir
+from .course import (
+    ROOT,
+    graded_dir,
+    locked_ids,
+    metadata_problem,
+    nbgrader_config,
+    notebook_in,
+    read_regular_file,
+    submission_dir,
+)
 from .integrity import scanner
 from .outcome import Outcome, diagnose
 
@@ -91,6 +100,11 @@ def _grading_converter():
 
     class ConfinedAutograde(Autograde):
         """nbgrader's Autograde that never follows what the student left in its output folder."""
+
+        def init_destination(self, assignment_id: str, student_id: str) -> bool:
+            """A throw-away course has graded nothing before: the output folder, made for the kernel
+            started early, is kept (nbgrader's --force would remove it under the kernel's launcher)."""
+            return True
 
         def set_permissions(self, assignment_id: str, student_id: str) -> None:
             dest = Path(self._format_dest(assignment_id, student_id))
@@ -269,6 +283,7 @@ def _grading_config(run: _Run, kernel_dir: Path):
     cfg.InsertCanaries.secret = spec["secret"]
     cfg.CheckCanaries.secret = spec["secret"]
     cfg.CheckCanaries.verdict_path = str(run.scratch / "canaries.json")
+    cfg.SupervisedExecute.early = run.scratch.name
     return cfg
 
 
@@ -363,12 +378,17 @@ def grade(spec: dict) -> Outcome:
         out.reason, out.seconds = str(exc), time.monotonic() - start
         return out
     review = [str(f) for f in scanner.scan_notebook(submitted, locked_ids(source)) if not f.note]
+    from .preprocessors import start_early  # nbgrader's: imported where a task runs
+
     with _scratch(spec) as (run, cache):
         try:
             out.setup_seconds = _build_course(run, cache)
             _confine(run)
             with _sandboxed_kernel(run, cache) as kernel_dir:
-                failed, timed_out = _execute(run, _grading_config(run, kernel_dir))
+                cfg = _grading_config(run, kernel_dir)
+                folder = graded_dir(run.course, spec["student"], spec["part"])
+                with start_early(cfg, folder):   # the kernel boots while nbgrader prepares
+                    failed, timed_out = _execute(run, cfg)
             out.setup_seconds += run.zygote_seconds
             review += _verdict(run, out, failed, timed_out)
         except Exception as exc:  # noqa: BLE001 - the task reports, the run goes on

@@ -20,7 +20,8 @@ Overhead, two ways:
   the plain way, ``jupyter nbconvert --execute`` style (nbclient, an ordinary local kernel,
   its start and shutdown included, the hidden tests restored as the grader runs them, no
   sandbox, no nbgrader, no canaries), measured one at a time before the grading runs;
-- *beyond cells*: the task's seconds minus the seconds its kernel spent running cells.
+- *beyond cells*: the task's seconds minus the seconds its kernel spent running the notebook's own
+  cells (hidden tests included; the canaries' cells are overhead, as the kernel's start is).
 
 ``--canaries`` times the integrity checks instead: per notebook, the number of canaries, their
 time in the kernel, and the time scan/insert/check take in the grading process.

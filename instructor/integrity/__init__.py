@@ -24,14 +24,16 @@ rebinding of attributes of imported modules and classes (``torch.allclose = ...`
 walking, and classes that compare equal to anything. A finding means "needs review"; it does not
 change a score. Attributes of the learner's own objects (``model.fc = ...``) are never flagged.
 
-**Canaries** are plain code cells, two per point: after every code cell a learner can edit,
-before every locked test cell not already preceded by one, and at the end. Both look like hidden
-test cells (a "Check ..." docstring, ``### BEGIN HIDDEN TESTS``, asserts). With values derived
-from a per-run secret, the first computes a number and a set of known-false checks
+**Canaries** are plain code cells, two per point: at the start, before every locked test cell
+not already preceded by one, and at the end (each test runs right after a check of what the
+learner's cells before it did). Both look like hidden test cells (a "Check ..." docstring,
+``### BEGIN HIDDEN TESTS``, asserts). With values derived from a per-run secret, the first
+computes a number and a set of known-false checks
 (``torch.allclose``, ``torch.equal``, ``torch.isclose``, ``Tensor.__eq__``/``__bool__``,
 ``numpy.allclose``, an ``assert`` that must raise the real AssertionError; torch's and numpy's
 ``assert_close`` must still be the libraries' own: calling torch's costs 0.5 s the first time)
-and prints them; the second fails an assert with a random message (a separate,
+and prints them (its body runs as one string through ``exec``: IPython tokenizes a cell before
+running it, ~30 ms for this body written out as code); the second fails an assert with a random message (a separate,
 short cell: IPython's traceback of a long cell costs tens of milliseconds). A kernel that skips
 the cells, hides their error, removes their asserts or makes false comparisons true gives itself
 away. The kernel sees the canaries' source (it has to run them); it never sees the secret or

@@ -58,7 +58,7 @@ def _identity_code(n: str, prefix: str) -> str:
             f"        except E:\n"
             f"            seen.append('empty')\n"
             f"    return '+'.join(seen)\n"
-            f"{n}b.print(\"{prefix}=\", *[{', '.join(parts)}])\n"
+            f"{n}b.print(\"{prefix}=\", \" \".join([{', '.join(parts)}]))\n"
             f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d\n")
 
 

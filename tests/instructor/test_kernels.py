@@ -161,3 +161,53 @@ def test_the_grading_run_starts_its_kernels_with_this_manager(short_dir):
     nb, _ = execute.preprocess(nb, {"metadata": {"path": str(short_dir)}})
     assert nb.cells[0].outputs[0]["text"] == "42\n"
     assert seen == [(kernels.GradingKernelManager, kernels.GradingKernelClient)]
+
+
+def _early_config(key: str):
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.Execute.kernel_name = "python3"
+    cfg.Execute.shutdown_kernel = "immediate"
+    cfg.SupervisedExecute.early = key
+    return cfg
+
+
+def test_a_kernel_started_early_is_the_one_execute_runs_the_notebook_in(short_dir):
+    import nbformat
+
+    from instructor import preprocessors
+
+    cfg = _early_config("early-1")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os; print(os.getpid(), os.getcwd())")])
+    folder = short_dir / "autograded" / "s1" / "p1"
+    with preprocessors.start_early(cfg, folder):
+        km = preprocessors._EARLY["early-1"]
+        started = km.provisioner.process.pid
+        assert asyncio.run(km.is_alive()) and folder.is_dir()
+        nb, _ = preprocessors.SupervisedExecute(config=cfg).preprocess(nb, {"metadata": {"path": str(folder)}})
+        assert "early-1" not in preprocessors._EARLY, "Execute did not adopt the kernel"
+    pid, cwd = nb.cells[0].outputs[0]["text"].split()
+    assert int(pid) == started and cwd == str(folder), "the notebook ran in another kernel than the early one"
+    assert not km.has_kernel, "Execute's immediate shutdown did not end the adopted kernel"
+
+
+def test_an_early_kernel_nbgrader_never_reached_is_killed(short_dir):
+    from instructor import preprocessors
+
+    cfg = _early_config("early-2")
+    with pytest.raises(ValueError, match="nbgrader stopped"):
+        with preprocessors.start_early(cfg, short_dir / "graded"):
+            km = preprocessors._EARLY["early-2"]
+            process = km.provisioner.process
+            raise ValueError("nbgrader stopped before its Execute step")
+    assert process.poll() is not None and "early-2" not in preprocessors._EARLY
+
+
+def test_a_kernel_that_cannot_start_early_is_left_to_execute(short_dir):
+    from instructor import preprocessors
+
+    cfg = _early_config("early-3")
+    cfg.Execute.kernel_name = "no-such-kernel"
+    with preprocessors.start_early(cfg, short_dir / "graded"):
+        assert "early-3" not in preprocessors._EARLY
