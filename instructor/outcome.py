@@ -42,6 +42,7 @@ class Outcome:
     late_days: int = 0          # days past the due date (deadlines.toml; 0 on time or within the grace period)
     penalty: float = 0.0        # points taken for lateness (nbgrader's late_submission_penalty)
     setup_seconds: float = 0.0  # of which the worker prepared the part (its first task of the part)
+    canary_seconds: float = 0.0  # of which the kernel ran the canaries' cells (never journaled)
     record_seconds: float = 0.0  # the coordinator's time to store it (notebook, gradebook, journal)
     log_text: str = ""          # the task's log itself (travels from the worker, never journaled)
     notebook: str | None = None  # the graded notebook (travels from the worker, never journaled)

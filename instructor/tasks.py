@@ -336,6 +336,7 @@ def _verdict(run: _Run, out: Outcome, failed: Exception | None, timed_out: bool)
     graded = notebook_in(run.course / "autograded" / spec["student"] / spec["part"], spec["part"])
     verdict = _read_json(run.scratch / "canaries.json", {})
     out.cell_seconds = float(verdict.get("execute_seconds") or 0.0)
+    out.canary_seconds = float(verdict.get("canary_seconds") or 0.0)
     stops = _read_json(run.scratch / "stops.json", [])
     stuck = [s["label"] for s in stops if s["kind"] == "killed"] or \
         [s["label"] for s in stops if s["kind"] == "wall" and failed is not None]

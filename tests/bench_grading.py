@@ -82,6 +82,7 @@ def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: 
         "wall": wall, "n": n, "per_submission": wall / n, "per_hour_per_core": n / wall * 3600 / cores,
         "warm_results": warm,
         "beyond_cells": statistics.mean(x.seconds - x.cell_seconds for x in warm),
+        "canaries": statistics.mean(x.canary_seconds for x in warm),
         "warm": len(warm), "setup": statistics.mean(setups) if setups else 0.0, "setups": len(setups),
         "coordinator": statistics.mean(x.record_seconds for x in results),
         "per_part": {p: statistics.mean(x.seconds for x in results if x.part == p) for p in parts},
@@ -143,7 +144,8 @@ def _print_runs(runs: dict, configs: list, plain: dict[str, float], repeat: int)
             print(f"run {r + 1} {label}: {out['wall']:6.1f} s for {out['n']} submissions = "
                   f"{out['per_submission']:5.2f} s each, {out['per_hour_per_core']:6.0f} per hour per core; "
                   f"overhead per submission {out['overhead']:+.2f} s beyond a plain run "
-                  f"({out['beyond_cells']:.2f} s beyond cells; {out['warm']} steady-state tasks), "
+                  f"({out['beyond_cells']:.2f} s beyond cells, {out['canaries']:.2f} s of it in the canaries' cells; "
+                  f"{out['warm']} steady-state tasks), "
                   f"+{out['setup']:.1f} s once per worker and part ({out['setups']}x); "
                   f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
                   + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)

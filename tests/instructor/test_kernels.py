@@ -196,11 +196,10 @@ def test_an_early_kernel_nbgrader_never_reached_is_killed(short_dir):
     from instructor import preprocessors
 
     cfg = _early_config("early-2")
-    with pytest.raises(ValueError, match="nbgrader stopped"):
-        with preprocessors.start_early(cfg, short_dir / "graded"):
-            km = preprocessors._EARLY["early-2"]
-            process = km.provisioner.process
-            raise ValueError("nbgrader stopped before its Execute step")
+    with pytest.raises(ValueError, match="nbgrader stopped"), preprocessors.start_early(cfg, short_dir / "graded"):
+        km = preprocessors._EARLY["early-2"]
+        process = km.provisioner.process
+        raise ValueError("nbgrader stopped before its Execute step")
     assert process.poll() is not None and "early-2" not in preprocessors._EARLY
 
 
