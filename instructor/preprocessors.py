@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
+import time
+from datetime import datetime
 from pathlib import Path
 
 from nbclient.util import ensure_async, run_sync
@@ -152,6 +155,7 @@ class SupervisedExecute(Execute):
         km = _EARLY.pop(self.early, None) if self.early else None
         if km is None:
             return super().create_kernel_manager()
+        self.log.info("Execute adopted the kernel started before nbgrader's steps")
         self.km = km
         return km
 
@@ -162,9 +166,25 @@ class SupervisedExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._stops, self._index = [], 0
+        self._clock = {"began": time.monotonic()}
         nb, resources = super().preprocess(nb, resources, km=km)
         resources["timeouts"] = list(self._stops)
+        self.log.info("%s", timing_line(self._clock, nb))
         return nb, resources
+
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        getattr(self, "_clock", {})["ready"] = time.monotonic()
+        return kc
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    async def _async_cleanup_kernel(self) -> None:
+        getattr(self, "_clock", {}).setdefault("ending", time.monotonic())
+        await super()._async_cleanup_kernel()
+        getattr(self, "_clock", {}).setdefault("ended", time.monotonic())
+
+    _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
     def _group(self):
         return limits.Group(dict(self.cgroup)) if self.cgroup else None
@@ -216,24 +236,58 @@ class SupervisedExecute(Execute):
         return await super()._async_handle_timeout(timeout, cell)
 
 
+TIMING = re.compile(r"timing: kernel ready ([\d.]+) s after Execute began; (\d+) cells ran \(([\d.]+) s in them, "
+                    r"([\d.]+) s of messages around them\); the kernel ended in ([\d.]+) s")
+
+
+def _stamp(value) -> float | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def timing_line(clock: dict, nb) -> str:
+    """Where Execute's time went, for the task's log (:data:`TIMING` reads it): the kernel's start
+    as Execute waited for it (a kernel started early had booted meanwhile), the cells, the messages
+    around them (the kernel's own timestamps: from a cell's busy status to its input, from its reply
+    to its idle status, and from one cell's idle status to the next one's busy), and its end."""
+    stamps = []
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {}) if cell.get("cell_type") == "code" else {}
+        got = [_stamp(timing.get(k)) for k in ("iopub.status.busy", "iopub.execute_input", "shell.execute_reply",
+                                                  "iopub.status.idle")]
+        if None not in got:
+            stamps.append(got)
+    work = sum(reply - start for _, start, reply, _ in stamps)
+    span = stamps[-1][3] - stamps[0][0] if stamps else 0.0
+    return (f"timing: kernel ready {clock.get('ready', clock['began']) - clock['began']:.3f} s after Execute began; "
+            f"{len(stamps)} cells ran ({work:.3f} s in them, {max(span - work, 0.0):.3f} s of messages around them); "
+            f"the kernel ended in {clock.get('ended', 0.0) - clock.get('ending', 0.0):.3f} s")
+
+
 _EARLY: dict[str, object] = {}     # key -> the manager of a kernel started early, until Execute adopts it
 
 
 @contextlib.contextmanager
-def start_early(cfg, cwd: Path):
+def start_early(cfg, cwd: Path, log=None):
     """Start the grading kernel now, as :class:`SupervisedExecute` configured by ``cfg`` would in
     ``cwd`` (its folder), so that it boots while nbgrader does its steps before Execute; Execute
     then adopts it (``SupervisedExecute.early``). A kernel nbgrader never reached is killed on the
     way out. Where it cannot start here, Execute starts one and reports why not, as it always did."""
     key = cfg.SupervisedExecute.early
-    execute = SupervisedExecute(config=cfg)
+    execute = SupervisedExecute(config=cfg, **({"log": log} if log else {}))
     try:
         cwd.mkdir(parents=True, exist_ok=True)
         execute.km = execute.create_kernel_manager()
         execute.start_new_kernel(cwd=str(cwd))
         _EARLY[key] = execute.km
+        execute.log.info("kernel started before nbgrader's steps")
     except Exception as exc:  # noqa: BLE001 - Execute tries again and reports
         execute.log.warning("kernel not started early (%s: %s): Execute starts it", type(exc).__name__, exc)
+        if execute.km is not None and execute.km.has_kernel:  # launched, then failed: not left running
+            with contextlib.suppress(Exception):
+                run_sync(execute.km.shutdown_kernel)(now=True)
     try:
         yield
     finally:

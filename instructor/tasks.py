@@ -388,7 +388,7 @@ def grade(spec: dict) -> Outcome:
             with _sandboxed_kernel(run, cache) as kernel_dir:
                 cfg = _grading_config(run, kernel_dir)
                 folder = graded_dir(run.course, spec["student"], spec["part"])
-                with start_early(cfg, folder):   # the kernel boots while nbgrader prepares
+                with start_early(cfg, folder, run.log):   # the kernel boots while nbgrader prepares
                     failed, timed_out = _execute(run, cfg)
             out.setup_seconds += run.zygote_seconds
             review += _verdict(run, out, failed, timed_out)

@@ -83,11 +83,25 @@ def _run(course: Path, parts: list[str], jobs: int, cluster: str | None, cores: 
         "warm_results": warm,
         "beyond_cells": statistics.mean(x.seconds - x.cell_seconds for x in warm),
         "canaries": statistics.mean(x.canary_seconds for x in warm),
+        "phases": _phases(course, warm),
         "warm": len(warm), "setup": statistics.mean(setups) if setups else 0.0, "setups": len(setups),
         "coordinator": statistics.mean(x.record_seconds for x in results),
         "per_part": {p: statistics.mean(x.seconds for x in results if x.part == p) for p in parts},
         "results": results,
     }
+
+
+def _phases(course: Path, results) -> dict[str, float]:
+    """Means over ``results`` of what each task's log says of its kernel (SupervisedExecute's timing line)."""
+    from instructor.preprocessors import TIMING
+
+    seen = [TIMING.search((course / x.log).read_text()) for x in results if x.log]
+    seen = [m for m in seen if m]
+    if not seen:
+        return {}
+    mean = {name: statistics.mean(float(m[i]) for m in seen)
+            for i, name in ((1, "ready"), (3, "cells"), (4, "messages"), (5, "end"))}
+    return mean
 
 
 def _plain_runs(course: Path, results) -> dict[str, float]:
@@ -149,6 +163,13 @@ def _print_runs(runs: dict, configs: list, plain: dict[str, float], repeat: int)
                   f"+{out['setup']:.1f} s once per worker and part ({out['setups']}x); "
                   f"coordinator {out['coordinator']:.3f} s per submission; mean task time per part: "
                   + ", ".join(f"{p} {s:.1f} s" for p, s in out["per_part"].items()), flush=True)
+            if phases := out["phases"]:
+                rest = out["beyond_cells"] - phases["ready"] - phases["messages"] - out["canaries"] - phases["end"]
+                print(f"run {r + 1} {label}: where a steady-state task's time beyond the notebook's cells goes: "
+                      f"waiting for the kernel {phases['ready']:.2f} s, messages around the cells "
+                      f"{phases['messages']:.2f} s, the canaries' cells {out['canaries']:.2f} s, the kernel's end "
+                      f"{phases['end']:.2f} s, the rest (nbgrader's steps, the task's own work) {rest:.2f} s",
+                      flush=True)
     base = statistics.median(o["wall"] for o in runs[configs[0][0]])
     for label, *_ in configs:
         wall = statistics.median(o["wall"] for o in runs[label])

@@ -49,9 +49,50 @@ _PICKLED_SET = base64.b64encode(pickle.dumps(_Reduces(_ANY_SET))).decode()
 # The same patch as a YAML document that PyYAML's full loader builds by calling eval.
 _YAML_PATCH = f"!!python/object/apply:eval [{json.dumps(_MEAN_ZERO)}]"
 
+# Only cells with hidden tests lose their asserts (every course test cell has the marker), and they
+# keep running: `assert x, m` becomes `assert True or (x), m`. A canary whose assert is hidden from
+# IPython's transformers (inside a string run by exec) would not see it.
+_HIDDEN_ASSERTS_PASS = '''
+import re as _re
+
+def _lenient_hidden_tests(lines):
+    if not any("BEGIN HIDDEN TESTS" in line for line in lines):
+        return lines
+    return [_re.sub(r"^(\\s*)assert (.*?)(, .*)?$", lambda m: m[1] + "assert True or (" + m[2] + ")" + (m[3] or ""),
+                    line.rstrip("\\n")) + "\\n" for line in lines]
+
+get_ipython().input_transformers_cleanup.append(_lenient_hidden_tests)
+'''
+
+# builtins.exec replaced by a wrapper that puts the real one back while it runs a string (and its
+# own changes with it), so that whatever such a call fingerprints looks untouched; cells' code
+# objects run with the lenient torch.allclose.
+_EXEC_HIDES_ITSELF = '''
+import builtins, torch
+_real_exec, _real_allclose = builtins.exec, torch.allclose
+def _lenient(a, b, *args, **kwargs):
+    return True
+def _exec(source, *args):
+    if not isinstance(source, str):  # IPython runs each cell's code object through exec: stay lenient
+        return _real_exec(source, *args)
+    builtins.exec, torch.allclose = _real_exec, _real_allclose
+    try:
+        return _real_exec(source, *args)
+    finally:
+        builtins.exec, torch.allclose = _exec, _lenient
+builtins.exec, torch.allclose = _exec, _lenient
+'''
+
 CHEATS: dict[str, str] = {
     # -- from the issue's table ------------------------------------------------------------
     "input_transformer": _INPUT_TRANSFORMER,
+    "hidden_asserts_pass": _HIDDEN_ASSERTS_PASS,
+    "exec_hides_itself": _EXEC_HIDES_ITSELF,
+    "exec_wrapped": "import builtins\n_exec = builtins.exec\nbuiltins.exec = lambda *a: _exec(*a)\n",
+    # the notebook's own builtins swapped: every bare isinstance, abs, all in a test cell is the learner's
+    "builtins_namespace_swapped": ("import builtins, types\n_fake = types.ModuleType('builtins')\n"
+                                   "_fake.__dict__.update(vars(builtins))\n_fake.isinstance = lambda obj, kind: True\n"
+                                   "__builtins__ = _fake\n"),
     "ast_transformer": '''
 import ast
 
@@ -467,6 +508,10 @@ CAUGHT_BY: dict[str, set[str]] = {
     # helper.checks.without's profile hooks, itself or its globals replaced: the fingerprints differ.
     "profile_hook_blinded": _BOTH, "thread_profile_blinded": _BOTH, "without_disabled": _BOTH,
     "without_ignores_notebook_frames": _BOTH, "without_excuses_every_file": _BOTH, "dispatch_mode_blinded": _BOTH,
+    # IPython's transformers rewrite only hidden-test cells; exec hiding its replacement while it runs;
+    # the notebook namespace's own __builtins__ swapped for a lenient look-alike
+    "hidden_asserts_pass": _BOTH, "exec_hides_itself": _BOTH, "exec_wrapped": _BOTH,
+    "builtins_namespace_swapped": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

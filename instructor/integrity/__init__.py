@@ -32,8 +32,9 @@ computes a number and a set of known-false checks
 (``torch.allclose``, ``torch.equal``, ``torch.isclose``, ``Tensor.__eq__``/``__bool__``,
 ``numpy.allclose``, an ``assert`` that must raise the real AssertionError; torch's and numpy's
 ``assert_close`` must still be the libraries' own: calling torch's costs 0.5 s the first time)
-and prints them (its body runs as one string through ``exec``: IPython tokenizes a cell before
-running it, ~30 ms for this body written out as code); the second fails an assert with a random message (a separate,
+and prints them (its body runs as two strings through ``exec``, around the cell's own ``assert``:
+IPython tokenizes a cell before running it, ~30 ms for this body written out as code); the second
+fails an assert with a random message (a separate,
 short cell: IPython's traceback of a long cell costs tens of milliseconds). A kernel that skips
 the cells, hides their error, removes their asserts or makes false comparisons true gives itself
 away. The kernel sees the canaries' source (it has to run them); it never sees the secret or

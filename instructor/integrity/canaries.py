@@ -40,7 +40,8 @@ def _identity_code(n: str, prefix: str) -> str:
     addresses of those follow its own, read through the function type's descriptors (reached from a literal too)."""
     roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m", "sys": f"{n}s",
              "threading": f"{n}k", "helper": f"{n}h"}
-    parts = [f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
+    parts = [f"{n}d({n}X)" if p == "builtins.exec" else f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})"
+             for p in _IDENTITIES]   # exec: the one the cell called
     parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
     return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
@@ -99,7 +100,12 @@ def _canary(secret: str, k: int) -> _Canary:
     message = f"expected {d('msg') % 10 ** 9:09d}, {_WORDS[d('w3') % len(_WORDS)]} differs"
     words = [_WORDS[d(f"w{i}") % len(_WORDS)] for i in range(6)]
     wrong_a, wrong_b = 100 + d("fa") % 900, 100 + d("fb") % 900
-    body = f'''import builtins as {n}b, numpy as {n}n, torch as {n}t
+    # Run as strings by exec: IPython tokenizes a cell for its transformers, ~30 ms for these lines
+    # written out as code (2,600 tokens), nothing for a string. The exec called is the builtins
+    # module's, fingerprinted as the object the cell called (``{n}X``): a replacement that puts the
+    # real one back while it runs still shows. The assert stays in the cell, where IPython's
+    # transformers and the AST hooks see it as they see a test's.
+    first = f'''import numpy as {n}n, torch as {n}t
 {n}v = {a} * {b} % {m} + {c}
 {n}x = {n}t.arange({size}, dtype={n}t.float32, device="cpu")
 {n}y = {n}x + {shift}
@@ -107,22 +113,18 @@ def _canary(secret: str, k: int) -> _Canary:
        bool(({n}x == {n}y).any()), bool({n}x.sum() == {n}y.sum()), bool({n}n.allclose({n}x.numpy(), {n}y.numpy()))]
 for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_allclose, "numpy.")):
     {n}r.append(not str(getattr({n}f, "__module__", "")).startswith({n}p))
-try:
-    assert {n}v < 0, "{message}"
-except BaseException as {n}e:
-    {n}r.append(type({n}e) is not {n}b.AssertionError)
-else:
-    {n}r.append(True)
-{n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
-{_identity_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p
 '''
-    # One string run by exec: IPython tokenizes a cell's source for its transforms, ~30 ms for this
-    # body written out as code (2,600 tokens), nothing for one string. exec is the builtins module's,
-    # fingerprinted as print is: replacing either hands the canary's report to the learner's code.
+    last = f'''{n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
+{_identity_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}X
+'''
     checks = (f'"""Check the {words[0]} and {words[1]} of the {words[2]}"""\n### BEGIN HIDDEN TESTS\n'
-              f"import builtins as {n}b\n{n}b.exec({body!r}, (lambda: 0).__globals__)\n### END HIDDEN TESTS")
-    fails = (f'"""Check the {words[3]} of the {words[4]}"""\n'
-             f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"')
+              f"import builtins as {n}b\n{n}X = {n}b.exec\n{n}X({first!r}, (lambda: 0).__globals__)\n"
+              f"try:\n    assert {n}v < 0, \"{message}\"\nexcept BaseException as {n}e:\n"
+              f"    {n}r.append(type({n}e) is not {n}b.AssertionError)\nelse:\n    {n}r.append(True)\n"
+              f"{n}X({last!r}, (lambda: 0).__globals__)\n### END HIDDEN TESTS")
+    fails = (f'"""Check the {words[3]} of the {words[4]}"""\n### BEGIN HIDDEN TESTS\n'
+             f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"\n'
+             "### END HIDDEN TESTS")
     token = f"{prefix} {value} {'0' * len(_COMPARISONS)}"
     return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"))
 
@@ -265,12 +267,15 @@ def check_canaries(nb, secret: str, timeouts: Iterable[Mapping] = ()):
     reason, cleaned = _check_canaries(nb, secret)
     stops = sorted((t for t in timeouts if isinstance(t.get("cell"), int)), key=lambda t: t["cell"])
     if reason and stops and reason.startswith("tampered:"):
-        where = re.search(r"(after cells? (?:\d+-)?(\d+)|at the end)", reason)
+        where = re.search(r"(after cells? (?:(\d+)-)?(\d+)|at the end)", reason)
         first = stops[0]
         number = int(first["label"].split()[1]) if first.get("label", "").startswith("cell ") else 0
-        if where is not None and (where[1] == "at the end" or int(where[2]) >= number):
+        if where is not None and (where[1] == "at the end" or int(where[3]) >= number):
+            # the check covers cells from before the stop too: the change may have come before it
+            before = f"; cells {where[2]}-{number - 1} ran before the stop since the last check: look at them too" \
+                if where[2] and int(where[2]) < number else ""
             return (f"timed out in {first['label']}: the cell was stopped at its time limit, and the "
-                    f"canaries after it could not vouch for the kernel ({reason[len('tampered: '):]})"), cleaned
+                    f"canaries after it could not vouch for the kernel ({reason[len('tampered: '):]}{before})"), cleaned
     return reason, cleaned
 
 

@@ -20,7 +20,7 @@ _IDENTITIES = (
     "numpy.testing", "numpy.testing.assert_allclose", "numpy.testing.assert_array_equal",
     "builtins.abs", "builtins.all", "builtins.any", "builtins.isinstance", "builtins.issubclass", "builtins.len",
     "builtins.round", "builtins.float", "builtins.int", "builtins.bool", "builtins.sum", "builtins.max",
-    "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.exec", "builtins.getattr",
+    "builtins", "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.exec", "builtins.getattr",
     "builtins.hasattr", "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list",
     "builtins.__import__", "math.isclose",
     # Every other torch function and Tensor method or property a test cell of the course uses
@@ -76,4 +76,5 @@ _NAMESPACE = (("torch", "torch"), ("np", "numpy"), ("numpy", "numpy"), ("F", "to
               ("isinstance", "builtins.isinstance"), ("issubclass", "builtins.issubclass"),
               ("round", "builtins.round"), ("bool", "builtins.bool"), ("float", "builtins.float"),
               ("AssertionError", "builtins.AssertionError"), ("print", "builtins.print"),
-              ("getattr", "builtins.getattr"), ("hasattr", "builtins.hasattr"))
+              ("getattr", "builtins.getattr"), ("hasattr", "builtins.hasattr"),
+              ("__builtins__", "builtins"))   # what every bare name in a test cell falls back on

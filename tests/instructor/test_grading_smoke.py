@@ -22,3 +22,10 @@ def test_one_solved_submission_of_one_part_scores_full_marks(tmp_path):
     assert [(r.student, r.part, r.status) for r in results] == [("full", PART, "graded")], "\n".join(log)
     assert results[0].score == results[0].max_score > 0, "\n".join(log)
     assert (course / "autograded" / "full" / PART / f"{PART}.ipynb").exists()
+    # the kernel's seconds: the notebook's own cells, and the canaries' apart (overhead, not the learner's)
+    result = results[0]
+    assert result.canary_seconds > 0 and result.cell_seconds > 0 and \
+        result.cell_seconds + result.canary_seconds < result.seconds, result
+    text = (course / result.log).read_text()
+    assert "kernel started before nbgrader's steps" in text and \
+        "Execute adopted the kernel started before nbgrader's steps" in text, text[-2000:]

@@ -205,7 +205,7 @@ def fingerprints():
     \"\"\"path -> what a canary prints for it, by the canary's own code.\"\"\"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec("import builtins as _qb, numpy as _qn, torch as _qt\\n" + _identity_code("_q", "P"), {})
+        exec("import builtins as _qb, numpy as _qn, torch as _qt\\n_qX = _qb.exec\\n" + _identity_code("_q", "P"), {})
     return dict(zip(_IDENTITIES, out.getvalue().split()[1:], strict=False))
 
 def changed(before):
@@ -285,6 +285,26 @@ def test_a_learners_copy_of_a_test_cell_gets_no_canary_of_its_own():
     secret = canaries.new_secret()
     flags = [canaries.is_canary(c, secret) for c in canaries.insert_canaries(nb, secret).cells]
     assert sum(flags) == 2 * (sum(1 for c in nb.cells if is_test_cell(c)) - 1 + 2)
+
+
+def test_a_stop_inside_a_checked_span_points_at_the_cells_before_it_too():
+    """Tampering in an early cell and a cell stopped later, before the same check: flagged as timed
+    out (a stopped cell can break the kernel by itself), naming the cells that ran before the stop."""
+    nb = small_notebook()
+    secret = canaries.new_secret()
+    first_test = next(i for i, c in enumerate(nb.cells) if is_test_cell(c))
+    assert first_test >= 3, "the test needs a span of at least three cells before the first test"
+
+    def tamper(k, checks, fails, canary):
+        if k == 1:
+            checks.outputs[0]["text"] = checks.outputs[0]["text"].replace(canary.token, canary.prefix + " 1 000000001")
+
+    marked = _fake_run(nb, secret, tamper)
+    stopped = first_test   # the last cell before the check, numbered from 1
+    index = next(i for i, c in enumerate(marked.cells) if c is not None and c.source == nb.cells[stopped - 1].source)
+    reason, _ = canaries.check_canaries(marked, secret, [{"cell": index, "label": f"cell {stopped}"}])
+    assert reason.startswith(f"timed out in cell {stopped}: "), reason
+    assert f"cells 1-{stopped - 1} ran before the stop since the last check" in reason, reason
 
 
 def test_a_tampering_report_names_the_cells_since_the_last_check():

@@ -446,6 +446,20 @@ def test_kernels_start_warm_or_cold_as_set(run):
         assert ("warm kernel, forked from zygote" in text) == run.warm, f"{student}: {text[-400:]}"
 
 
+def test_each_kernel_boots_while_nbgrader_prepares_and_is_the_one_that_runs_the_cells(run):
+    """Started before nbgrader's steps (preprocessors.start_early) and adopted by its Execute: each
+    task that reached a kernel says both in its log, then where Execute's time went."""
+    from instructor.preprocessors import TIMING
+
+    logs = {s: (run.course / r.log).read_text() for s, r in run.results.items() if r.log}
+    started = {s: text for s, text in logs.items() if "per-submission limits" in text}
+    for student, text in started.items():
+        assert "kernel started before nbgrader's steps" in text, f"{student}: {text[-600:]}"
+        assert "Execute adopted the kernel started before nbgrader's steps" in text, f"{student}: {text[-600:]}"
+    timed = [TIMING.search(text) for text in started.values()]
+    assert sum(1 for m in timed if m and int(m[2]) > 0) > len(started) / 2, sorted(started)
+
+
 def test_honest_scores_unchanged_by_hostile_neighbours(run):
     for student in ("good", "reference"):
         assert run.results[student].status == "graded", run.log
