@@ -188,17 +188,13 @@ def _duration(hours: float) -> str:
 def round_table(groups: dict) -> str:
     """docs/scaling.md's worked example: a round of LEARNERS x PARTS_PER_ROUND on N machines."""
     grading = groups["grading"]["entries"]
-    r = high(grading["per-hour-per-machine-2"])      # submissions per hour per 2-core machine
+    r = high(grading["per-hour-per-machine-2"])      # submissions per hour per 2-core machine, warm (the default)
+    cold = grading.get("per-hour-per-machine-2-cold", {})
+    r_cold = high(cold) if "value" in cold else None
     g = high(groups["coordinator"]["entries"]["storage-per-result"])  # its seconds per result
     measured = [e for e in groups["grading-part-2"]["entries"].values() if "value" in e]  # per part, 2 workers
     mean, slowest = sum(map(high, measured)) / len(measured), max(measured, key=high)
     machines = (1, 10, 25, 50, 100)
-    # warm kernels against cold ones, side by side in one run (2 workers): what a task no longer
-    # pays beyond its cells, taken off the average part's task time
-    warm = groups.get("grading-warm", {}).get("entries", {})
-    pair = [warm.get(f"beyond-cells-2-{kind}", {}) for kind in ("warm", "cold")]
-    saved = high(pair[1]) - high(pair[0]) if all("value" in e for e in pair) else None
-    speed_up = mean / (mean - saved) if saved else None
 
     def row(label: str, submissions: int, rate: float = r) -> str:
         cells = []
@@ -209,8 +205,8 @@ def round_table(groups: dict) -> str:
         return f"| {label} | " + " | ".join(cells) + " |"
 
     lines = [
-        f"With `r` = {_number(r)} submissions per hour per 2-core machine (two workers, cold kernels) and "
-        f"`g` = {g:g} s",
+        f"With `r` = {_number(r)} submissions per hour per 2-core machine (two workers, warm kernels: the default)"
+        f" and `g` = {g:g} s",
         f"per result (one coordinator takes at most {3600 / g:,.0f} results an hour), from",
         "[times.md](times.md#grading-throughput) and [times.md](times.md#the-coordinators-storage-in-batches):",
         "",
@@ -219,23 +215,22 @@ def round_table(groups: dict) -> str:
         row(f"one round, {PARTS_PER_ROUND} parts × {LEARNERS:,} learners", LEARNERS * PARTS_PER_ROUND),
         row(f"one part, {LEARNERS:,} submissions (average part)", LEARNERS),
     ]
-    if speed_up:
-        lines += [row(f"one round, warm kernels (`r` × {speed_up:.2f} = {r * speed_up:,.0f})",
-                      LEARNERS * PARTS_PER_ROUND, r * speed_up),
-                  row("one part, warm kernels (average part)", LEARNERS, r * speed_up)]
+    if r_cold:
+        lines += [row(f"one round, cold kernels (`GRADING_WARM=0`, `r` = {r_cold:,.0f})", LEARNERS * PARTS_PER_ROUND,
+                      r_cold),
+                  row("one part, cold kernels (average part)", LEARNERS, r_cold)]
     lines += [
         "",
         f"Parts differ: {fmt(slowest)} per task for the slowest, `{slowest['key']}`, against\n"
         f"{mean:.1f} s on average (two workers), so it takes about {high(slowest) / mean:.1f} times "
         "the \"average part\" row.",
     ]
-    if speed_up:
+    if r_cold:
         lines += ["",
-                  f"Warm kernels (`GRADING_WARM=1`, the default) spare each task {saved:.1f} s beyond its cells (two "
-                  "workers, warm\nbeside cold in one run on Parts 2 and 4: "
-                  "[times.md](times.md#warm-and-cold-kernels-side-by-side)); taken off the\n"
-                  f"average task of {mean:.1f} s, `r` becomes {speed_up:.2f} times as large. The cold rows are the "
-                  "measured `r`:\nthe saving is the same for every part, so short parts gain most."]
+                  f"Warm kernels (`GRADING_WARM=1`, the default) grade {r / r_cold:.2f} times as many submissions "
+                  "an hour as cold ones,\nmeasured side by side in one run on all eight parts "
+                  "([times.md](times.md#grading-throughput)): a warm kernel does not import PyTorch again.\n"
+                  "The saving is about the same for every part, so short parts gain most."]
     return "\n".join(lines)
 
 
