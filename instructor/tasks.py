@@ -102,9 +102,7 @@ def _grading_converter():
         """nbgrader's Autograde that never follows what the student left in its output folder."""
 
         def init_destination(self, assignment_id: str, student_id: str) -> bool:
-            """A throw-away course has graded nothing before: the output folder, made for the kernel
-            started early, is kept (nbgrader's --force would remove it under the kernel's launcher)."""
-            return True
+            return True  # a throw-away course: the output folder, made for the early kernel, is kept
 
         def set_permissions(self, assignment_id: str, student_id: str) -> None:
             dest = Path(self._format_dest(assignment_id, student_id))

@@ -1,30 +1,17 @@
 """Warm grading kernels: PyTorch imported once per worker, each submission's kernel forked from it
 into that submission's own sandbox, the same sandbox a cold kernel gets.
 
-A cold grading kernel (:mod:`instructor.sandbox`) imports PyTorch inside bubblewrap: ~4 s of CPU
-per submission before its first cell. Here each worker keeps, per kernel configuration, a
-*zygote* (:mod:`instructor.zygotes`): Python started with the kernel's environment and nothing of
-the worker's, that imports the kernel's preloads and ipykernel, starts no thread, never runs
-submitted code and answers on a Unix socket in the worker's private folder. Per submission:
-
-1. jupyter_client runs this file's ``launch``: the cold launcher's checks, limits, control group
-   and pid file; then bubblewrap with the cold kernel's exact command line
-   (:func:`sandbox.bwrap_argv`) around a *holder* that only waits; the holder's namespaces go to
-   the zygote as descriptors, with the launcher's stdin, stdout and stderr;
-2. the zygote forks a child that sets the limits, joins the control group, enters those
-   namespaces (the inner user namespace last), drops every capability, sets no_new_privs and
-   forks the kernel into the sandbox's pid namespace, in a new session it does not lead;
-3. before any submitted code the kernel checks its credentials and that its namespaces are the
-   holder's, keeps only stdin, stdout and stderr, takes the kernel's environment, folder and
-   umask, reseeds Python's, NumPy's and PyTorch's generators from the OS (as a fresh process is
-   seeded), forgets import caches and this module, and runs ipykernel as the cold kernel does.
-
-Each kernel is forked from the zygote, never from another kernel, and no kernel can reach the
-zygote (outside its pid namespace and file system): nothing crosses from one submission to the
-next. When the launcher ends, ``--die-with-parent`` ends the holder, the sandbox's pid namespace
-with it, and the kernel; the launcher itself ends with the worker, as bubblewrap does for a cold
-kernel. Where any of this fails, ``launch`` starts the cold kernel instead. Why this isolates:
-docs/grading-safety.md#warm-kernels.
+Each worker keeps, per kernel configuration, a *zygote* (:mod:`instructor.zygotes`): Python started
+with the kernel's environment and nothing of the worker's, that imports the kernel's preloads and
+ipykernel, starts no thread, never runs submitted code and answers on a Unix socket in the worker's
+private folder. Per submission, jupyter_client runs this file's ``launch``: the cold launcher's
+checks, limits, control group and pid file, then bubblewrap with the cold kernel's exact command
+line around a *holder* that only waits, whose namespaces go to the zygote as descriptors. The
+zygote forks a child that takes the limits and the control group, enters those namespaces, drops
+every capability and forks the kernel into the sandbox's pid namespace; before any submitted code
+the kernel checks who and where it is, takes the kernel's environment, folder and umask, reseeds
+the generators, forgets this module and runs ipykernel as the cold kernel does; where any of this
+fails, ``launch`` starts the cold kernel. Why this isolates: docs/grading-safety.md#warm-kernels.
 
 This file imports only the standard library: jupyter_client runs it by its path, as sandbox.py.
 """
@@ -35,6 +22,7 @@ import contextlib
 import ctypes
 import fcntl
 import importlib
+import itertools
 import json
 import os
 import select
@@ -43,6 +31,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 NS_GET_PARENT = 0xB702                           # ioctl on a namespace descriptor: its parent user namespace
@@ -217,21 +206,14 @@ def launch(argv: list[str]) -> None:
 def serve(path: str, preload: list[str]) -> dict:
     """Import ``preload`` and ipykernel, answer on the Unix socket ``path`` until stdin closes.
     Returns only in a submission's kernel process: what :func:`become` needs."""
-    import itertools  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    before = dict(os.environ)
-    for name in preload:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(name)
-    # A cold kernel makes these imports after its first threads: a Thread object made by one of them
-    # (debugpy's) must not shift the numbers in the kernel's thread names ("Thread-1 (...)").
-    number = threading._counter()  # noqa: SLF001 - the next thread name's number
-    for name in WARM_IMPORTS:
-        with contextlib.suppress(ImportError):
+    before, number = dict(os.environ), None
+    for name in (*preload, "", *WARM_IMPORTS):
+        if not name:  # a cold kernel makes the rest after its first threads: a Thread object one makes
+            number = threading._counter()  # noqa: SLF001 - (debugpy's) must not shift their names' numbers
+        with contextlib.suppress(ImportError, ValueError):
             importlib.import_module(name)
     threading._counter = itertools.count(number).__next__  # noqa: SLF001
-    # What those imports set in the environment (debugpy: PYDEVD_USE_FRAME_EVAL), a cold kernel's imports set too
+    # what they set in the environment (debugpy: PYDEVD_USE_FRAME_EVAL), a cold kernel's imports set too
     _IMPORTED_ENV.update((k, v) for k, v in os.environ.items() if before.get(k) != v)
     # One fork before counting: libraries that keep a thread pool from their import on (OpenBLAS)
     # stop it before a fork and start it again when next used, in the zygote (never) and each kernel.
