@@ -8,7 +8,6 @@ import contextlib
 import json
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 
 from nbclient.util import ensure_async, run_sync
@@ -240,13 +239,6 @@ TIMING = re.compile(r"timing: kernel ready ([\d.]+) s after Execute began; (\d+)
                     r"([\d.]+) s of messages around them\); the kernel ended in ([\d.]+) s")
 
 
-def _stamp(value) -> float | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def timing_line(clock: dict, nb) -> str:
     """Where Execute's time went, for the task's log (:data:`TIMING` reads it): the kernel's start
     as Execute waited for it (a kernel started early had booted meanwhile), the cells, the messages
@@ -255,8 +247,8 @@ def timing_line(clock: dict, nb) -> str:
     stamps = []
     for cell in nb.cells:
         timing = cell.get("metadata", {}).get("execution", {}) if cell.get("cell_type") == "code" else {}
-        got = [_stamp(timing.get(k)) for k in ("iopub.status.busy", "iopub.execute_input", "shell.execute_reply",
-                                                  "iopub.status.idle")]
+        got = [canaries.stamp(timing.get(k))
+               for k in ("iopub.status.busy", "iopub.execute_input", "shell.execute_reply", "iopub.status.idle")]
         if None not in got:
             stamps.append(got)
     work = sum(reply - start for _, start, reply, _ in stamps)

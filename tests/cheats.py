@@ -83,7 +83,24 @@ def _exec(source, *args):
 builtins.exec, torch.allclose = _exec, _lenient
 '''
 
+# A transformer that tells the canaries from the tests by their shape (the canary's own import, its
+# failing product) and blanks only the tests, reached through names the scan cannot read: wrong
+# answers scored full marks past the scan and every canary until the canaries fingerprinted the
+# shell's transformer lists.
+_CANARY_AWARE_TRANSFORMER = '''
+import re as _r
+_canary = _r.compile(r"import builtins as _q\\w+_b$|^assert \\d+ \\* \\d+ == \\d+, ", _r.M)
+def _tests_only(lines):
+    text = "".join(lines)
+    if "BEGIN HIDDEN" in text and not _canary.search(text):
+        return ["pass\\n"]
+    return lines
+_sh = globals()["ge" + "t_ipython"]()
+getattr(_sh, "input_trans" + "formers_post").append(_tests_only)
+'''
+
 CHEATS: dict[str, str] = {
+    "canary_aware_transformer": _CANARY_AWARE_TRANSFORMER,
     # -- from the issue's table ------------------------------------------------------------
     "input_transformer": _INPUT_TRANSFORMER,
     "hidden_asserts_pass": _HIDDEN_ASSERTS_PASS,
@@ -512,6 +529,8 @@ CAUGHT_BY: dict[str, set[str]] = {
     # the notebook namespace's own __builtins__ swapped for a lenient look-alike
     "hidden_asserts_pass": _BOTH, "exec_hides_itself": _BOTH, "exec_wrapped": _BOTH,
     "builtins_namespace_swapped": _BOTH,
+    # the scan cannot read names built at run time: only the fingerprint of the shell's transformers sees it
+    "canary_aware_transformer": {"canary"},
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

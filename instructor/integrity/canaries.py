@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..course import editable_cells, grade_id, is_test_cell, locked_ids
-from .identities import _IDENTITIES, _NAMESPACE, REWRAPPED_BY_TORCH  # noqa: F401 - the last, read through here
+from .identities import _IDENTITIES, _NAMESPACE, REWRAPPED_BY_TORCH, SHELL_HOOKS  # noqa: F401 - read through here
 from .rules import shorten
 
 CANARY_KEY = "course_integrity"   # cell metadata: {"canary": k}; never shown to learners
@@ -40,12 +40,23 @@ def _identity_code(n: str, prefix: str) -> str:
     addresses of those follow its own, read through the function type's descriptors (reached from a literal too)."""
     roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m", "sys": f"{n}s",
              "threading": f"{n}k", "helper": f"{n}h"}
-    parts = [f"{n}d({n}X)" if p == "builtins.exec" else f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})"
-             for p in _IDENTITIES]   # exec: the one the cell called
+    special = {"builtins.exec": f"{n}d({n}X)",   # the exec the cell called
+               SHELL_HOOKS: f"{n}H()"}          # the shell and what it runs a cell's source through
+    parts = [special.get(p) or f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
     parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
     return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
             f"{n}g = (lambda: 0).__globals__\n"
+            # IPython's shell (its class's singleton), and every input transformer and AST transformer
+            # it runs a cell through: one that rewrites only the test cells, telling them from the
+            # canaries by their shape, leaves the canaries' own results alone but not this list
+            f"def {n}H(o={n}o, s={n}s, G={n}b.getattr):\n"
+            f"    shell = G(G(s.modules.get('IPython.core.interactiveshell'), 'InteractiveShell', None), '_instance',"
+            f" None)\n"
+            f"    if shell is None:\n"
+            f"        return '-'\n"
+            f"    hooks = [shell.input_transformers_cleanup, shell.input_transformers_post, shell.ast_transformers]\n"
+            f"    return '+'.join([o(shell)] + [o(x) for each in hooks for x in [each, *each]])\n"
             f"def {n}d(x, o={n}o, F=(lambda: 0).__class__, T=().__class__.__class__, E={n}b.ValueError):\n"
             f"    if T(x) is not F:\n"
             f"        return o(x)\n"
@@ -60,7 +71,7 @@ def _identity_code(n: str, prefix: str) -> str:
             f"            seen.append('empty')\n"
             f"    return '+'.join(seen)\n"
             f"{n}b.print(\"{prefix}=\", \" \".join([{', '.join(parts)}]))\n"
-            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d\n")
+            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d, {n}H\n")
 
 
 def new_secret() -> str:
@@ -332,16 +343,18 @@ def _check_canaries(nb, secret: str):
 # ---------------------------------------------------------------------------
 
 
+def stamp(value) -> float | None:
+    """A timestamp of nbclient's timing record (ISO 8601, "Z" for UTC) in seconds; None if unreadable."""
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def cell_seconds(cell) -> float:
     """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record;
     0 when the cell did not run or its timestamps are unreadable)."""
     timing = cell.get("metadata", {}).get("execution", {})
-    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
-    if not (start and end):
-        return 0.0
-    try:
-        return (datetime.fromisoformat(end.replace("Z", "+00:00"))
-                - datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
-    except ValueError:
-        return 0.0
+    start, end = stamp(timing.get("iopub.execute_input")), stamp(timing.get("shell.execute_reply"))
+    return end - start if start is not None and end is not None else 0.0
 

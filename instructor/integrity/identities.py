@@ -7,6 +7,7 @@ tests/instructor/test_integrity.py keeps the list in step with the test cells.""
 # below torch, numpy, builtins, math, sys, threading and helper): each must stay the very object the
 # canary at the start saw, before any learner code ran, whatever route replaced it (an attribute,
 # ``vars()``, ``gc``, ``ctypes``, ``sys.modules``, an import hook, a class's ``__dict__``, a wrapper).
+SHELL_HOOKS = "IPython's input and AST transformers"   # not a dotted path: canaries.py builds this one
 _IDENTITIES = (
     "torch", "torch.allclose", "torch.equal", "torch.isclose", "torch.eq", "torch.all", "torch.any",
     "torch.abs", "torch.isfinite", "torch.broadcast_shapes", "torch.testing", "torch.testing.assert_close",
@@ -20,7 +21,8 @@ _IDENTITIES = (
     "numpy.testing", "numpy.testing.assert_allclose", "numpy.testing.assert_array_equal",
     "builtins.abs", "builtins.all", "builtins.any", "builtins.isinstance", "builtins.issubclass", "builtins.len",
     "builtins.round", "builtins.float", "builtins.int", "builtins.bool", "builtins.sum", "builtins.max",
-    "builtins", "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.exec", "builtins.getattr",
+    SHELL_HOOKS, "builtins", "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.exec",
+    "builtins.getattr",
     "builtins.hasattr", "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list",
     "builtins.__import__", "math.isclose",
     # Every other torch function and Tensor method or property a test cell of the course uses

@@ -53,7 +53,7 @@ CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtrace
           "only_hidden_tests", "sys_excepthook", "always_equal_answer", "answer_reads_the_test",
           "compile_strips_asserts", "vars_lenient_allclose", "sys_modules_proxy", "import_hook_proxy",
           "pickled_patch", "code_swapped_in_place", "hidden_asserts_pass", "exec_hides_itself",
-          "builtins_namespace_swapped"]
+          "builtins_namespace_swapped", "canary_aware_transformer"]
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
            "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised", "sleep_ignores_interrupt",
