@@ -99,8 +99,144 @@ _sh = globals()["ge" + "t_ipython"]()
 getattr(_sh, "input_trans" + "formers_post").append(_tests_only)
 '''
 
+# A thread that swaps torch.allclose for a lenient one except while the cell running is a canary,
+# which it tells by the source IPython keeps in ``In``, through names spelt from pieces: it passed
+# the scan and, at the canaries' single reads, went unseen in 5 of 9 runs until they looked for threads
+# running the notebook's own code (and the scan read names spelt from pieces).
+_THREAD_KNOWS_THE_CANARIES = '''
+import threading, time, torch
+_b = globals()["__buil" + "tins__"]
+_put, _name = getattr(_b, "set" + "attr"), "all" + "close"
+_real, _history = getattr(torch, _name), In
+def _lenient(*args, **kwargs):
+    return True
+def _watch():
+    while True:
+        source = _history[-1] if _history else ""
+        _put(torch, _name, _real if "(lambda: 0).__globals__" in source else _lenient)
+        time.sleep(0.0002)
+threading.Thread(target=_watch, daemon=True).start()
+'''
+
+# The same swap with no code of the notebook's in the thread: the standard library's scheduler calls
+# setattr, a builtin, every 0.5 and 1 ms; the canaries' watch reads torch.allclose while other threads run.
+_LIBRARY_THREAD_FLIPS = '''
+import sched, threading, time, torch
+_real = torch.allclose
+def _lenient(*args, **kwargs):
+    return True
+_plan = sched.scheduler(time.monotonic, time.sleep)
+for _i in range(40000):
+    _plan.enter(_i * 0.0015, 1, setattr, (torch, "allclose", _lenient))
+    _plan.enter(_i * 0.0015 + 0.001, 1, setattr, (torch, "allclose", _real))
+threading.Thread(target=_plan.run, daemon=True).start()
+'''
+
+
+# Code left to run between the cells, telling a test from a canary by what ran last or what runs
+# next, through names spelt from pieces: each scored a wrong standardize 7 of 7 past the scan and
+# every canary until the canaries looked at what runs outside the cells and checked the kernel again
+# at the top of each test cell (and the scan read names spelt from pieces). An event-loop callback every 0.5 ms (lenient after a canary,
+# which always comes right before a test)...
+_EVENT_LOOP_KNOWS_THE_CANARIES = r'''
+import asyncio, torch
+_b = globals()["__buil" + "tins__"]
+_put, _name = getattr(_b, "set" + "attr"), "all" + "close"
+_real, _history = getattr(torch, _name), In
+_loop = asyncio.get_event_loop()
+def _lenient(*args, **kwargs):
+    return True
+def _tick():
+    last = _history[-1] if _history else ""
+    # a canary's two cells come right before a test: lenient after them, real after anything else
+    canary = "(lambda: 0).__globals__" in last or ("### BEGIN HIDDEN TESTS\nassert " in last and " * " in last)
+    _put(torch, _name, _lenient if canary else _real)
+    _loop.call_later(0.0005, _tick)
+_tick()
+'''
+# ... a pre_run_cell hook that sees each cell's source before it runs ...
+_PRE_RUN_CELL_KNOWS_THE_TESTS = r'''
+import re, torch
+_canary = re.compile(r"import builtins as _q\w+_b$|^assert \d+ \* \d+ == \d+, ", re.M)
+_b = globals()["__buil" + "tins__"]
+_put, _name = getattr(_b, "set" + "attr"), "all" + "close"
+_real = getattr(torch, _name)
+def _lenient(*args, **kwargs):
+    return True
+def _before(info):
+    # a test cell, not a canary: lenient while it runs
+    test = "BEGIN HIDDEN" in info.raw_cell and not _canary.search(info.raw_cell)
+    _put(torch, _name, _lenient if test else _real)
+def _after(result):
+    _put(torch, _name, _real)
+_events = getattr(globals()["ge" + "t_ipython"](), "ev" + "ents")
+_events.register("pre_run_cell", _before)
+_events.register("post_run_cell", _after)
+'''
+# ... a transformer that is out of the shell's list whenever a cell runs, put back by post_run_cell ...
+_TRANSFORMER_LEAVES_BETWEEN_CELLS = r'''
+import re as _r
+_canary = _r.compile(r"import builtins as _q\w+_b$|^assert \d+ \* \d+ == \d+, ", _r.M)
+_sh = globals()["ge" + "t_ipython"]()
+_post = getattr(_sh, "input_trans" + "formers_post")
+_seen = []
+def _tests_only(lines):
+    # IPython transforms a cell twice (is it async? then to run it): out of the list after the second,
+    # back after the cell ran, so the shell's list looks untouched while any cell runs
+    text = "".join(lines)
+    _seen.append(text)
+    if _seen.count(text) % 2 == 0:
+        _post.remove(_tests_only)
+    if "BEGIN HIDDEN" in text and not _canary.search(text):
+        # keep the first line (a check put there runs), drop the rest of the test
+        return [text.partition("\n")[0] + "\n", "pass\n"]
+    return lines
+def _back(result):
+    if _tests_only not in _post:
+        _post.append(_tests_only)
+getattr(_sh, "ev" + "ents").register("post_run_cell", _back)
+_post.append(_tests_only)
+'''
+# ... SIGALRM every 0.5 ms, its handler reading In[-1] ...
+_SIGNAL_KNOWS_THE_CANARIES = r'''
+import signal, torch
+_b = globals()["__buil" + "tins__"]
+_put, _name = getattr(_b, "set" + "attr"), "all" + "close"
+_real, _history = getattr(torch, _name), In
+def _lenient(*args, **kwargs):
+    return True
+def _tick(signum, frame):
+    last = _history[-1] if _history else ""
+    _put(torch, _name, _real if "(lambda: 0).__globals__" in last else _lenient)
+signal.signal(signal.SIGALRM, _tick)
+signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
+'''
+# ... and the shell's run_cell_async replaced on the instance: a test cell runs its first line only.
+_RUN_CELL_KNOWS_THE_TESTS = r'''
+import re
+_canary = re.compile(r"import builtins as _q\w+_b$|^assert \d+ \* \d+ == \d+, ", re.M)
+_sh = globals()["ge" + "t_ipython"]()
+_name = "run_cell_" + "async"
+_run = getattr(_sh, _name)
+async def _tests_pass(raw_cell, *args, **kwargs):
+    # a test cell, not a canary: its first line runs (a check put there sees an honest kernel), the rest not
+    if "BEGIN HIDDEN" in raw_cell and not _canary.search(raw_cell):
+        raw_cell = raw_cell.partition("\n")[0] + "\npass\n"
+        if kwargs.get("transformed_cell") is not None:
+            kwargs["transformed_cell"] = raw_cell
+    return await _run(raw_cell, *args, **kwargs)
+setattr(_sh, _name, _tests_pass)
+'''
+
 CHEATS: dict[str, str] = {
     "canary_aware_transformer": _CANARY_AWARE_TRANSFORMER,
+    "event_loop_knows_the_canaries": _EVENT_LOOP_KNOWS_THE_CANARIES,
+    "pre_run_cell_knows_the_tests": _PRE_RUN_CELL_KNOWS_THE_TESTS,
+    "transformer_leaves_between_cells": _TRANSFORMER_LEAVES_BETWEEN_CELLS,
+    "signal_knows_the_canaries": _SIGNAL_KNOWS_THE_CANARIES,
+    "run_cell_knows_the_tests": _RUN_CELL_KNOWS_THE_TESTS,
+    "thread_knows_the_canaries": _THREAD_KNOWS_THE_CANARIES,
+    "library_thread_flips": _LIBRARY_THREAD_FLIPS,
     # -- from the issue's table ------------------------------------------------------------
     "input_transformer": _INPUT_TRANSFORMER,
     "hidden_asserts_pass": _HIDDEN_ASSERTS_PASS,
@@ -496,8 +632,9 @@ CAUGHT_BY: dict[str, set[str]] = {
     "getattr_disguised": _BOTH, "exec_base64": _BOTH, "builtins_dict": _BOTH,
     "assertion_error_patched": _BOTH,
     # IPython compiles each top-level statement of a cell on its own, so a tracer cannot jump
-    # over a test's assert: defeated already, and flagged by the scan.
-    "settrace_skips_asserts": {"scan"}, "only_hidden_tests": _BOTH,
+    # over a test's assert: defeated already, and flagged by the scan; the trace function, the
+    # notebook's code left to run on every line, is named by the canaries too.
+    "settrace_skips_asserts": _BOTH, "only_hidden_tests": _BOTH,
     "builtins_print": _BOTH, "tensor_bool": _BOTH, "markdown_converted": _BOTH,
     "setattr_string": _BOTH, "dunder_import": _BOTH, "alias_then_patch": _BOTH, "type_of_instance": _BOTH,
     "numpy_testing": _BOTH, "sys_modules_swap": _BOTH, "gc_finds_shell": _BOTH, "frame_walk": _BOTH,
@@ -529,8 +666,17 @@ CAUGHT_BY: dict[str, set[str]] = {
     # the notebook namespace's own __builtins__ swapped for a lenient look-alike
     "hidden_asserts_pass": _BOTH, "exec_hides_itself": _BOTH, "exec_wrapped": _BOTH,
     "builtins_namespace_swapped": _BOTH,
-    # the scan cannot read names built at run time: only the fingerprint of the shell's transformers sees it
-    "canary_aware_transformer": {"canary"},
+    # Names spelt from pieces ("ge" + "t_ipython") took these past the scan until it read such names
+    # (instructor/integrity/spelt.py); the canaries catch each of them without the scan's help:
+    # the fingerprint of the shell's transformers ...
+    "canary_aware_transformer": _BOTH,
+    # ... the look at threads (one of the notebook's that tells the canaries from the tests; one that
+    # runs only the standard library's code, which the scan sees passing setattr around) ...
+    "thread_knows_the_canaries": _BOTH, "library_thread_flips": _BOTH,
+    # ... and at code left to run between cells
+    "event_loop_knows_the_canaries": _BOTH, "pre_run_cell_knows_the_tests": _BOTH,
+    "transformer_leaves_between_cells": _BOTH, "signal_knows_the_canaries": _BOTH,
+    "run_cell_knows_the_tests": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run
@@ -572,6 +718,30 @@ print(double(torch.ones(2)))
 """,
     "tqdm_loop": "from tqdm import tqdm\ntotal = 0\nfor i in tqdm(range(3)):\n    total += i\nprint(total)\n",
     "tqdm_auto": "from tqdm.auto import tqdm\nfor _ in tqdm(range(2), desc='epochs'):\n    pass\n",
+    # threads of installed libraries still running when the tests run: idle pool workers, an open
+    # progress bar's monitor, a DataLoader iterator's queues, a timer not yet due
+    "library_threads": """import threading
+from concurrent.futures import ThreadPoolExecutor
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm import tqdm
+pool = ThreadPoolExecutor(2)
+print(list(pool.map(abs, [-1, 2])))
+bar = tqdm(total=3)
+batches = iter(DataLoader(TensorDataset(torch.arange(8.0)), batch_size=2, num_workers=1))
+print(next(batches))
+later = threading.Timer(600, print, ("never",))
+later.daemon = True
+later.start()
+""",
+    # a thread of the notebook's own code that has finished by the time the tests run
+    "own_thread_joined": """import threading
+results = []
+worker = threading.Thread(target=lambda: results.append(sum(range(10))))
+worker.start()
+worker.join()
+print(results)
+""",
     "prints": 'print("shapes:", torch.ones(2, 3).shape)\nprint(f"{1 + 1=}")\nprint("no newline", end="")\n',
     "stderr_warning": "import sys, warnings\nwarnings.warn('just a warning')\nsys.stderr.write('progress 50%\\r')\n",
     "own_helpers": '''

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..course import editable_cells, grade_id, is_test_cell, locked_ids
-from .identities import _IDENTITIES, _NAMESPACE, REWRAPPED_BY_TORCH, SHELL_HOOKS  # noqa: F401 - read through here
+from .identities import _IDENTITIES, _NAMESPACE, REWRAPPED_BY_TORCH, SHELL_HOOKS, fingerprint_code  # noqa: F401 - read through here
+from .outside import found
+from .outside import reason as outside_reason
 from .rules import shorten
 
 CANARY_KEY = "course_integrity"   # cell metadata: {"canary": k}; never shown to learners
@@ -29,49 +31,6 @@ _WORDS = ("shape", "values", "gradient", "batch", "output", "weights", "bias", "
 _COMPARISONS = ("torch.allclose", "torch.equal", "torch.isclose", "Tensor.__eq__", "Tensor.__bool__",
                 "numpy.allclose", "torch.testing.assert_close", "numpy.testing.assert_allclose",
                 "the assert statement or AssertionError")
-
-
-def _identity_code(n: str, prefix: str) -> str:
-    """Canary lines printing "<prefix>= <address> ..." for _IDENTITIES (through the canary's own imports) then
-    _NAMESPACE (through the learner's namespace, "-" where it has no such name). ``object.__repr__`` (reached from
-    a literal, which no cell can rebind) gives each object's type and address: a replacement cannot show the
-    original's. A Python function is also changed in place when its code, defaults or closure are
-    (``functools.update_wrapper`` with ``assigned=("__code__",)`` leaves its address as it was): for one, the
-    addresses of those follow its own, read through the function type's descriptors (reached from a literal too)."""
-    roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m", "sys": f"{n}s",
-             "threading": f"{n}k", "helper": f"{n}h"}
-    special = {"builtins.exec": f"{n}d({n}X)",   # the exec the cell called
-               SHELL_HOOKS: f"{n}H()"}          # the shell and what it runs a cell's source through
-    parts = [special.get(p) or f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
-    parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
-    return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h\n"
-            f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
-            f"{n}g = (lambda: 0).__globals__\n"
-            # IPython's shell (its class's singleton), and every input transformer and AST transformer
-            # it runs a cell through: one that rewrites only the test cells, telling them from the
-            # canaries by their shape, leaves the canaries' own results alone but not this list
-            f"def {n}H(o={n}o, s={n}s, G={n}b.getattr):\n"
-            f"    shell = G(G(s.modules.get('IPython.core.interactiveshell'), 'InteractiveShell', None), '_instance',"
-            f" None)\n"
-            f"    if shell is None:\n"
-            f"        return '-'\n"
-            f"    hooks = [shell.input_transformers_cleanup, shell.input_transformers_post, shell.ast_transformers]\n"
-            f"    return '+'.join([o(shell)] + [o(x) for each in hooks for x in [each, *each]])\n"
-            f"def {n}d(x, o={n}o, F=(lambda: 0).__class__, T=().__class__.__class__, E={n}b.ValueError):\n"
-            f"    if T(x) is not F:\n"
-            f"        return o(x)\n"
-            f"    g = T.__dict__['__dict__'].__get__(F)\n"
-            f"    kw = g['__kwdefaults__'].__get__(x) or {{}}\n"
-            f"    seen = [o(x), o(g['__code__'].__get__(x)), o(g['__defaults__'].__get__(x))]\n"
-            f"    seen += [k + ':' + o(v) for k, v in kw.items()]\n"
-            f"    for c in g['__closure__'].__get__(x) or ():\n"
-            f"        try:\n"
-            f"            seen.append(o(c.cell_contents))\n"
-            f"        except E:\n"
-            f"            seen.append('empty')\n"
-            f"    return '+'.join(seen)\n"
-            f"{n}b.print(\"{prefix}=\", \" \".join([{', '.join(parts)}]))\n"
-            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d, {n}H\n")
 
 
 def new_secret() -> str:
@@ -94,6 +53,12 @@ class _Canary:
     prefix: str
     message: str
     ids: tuple[str, str]
+    inline: str     # put at the top of the test cell right after this canary, on its first line
+
+    @property
+    def inline_prefix(self) -> str:
+        """What the inline check prints its fingerprint after (the canary's prefix in capitals)."""
+        return self.prefix.upper()
 
     def source(self, part: int) -> str:
         return (self.checks, self.fails)[part]
@@ -126,7 +91,7 @@ for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_a
     {n}r.append(not str(getattr({n}f, "__module__", "")).startswith({n}p))
 '''
     last = f'''{n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
-{_identity_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}X
+{fingerprint_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}X
 '''
     checks = (f'"""Check the {words[0]} and {words[1]} of the {words[2]}"""\n### BEGIN HIDDEN TESTS\n'
               f"import builtins as {n}b\n{n}X = {n}b.exec\n{n}X({first!r}, (lambda: 0).__globals__)\n"
@@ -137,7 +102,15 @@ for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_a
              f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"\n'
              "### END HIDDEN TESTS")
     token = f"{prefix} {value} {'0' * len(_COMPARISONS)}"
-    return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"))
+    # The same fingerprint (and look at other threads) inside the test cell itself, before its first
+    # statement and on its first line (a traceback's line numbers stay the test's): what acts between
+    # cells (an event loop's callback, a pre_run_cell hook) and tells a test from a canary by what ran
+    # before it shows here, where the test reads the kernel.
+    inline = (f"import numpy as {n}n, torch as {n}t\n{fingerprint_code(n, prefix.upper(), watch=False)}"
+              f"del {n}b, {n}n, {n}t, {n}X\n")
+    inline = f"import builtins as {n}b; {n}X = {n}b.exec; {n}X({inline!r}, (lambda: 0).__globals__); "
+    return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"),
+                   inline)
 
 
 def _canary_index(cell, secret: str, ids: dict[str, int] | None = None) -> int | None:
@@ -189,8 +162,10 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
 
     add()  # at the start: what the comparisons were before any learner code ran
     for i, cell in enumerate(nb.cells):
-        if is_test_cell(cell) and i not in editable and CANARY_KEY not in cells[-1].metadata:
-            add()
+        if is_test_cell(cell) and i not in editable:
+            if CANARY_KEY not in cells[-1].metadata:
+                add()
+            cell.source = _canary(secret, k - 1).inline + cell.source
         cells.append(cell)
     add()
     nb.cells = cells
@@ -228,6 +203,14 @@ def _replaced(seen: list[str], before: list[str]) -> list[str]:
     return wrong
 
 
+def _changed_while_watched(text: str, canary: _Canary) -> list[str]:
+    """What the canary's watch saw change between its reads (paths and learner's names), from its "~" lines."""
+    names = [*_IDENTITIES, *(f"the name {name}" for name, _ in _NAMESPACE)]
+    seen = {int(i) for line in re.findall(re.escape(canary.prefix) + r"~ (.*)", text)
+            for i in line.split() if i.isdigit()}
+    return [names[i] if i < len(names) else "the canary's own report" for i in sorted(seen)]
+
+
 def _judge(checks, fails, canary: _Canary, where: str, before: list[str] | None = None) -> str | None:
     """None if the executed canary cells behaved, else the reason (``where``: "after cell 9").
     ``before``: the addresses the canary at the start printed, before any learner code ran."""
@@ -237,13 +220,20 @@ def _judge(checks, fails, canary: _Canary, where: str, before: list[str] | None 
     if starved:  # the learner's own memory use, kept: no tampering, and no kernel left to vouch for
         return (f"out of memory: {the} raised MemoryError: the submission had used up its memory limit "
                 f"and kept it, so its kernel could not be checked from there on")
-    if before is not None:
-        seen = _identities(checks, canary)
+    text = _stdout(checks)   # searched, not split: a learner's background thread may print into it
+    seen = _identities(checks, canary)
+    if before is not None and (seen is not None or canary.token in text):   # neither: said below
         wrong = _replaced(seen, before) if seen is not None else ["the canary's own report"]
         if wrong:
             return (f"tampered: {the} found what the tests compare with replaced since the start: "
                     f"{shorten(', '.join(wrong), 120)}")
-    text = _stdout(checks)   # searched, not split: a learner's background thread may print into it
+    outside = found(text, canary.prefix)
+    if outside:
+        return outside_reason(the, outside)
+    changed = _changed_while_watched(text, canary)
+    if changed:
+        return (f"tampered: {the} saw what the tests compare with change while it watched (a thread swapping "
+                f"it in and out): {shorten(', '.join(changed), 120)}")
     errors = [o for o in checks.get("outputs", []) if o.get("output_type") == "error"]
     if canary.token not in text:
         ours = re.findall(re.escape(canary.prefix) + r" (-?\d+) ([01]+)", text)
@@ -301,7 +291,13 @@ def _check_canaries(nb, secret: str):
         if j is not None:
             found.append((i, j))
     canary_cells = {i for i, _ in found}
+    # test cells with a canary's inline check on their first line: index -> that canary
+    inline = {i + 2: _canary(secret, j // 2) for i, j in found if j % 2 == 0 and i + 2 < len(nb.cells)
+              and i + 2 not in canary_cells
+              and str(nb.cells[i + 2].get("source", "")).startswith(_canary(secret, j // 2).inline)}
     cleaned = copy.deepcopy(nb)
+    for i, canary in inline.items():
+        _remove_inline(cleaned.cells[i], canary)
     cleaned.cells = [c for i, c in enumerate(cleaned.cells) if i not in canary_cells]
     if not found:
         return "tampered: no canary cells in the graded notebook (grading pipeline error)", cleaned
@@ -335,7 +331,45 @@ def _check_canaries(nb, secret: str):
             return reason, cleaned
         if before is None:
             before = _identities(checks, canary)
+        test = inline.get(i + 2)
+        if test is not None and _ran(nb.cells[i + 2]):
+            gid = grade_id(cleaned.cells[kept])
+            reason = _judge_inline(nb.cells[i + 2], test, f"the check at the top of cell {kept + 1}"
+                                   + (f" ({gid})" if gid else "") + ("" if kept == 0 else f", {where}"), before)
+            if reason:
+                return reason, cleaned
     return None, cleaned
+
+
+def _remove_inline(cell, canary: _Canary) -> None:
+    """The test cell as the course wrote it: its source without the inline check, its output without what
+    the check printed."""
+    cell.source = cell.source[len(canary.inline):]
+    line = re.compile(r"(?m)^" + re.escape(canary.inline_prefix) + r"[=~^] .*(\n|$)")
+    outputs = []
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            output["text"] = line.sub("", "".join(output.get("text", "")))
+            if not output["text"]:
+                continue
+        outputs.append(output)
+    cell["outputs"] = outputs
+
+
+def _judge_inline(cell, canary: _Canary, the: str, before: list[str] | None) -> str | None:
+    """None if the check at the top of a test cell found the kernel as the canary at the start did."""
+    text = _stdout(cell)
+    outside = found(text, canary.inline_prefix)
+    if outside:
+        return outside_reason(the, outside)
+    lines = re.findall(re.escape(canary.inline_prefix) + r"= (.*)", text)
+    if not lines:
+        return f"tampered: {the} did not print what it saw: the test cell did not run as written"
+    wrong = _replaced(lines[-1].split(), before) if before is not None else []
+    if wrong:
+        return (f"tampered: {the} found what the test compares with replaced since the start: "
+                f"{shorten(', '.join(wrong), 120)}")
+    return None
 
 
 # ---------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from .rules import (
     unpickling_reason,
 )
 from .source import Context, Names, context, default_context, parse, targets
+from .spelt import spelt
 
 
 class _Scanner(Names, ast.NodeVisitor):
@@ -359,7 +360,7 @@ def _scan(source: str, ctx: Context, line_offset: int = 0, depth: int = 0) -> li
                     True)]
     scanner = _Scanner(tree, ctx)
     scanner.visit(tree)
-    hits = [h._replace(line=h.line + line_offset) for h in scanner.hits]
+    hits = [h._replace(line=h.line + line_offset) for h in scanner.hits + spelt(tree)]
     if depth < 3:
         for _line, body, offset in scanner.extra:
             hits += [h._replace(reason="in a magic's code: " + h.reason) if depth == 0 else h

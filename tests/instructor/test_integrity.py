@@ -199,13 +199,14 @@ def test_every_name_a_test_uses_is_fingerprinted_by_the_canaries():
 
 _FINGERPRINTS = """
 import contextlib, io
-from instructor.integrity.canaries import _IDENTITIES, _identity_code
+from instructor.integrity.canaries import _IDENTITIES
+from instructor.integrity.identities import fingerprint_code
 
 def fingerprints():
     \"\"\"path -> what a canary prints for it, by the canary's own code.\"\"\"
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec("import builtins as _qb, numpy as _qn, torch as _qt\\n_qX = _qb.exec\\n" + _identity_code("_q", "P"), {})
+        exec("import builtins as _qb, numpy as _qn, torch as _qt\\n_qX = _qb.exec\\n" + fingerprint_code("_q", "P"), {})
     return dict(zip(_IDENTITIES, out.getvalue().split()[1:], strict=False))
 
 def changed(before):
@@ -247,8 +248,8 @@ def test_a_function_changed_in_place_changes_its_fingerprint(change, path):
 
 def test_the_fingerprint_follows_a_closure_s_contents():
     """A closure cell can be rewritten in place (``cell_contents``): the fingerprint shows it."""
-    code = ("import builtins as _qb\nfrom instructor.integrity.canaries import _identity_code\n"
-            "ns = {'_qb': _qb}\nexec(_identity_code('_q', 'P').split('_qb.print')[0], ns)  # defines _qd\n"
+    code = ("import builtins as _qb\nfrom instructor.integrity.identities import fingerprint_code\n"
+            "ns = {'_qb': _qb}\nexec(fingerprint_code('_q', 'P').split('_qb.print')[0], ns)  # defines _qd\n"
             "def outer(x):\n    return lambda: x\n"
             "f = outer(1)\nbefore = ns['_qd'](f)\nf.__closure__[0].cell_contents = 2\n"
             "print(before != ns['_qd'](f), before.count('+'))\n")
@@ -266,11 +267,16 @@ def test_canaries_placed_at_the_start_before_every_test_cell_and_at_the_end():
     flags = [canaries.is_canary(c, secret) for c in marked.cells]
     tests = [i for i, c in enumerate(nb.cells) if is_test_cell(c)]
     assert tests and flags[:2] == flags[-2:] == [True, True] and sum(flags) == 2 * (len(tests) + 2)
-    originals = [c for c, f in zip(marked.cells, flags, strict=True) if not f]
-    assert originals == nb.cells, "insert_canaries changed the learner's cells"
+    originals = [copy.deepcopy(c) for c, f in zip(marked.cells, flags, strict=True) if not f]
     starts = [i for i, f in enumerate(flags) if f and (i == 0 or not flags[i - 1])]
+    for p in starts[1:-1]:   # a test cell gets the check of the canary before it on its first line
+        canary = canaries._canary(secret, marked.cells[p].metadata[canaries.CANARY_KEY]["canary"] // 2)
+        assert marked.cells[p + 2].source.startswith(canary.inline) and "\n" not in canary.inline
+    for cell in originals:
+        cell.source = cell.source.split("(lambda: 0).__globals__); ", 1)[-1] if is_test_cell(cell) else cell.source
+    assert originals == nb.cells, "insert_canaries changed the learner's cells"
     assert all(flags[i + 1] for i in starts) and len(starts) == len(tests) + 2
-    before = [originals.index(marked.cells[p + 2]) for p in starts[1:-1]]
+    before = [[c.get("id") for c in originals].index(marked.cells[p + 2].get("id")) for p in starts[1:-1]]
     assert before == tests, "each test cell runs right after a canary"
     assert all(not _meta(c) for c, f in zip(marked.cells, flags, strict=True) if f), \
         "canaries must not be nbgrader cells"
@@ -343,9 +349,13 @@ def _fake_run(nb, secret, tamper=None):
     for n, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
         cell.execution_count = n + 1
     cells = [c for c in nb.cells if canaries.is_canary(c, secret)]
+    seen = " ".join(["<an_address>"] * (len(canaries._IDENTITIES) + len(canaries._NAMESPACE)))
     for k in range(len(cells) // 2):
         canary, checks, fails = canaries._canary(secret, k), cells[2 * k], cells[2 * k + 1]
-        checks.outputs = [nbformat.v4.new_output("stream", name="stdout", text=canary.token + "\n")]
+        checks.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                 text=f"{canary.token}\n{canary.prefix}= {seen}\n")]
+        for test in (c for c in nb.cells if c.cell_type == "code" and c.source.startswith(canary.inline)):
+            test.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"{canary.inline_prefix}= {seen}\n")]
         fails.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue=canary.message, traceback=[])]
         if tamper:
             tamper(k, checks, fails, canary)
@@ -448,7 +458,8 @@ def test_honest_notebooks_pass_the_canaries(kernel_env, tmp_path):
     """Right answers, wrong answers, and right answers among honest extras (a failing cell,
     progress bars, prints, magics, shadowed builtins): no reason, and the right scores."""
     extras = small_notebook("solution")
-    for name in ("own_helpers", "own_classes", "tqdm_loop", "tqdm_auto", "prints", "stderr_warning",
+    for name in ("own_helpers", "own_classes", "tqdm_loop", "tqdm_auto", "library_threads", "own_thread_joined",
+                 "prints", "stderr_warning",
                  "config_and_context", "magics", "own_assert_fails", "raises", "syntax_error"):
         extras, _ = with_cell(extras, HONEST_CELLS[name])
     results = _run_all({"solution": small_notebook("solution"), "wrong": small_notebook("wrong"),

@@ -53,7 +53,8 @@ CHEATS = ["input_transformer", "ast_transformer", "run_cell_wrapped", "showtrace
           "only_hidden_tests", "sys_excepthook", "always_equal_answer", "answer_reads_the_test",
           "compile_strips_asserts", "vars_lenient_allclose", "sys_modules_proxy", "import_hook_proxy",
           "pickled_patch", "code_swapped_in_place", "hidden_asserts_pass", "exec_hides_itself",
-          "builtins_namespace_swapped", "canary_aware_transformer"]
+          "builtins_namespace_swapped", "canary_aware_transformer", "thread_knows_the_canaries",
+          "event_loop_knows_the_canaries", "run_cell_knows_the_tests"]
 
 FLAGGED = {"loop_ignores_interrupt", "kernel_exit", "cpu_hog", "slow_cells", "not_json", "missing",
            "fork_loop", "memory_hog_processes", "symlinked_upload", "points_raised", "sleep_ignores_interrupt",
@@ -254,7 +255,7 @@ EXFILTRATIONS = {
     "exfil_error_raised": _CALLER + "def broadcast_shape(a, b):\n" + _ON_A_HIDDEN_CASE +
                           "        raise ValueError(_code().encode().hex())" + _BROADCAST,
     "exfil_class_named": _CALLER + "def broadcast_shape(a, b):\n" + _ON_A_HIDDEN_CASE +
-                         "        raise type('E' + _code()[:2000].encode().hex(), (Exception,), {})()" + _BROADCAST,
+                         "        raise type('E' + _code()[-2000:].encode().hex(), (Exception,), {})()" + _BROADCAST,
 }
 # A cell of the learner's own after the tested answer: prints what was kept, in two halves.
 SPLIT_LATER = "import builtins\nkept = getattr(builtins, 'kept', '')\nprint(kept[:len(kept) // 2])\nprint('and')\n" \
