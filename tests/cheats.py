@@ -119,7 +119,7 @@ threading.Thread(target=_watch, daemon=True).start()
 '''
 
 # The same swap with no code of the notebook's in the thread: the standard library's scheduler calls
-# setattr, a builtin, every 0.5 and 1 ms; the canaries' watch reads torch.allclose while other threads run.
+# setattr, a builtin, every 0.5 and 1 ms; a fingerprint taken right before a test sees what the test would.
 _LIBRARY_THREAD_FLIPS = '''
 import sched, threading, time, torch
 _real = torch.allclose
@@ -136,8 +136,8 @@ threading.Thread(target=_plan.run, daemon=True).start()
 # Code left to run between the cells, telling a test from a canary by what ran last or what runs
 # next, through names spelt from pieces: each scored a wrong standardize 7 of 7 past the scan and
 # every canary until the canaries looked at what runs outside the cells and checked the kernel again
-# at the top of each test cell (and the scan read names spelt from pieces). An event-loop callback every 0.5 ms (lenient after a canary,
-# which always comes right before a test)...
+# at the top of each test cell (and the scan read names spelt from pieces). An event-loop callback
+# every 0.5 ms (lenient after a canary, which always comes right before a test)...
 _EVENT_LOOP_KNOWS_THE_CANARIES = r'''
 import asyncio, torch
 _b = globals()["__buil" + "tins__"]
@@ -211,6 +211,20 @@ def _tick(signum, frame):
 signal.signal(signal.SIGALRM, _tick)
 signal.setitimer(signal.ITIMER_REAL, 0.0005, 0.0005)
 '''
+# ... a coroutine on the kernel's event loop (its steps are the loop's own callbacks) ...
+_TASK_KNOWS_THE_CANARIES = r'''
+import asyncio, torch
+_real, _history = torch.allclose, In
+def _lenient(*args, **kwargs):
+    return True
+async def _watch():
+    while True:
+        last = _history[-1] if _history else ""
+        canary = "(lambda: 0).__globals__" in last or ("### BEGIN HIDDEN TESTS\nassert " in last and " * " in last)
+        torch.allclose = _lenient if canary else _real
+        await asyncio.sleep(0.0005)
+_task = asyncio.ensure_future(_watch())
+'''
 # ... and the shell's run_cell_async replaced on the instance: a test cell runs its first line only.
 _RUN_CELL_KNOWS_THE_TESTS = r'''
 import re
@@ -235,6 +249,7 @@ CHEATS: dict[str, str] = {
     "transformer_leaves_between_cells": _TRANSFORMER_LEAVES_BETWEEN_CELLS,
     "signal_knows_the_canaries": _SIGNAL_KNOWS_THE_CANARIES,
     "run_cell_knows_the_tests": _RUN_CELL_KNOWS_THE_TESTS,
+    "task_knows_the_canaries": _TASK_KNOWS_THE_CANARIES,
     "thread_knows_the_canaries": _THREAD_KNOWS_THE_CANARIES,
     "library_thread_flips": _LIBRARY_THREAD_FLIPS,
     # -- from the issue's table ------------------------------------------------------------
@@ -676,7 +691,7 @@ CAUGHT_BY: dict[str, set[str]] = {
     # ... and at code left to run between cells
     "event_loop_knows_the_canaries": _BOTH, "pre_run_cell_knows_the_tests": _BOTH,
     "transformer_leaves_between_cells": _BOTH, "signal_knows_the_canaries": _BOTH,
-    "run_cell_knows_the_tests": _BOTH,
+    "run_cell_knows_the_tests": _BOTH, "task_knows_the_canaries": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

@@ -37,11 +37,10 @@ IPython tokenizes a cell before running it, ~30 ms for this body written out as 
 fails an assert with a random message (a separate,
 short cell: IPython's traceback of a long cell costs tens of milliseconds). A kernel that skips
 the cells, hides their error, removes their asserts or makes false comparisons true gives itself
-away. Each check then watches for a while (other threads free to run) for what changes between
-reads, and names any code that is not installed left to run outside the cells (a thread, an
-event or event-loop callback, a signal handler, a method of the kernel's machinery; see
-:mod:`.outside`); the same fingerprint and look run again at the top of every test cell, on its
-first line. The kernel sees the canaries' source (it has to run them); it never sees the secret or
+away. Each check also names any code that is not installed left to run outside the cells (a
+thread, an event or event-loop callback, a signal handler, a method of the kernel's machinery; see
+:mod:`.outside`), and the fingerprint is taken again at the top of every test cell, on its first
+line. The kernel sees the canaries' source (it has to run them); it never sees the secret or
 which output is expected. Canaries use private names (``import torch as _q...``) and delete them, so
 an honest learner's variables (even ``print = ...``) do not disturb them, and a learner's cell
 that raised (execution goes on: ``allow_errors=True``) does not disturb them either.

@@ -102,11 +102,11 @@ for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_a
              f'assert {wrong_a} * {wrong_b} == {wrong_a * wrong_b + 1 + d("off") % 50}, "{message}"\n'
              "### END HIDDEN TESTS")
     token = f"{prefix} {value} {'0' * len(_COMPARISONS)}"
-    # The same fingerprint (and look at other threads) inside the test cell itself, before its first
-    # statement and on its first line (a traceback's line numbers stay the test's): what acts between
-    # cells (an event loop's callback, a pre_run_cell hook) and tells a test from a canary by what ran
-    # before it shows here, where the test reads the kernel.
-    inline = (f"import numpy as {n}n, torch as {n}t\n{fingerprint_code(n, prefix.upper(), watch=False)}"
+    # The same fingerprint inside the test cell itself, before its first statement and on its first line
+    # (a traceback's line numbers stay the test's): what acts between cells (an event loop's callback, a
+    # pre_run_cell hook, a thread) and tells a test from a canary by what ran before it shows here, moments
+    # before the test reads the kernel.
+    inline = (f"import numpy as {n}n, torch as {n}t\n{fingerprint_code(n, prefix.upper(), outside=False)}"
               f"del {n}b, {n}n, {n}t, {n}X\n")
     inline = f"import builtins as {n}b; {n}X = {n}b.exec; {n}X({inline!r}, (lambda: 0).__globals__); "
     return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"),
@@ -203,14 +203,6 @@ def _replaced(seen: list[str], before: list[str]) -> list[str]:
     return wrong
 
 
-def _changed_while_watched(text: str, canary: _Canary) -> list[str]:
-    """What the canary's watch saw change between its reads (paths and learner's names), from its "~" lines."""
-    names = [*_IDENTITIES, *(f"the name {name}" for name, _ in _NAMESPACE)]
-    seen = {int(i) for line in re.findall(re.escape(canary.prefix) + r"~ (.*)", text)
-            for i in line.split() if i.isdigit()}
-    return [names[i] if i < len(names) else "the canary's own report" for i in sorted(seen)]
-
-
 def _judge(checks, fails, canary: _Canary, where: str, before: list[str] | None = None) -> str | None:
     """None if the executed canary cells behaved, else the reason (``where``: "after cell 9").
     ``before``: the addresses the canary at the start printed, before any learner code ran."""
@@ -230,10 +222,6 @@ def _judge(checks, fails, canary: _Canary, where: str, before: list[str] | None 
     outside = found(text, canary.prefix)
     if outside:
         return outside_reason(the, outside)
-    changed = _changed_while_watched(text, canary)
-    if changed:
-        return (f"tampered: {the} saw what the tests compare with change while it watched (a thread swapping "
-                f"it in and out): {shorten(', '.join(changed), 120)}")
     errors = [o for o in checks.get("outputs", []) if o.get("output_type") == "error"]
     if canary.token not in text:
         ours = re.findall(re.escape(canary.prefix) + r" (-?\d+) ([01]+)", text)
@@ -345,7 +333,7 @@ def _remove_inline(cell, canary: _Canary) -> None:
     """The test cell as the course wrote it: its source without the inline check, its output without what
     the check printed."""
     cell.source = cell.source[len(canary.inline):]
-    line = re.compile(r"(?m)^" + re.escape(canary.inline_prefix) + r"[=~^] .*(\n|$)")
+    line = re.compile(r"(?m)^" + re.escape(canary.inline_prefix) + r"[=^] .*(\n|$)")
     outputs = []
     for output in cell.get("outputs", []):
         if output.get("output_type") == "stream" and output.get("name") == "stdout":

@@ -1,5 +1,5 @@
 """What every canary fingerprints: the objects the course's test cells compare with and call
-(their dotted paths, below torch, numpy, builtins, math, sys, threading, time, signal, asyncio,
+(their dotted paths, below torch, numpy, builtins, math, sys, threading, signal, asyncio,
 functools and helper), and the names the tests read from the learner's namespace; and the code a
 canary runs to print them (:func:`fingerprint_code`). :mod:`.canaries` checks what it printed;
 tests/instructor/test_integrity.py keeps the list in step with the test cells."""
@@ -27,7 +27,7 @@ _IDENTITIES = (
     SHELL_HOOKS, "builtins", "builtins.min", "builtins.AssertionError", "builtins.print", "builtins.exec",
     "builtins.getattr",
     "builtins.hasattr", "builtins.type", "builtins.zip", "builtins.range", "builtins.tuple", "builtins.list",
-    "builtins.__import__", "math.isclose", "time.sleep",
+    "builtins.__import__", "math.isclose",
     # Every other torch function and Tensor method or property a test cell of the course uses
     # (tests/instructor/test_integrity.py keeps this in step): a Tensor.mean that always answers
     # zero passes a "mean is 0" test as surely as an allclose that always answers True.
@@ -62,11 +62,12 @@ _IDENTITIES = (
     "torch.utils.data.RandomSampler", "torch.utils.data.SequentialSampler", "torch.utils.data.TensorDataset",
     # ... and what helper.checks.without (a test's watch on an answer's calls) stands on, globals read included
     "sys.setprofile", "sys.getprofile", "threading.setprofile", "threading.getprofile", "helper.checks.without",
-    # ... and what the canary's look at other threads reads: where installed code lives, and the threads' frames
-    "sys.prefix", "sys.base_prefix", "sys.exec_prefix", "sys._current_frames", "threading.get_ident", "helper.__file__",
-    "builtins.vars", "builtins.staticmethod", "builtins.classmethod", "builtins.property", "signal.getsignal",
-    "signal.valid_signals", "asyncio.events._get_running_loop", "asyncio.events.Handle", "asyncio.events.TimerHandle",
-    "functools.partial",
+    # ... and what the canary's look outside the cells reads (.outside): where installed code lives,
+    # the threads, signal handlers, the event loop's callbacks and tasks, what a callable wraps
+    "sys.prefix", "sys.base_prefix", "sys.exec_prefix", "sys._current_frames", "threading.get_ident",
+    "threading.enumerate", "helper.__file__", "builtins.vars", "builtins.staticmethod", "builtins.classmethod",
+    "builtins.property", "signal.getsignal", "signal.valid_signals", "asyncio.events._get_running_loop",
+    "asyncio.events.Handle", "asyncio.events.TimerHandle", "asyncio.all_tasks", "functools.partial",
     "helper.checks.without.__wrapped__", "helper.checks._codes", "helper.checks._is_torch", "helper.checks._UNWATCH",
     "helper.checks._HERE", "helper.checks.Delegated", "helper.checks._excused", "helper.checks._LIBRARY_PATCHES",
     "helper.checks._operators", "helper.checks.LIBRARIES", "helper.checks._STDLIB", "helper.checks._KERNEL",
@@ -90,31 +91,24 @@ _NAMESPACE = (("torch", "torch"), ("np", "numpy"), ("numpy", "numpy"), ("F", "to
               ("__builtins__", "builtins"))   # what every bare name in a test cell falls back on
 
 
-# The canary's watch: it reads what it fingerprints WATCH_READS more times, pausing WATCH_PAUSE seconds
-# before each (letting every other thread run), ~4 ms in all.
-WATCH_READS, WATCH_PAUSE = 6, 0.0005
-
-
-def fingerprint_code(n: str, prefix: str, watch: bool = True) -> str:
+def fingerprint_code(n: str, prefix: str, outside: bool = True) -> str:
     """Canary lines printing "<prefix>= <address> ..." for _IDENTITIES (through the canary's own imports) then
     _NAMESPACE (through the learner's namespace, "-" where it has no such name). ``object.__repr__`` (reached from
     a literal, which no cell can rebind) gives each object's type and address: a replacement cannot show the
     original's. A Python function is also changed in place when its code, defaults or closure are
     (``functools.update_wrapper`` with ``assigned=("__code__",)`` leaves its address as it was): for one, the
     addresses of those follow its own, read through the function type's descriptors (reached from a literal too).
-    ``watch``: also read them again while other threads run (see WATCH_READS). What runs outside the cells is
-    always looked at (:mod:`.outside`)."""
+    ``outside`` (a canary): then look at what runs outside the cells too (:mod:`.outside`); the check at the
+    top of a test cell, moments before the test reads the kernel, is the fingerprint alone."""
     roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m", "sys": f"{n}s",
-             "threading": f"{n}k", "helper": f"{n}h", "time": f"{n}i", "signal": f"{n}q", "asyncio": f"{n}a",
+             "threading": f"{n}k", "helper": f"{n}h", "signal": f"{n}q", "asyncio": f"{n}a",
              "functools": f"{n}u"}
     special = {"builtins.exec": f"{n}d({n}X)",   # the exec the cell called
                SHELL_HOOKS: f"{n}H()"}          # the shell and what it runs a cell's source through
-    reads = [f"{n}H()" if p == SHELL_HOOKS else f"{roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]}"
-             for p in _IDENTITIES] + [f'{n}g.get("{name}")' for name, _ in _NAMESPACE]
-    parts = [special.get(p) or f"{n}d({read})" for p, read in zip(_IDENTITIES, reads, strict=False)]
+    parts = [special.get(p) or f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
     parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
     return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h, "
-            f"time as {n}i, functools as {n}u, asyncio as {n}a, signal as {n}q\n"
+            f"functools as {n}u, asyncio as {n}a, signal as {n}q\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
             f"{n}g = (lambda: 0).__globals__\n"
             # IPython's shell (its class's singleton), and every input transformer and AST transformer
@@ -141,21 +135,5 @@ def fingerprint_code(n: str, prefix: str, watch: bool = True) -> str:
             f"            seen.append('empty')\n"
             f"    return '+'.join(seen)\n"
             f"{n}b.print(\"{prefix}=\", \" \".join([{', '.join(parts)}]))\n"
-            # The line above is one instant. A learner's thread that swaps a comparison in and out
-            # shows here, while this cell lets other threads run: what changes between reads is named.
-            f"def {n}W(o={n}o, F=(lambda: 0).__class__, T=().__class__.__class__, E={n}b.enumerate):\n"
-            f"    code = T.__dict__['__dict__'].__get__(F)['__code__'].__get__\n"
-            f"    def read():\n"
-            f"        xs = ({', '.join(reads)},)\n"
-            f"        return [(x, code(x) if T(x) is F else None) for x in xs]\n"
-            f"    first, changed = read(), set()\n"
-            f"    for _ in {n}b.range({WATCH_READS if watch else 0}):\n"
-            f"        {n}i.sleep({WATCH_PAUSE})\n"
-            f"        changed.update(i for i, (a, b) in E({n}b.zip(first, read()))\n"
-            f"                       if (a != b if T(a[0]) is ''.__class__ else a[0] is not b[0] or a[1] is not b[1])"
-            f")\n"
-            f"    if changed:\n"
-            f"        {n}b.print(\"{prefix}~\", \" \".join({n}b.sorted({n}b.str(i) for i in changed)))\n"
-            + look(n, prefix) +
-            f"{n}W()\n{n}Q()\n"
-            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d, {n}H, {n}i, {n}W, {n}Q, {n}u, {n}a, {n}q\n")
+            + (look(n, prefix) + f"{n}Q()\ndel {n}Q\n" if outside else "") +
+            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d, {n}H, {n}u, {n}a, {n}q\n")

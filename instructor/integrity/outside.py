@@ -2,7 +2,7 @@
 
 A test reads the kernel while its own cell runs. Code the notebook left behind can act at other
 times: another thread, a callback of IPython's events (``pre_run_cell``, ``post_run_cell``), of the
-event loop the kernel runs cells from, a signal handler (``SIGALRM`` every millisecond), a trace or
+event loop the kernel runs cells from or a task on it, a signal handler (``SIGALRM`` every millisecond), a trace or
 profile function, or a method of the kernel's own machinery replaced (the shell's
 ``showtraceback``, its compiler, ``sys.stdout.write``, the session that sends the kernel's
 messages). Each can tell a test from a canary by what runs or ran last (``In[-1]``) and make a
@@ -40,14 +40,15 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
     roots = (s.prefix + '/', s.base_prefix + '/', s.exec_prefix + '/', h.__file__.rpartition('/')[0] + '/', '<frozen ')
     shell = b.getattr(b.getattr(s.modules.get('IPython.core.interactiveshell'), 'InteractiveShell', None),
                       '_instance', None)
-    learners = [b.getattr(shell, name, None) for name in ('user_ns', 'user_global_ns', 'user_ns_hidden')]
+    ns, ns_global, ns_hidden = [b.getattr(shell, n, None) for n in ('user_ns', 'user_global_ns', 'user_ns_hidden')]
+    plain = (''.__class__, (0).__class__, (0.0).__class__, (True).__class__, (None).__class__, b''.__class__, T)
 
     def notebooks(x, depth=0, calls=True):
         kind = T(x)
         if kind is F:
             c = code(x)
             return None if c.co_filename.startswith(roots) else ''.join(c.co_name.split()) or '?'
-        if depth >= 4 or b.any(x is y for y in learners):
+        if kind in plain or depth >= 4 or x is ns or x is ns_global or x is ns_hidden:   # the learner's names: theirs
             return None
         if kind is M or kind is SM or kind is CM:
             inner = [kind.__dict__['__func__'].__get__(x)]
@@ -60,7 +61,6 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
             inner = x
         elif kind is D:
             inner = [v for key, v in D.items(x) if not (T(key) is ''.__class__ and key.strip('_') == '')]
-            inner += D.keys(x)
         elif calls:
             inner = [f for c in mro(kind) for f in (own(c).get('__call__'),) if T(f) is F][:1]
         else:
@@ -78,10 +78,14 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
                 foreign.append('thread:' + (''.join(frame.f_code.co_name.split()) or '?'))
                 break
             frame = frame.f_back
-    waiting = [('signal', q.getsignal(x)) for x in q.valid_signals()]
+    # a thread's own code, also while it waits in the library's (a Timer due later, a target it will call)
+    waiting = [('thread:' + ''.join(t.name.split()), [x for key, x in b.vars(t).items() if key.strip('_') in
+                ('target', 'args', 'kwargs', 'function')] + [T(t).run]) for t in k.enumerate()]
+    waiting += [('signal', q.getsignal(x)) for x in q.valid_signals()]
     waiting += [('trace', s.gettrace()), ('profile', s.getprofile())]
     events = shell.events.callbacks if shell is not None else {}
     waiting += [('event:' + e, x) for e in events for x in events[e]]
+    waiting += [('post_execute', b.list(b.getattr(shell, '_post_execute', None) or ()))]
     loop, H = a.events._get_running_loop(), a.events.Handle
     if loop is not None:
         for handle in [*b.getattr(loop, '_ready', ()), *b.getattr(loop, '_scheduled', ())]:
@@ -89,6 +93,11 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
                 foreign.append('loop:' + ''.join(T(handle).__name__.split()))
             else:
                 waiting.append(('loop', [H.__dict__[n].__get__(handle) for n in ('_callback', '_args')]))
+        for task in a.all_tasks(loop):   # a coroutine's steps are the loop's own callbacks: name its code
+            coro = task.get_coro()
+            c = b.getattr(coro, 'cr_code', None) or b.getattr(coro, 'gi_code', None)
+            if c is not None and not c.co_filename.startswith(roots):
+                foreign.append('task:' + (''.join(c.co_name.split()) or '?'))
     kernel = b.getattr(shell, 'kernel', None)
     machinery = {'shell': shell, 'kernel': kernel, 'session': b.getattr(kernel, 'session', None),
                  'stdout': s.stdout, 'stderr': s.stderr, 'excepthook': s.excepthook, 'displayhook': s.displayhook,
@@ -96,6 +105,7 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
                  'display_pub': b.getattr(shell, 'display_pub', None), 'compile': b.getattr(shell, 'compile', None),
                  'events': b.getattr(shell, 'events', None)}
     machinery.update((name, s.modules.get(name)) for name in __MODULES__)
+    labels = b.tuple(machinery)
     for label, thing in machinery.items():
         if thing is None:
             continue
@@ -108,7 +118,7 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
         waiting += [(label + '.' + key, v) for space in spaces for key, v in b.list(space.items())
                     if T(key) is ''.__class__ and key.strip('_') != '']
     for where, x in waiting:
-        found = notebooks(x, 0, not where.startswith(b.tuple(machinery)))
+        found = notebooks(x, 0, not where.startswith(labels))
         if found:
             foreign.append(where + ':' + found)
     if foreign:
