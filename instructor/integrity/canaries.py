@@ -329,19 +329,35 @@ def _check_canaries(nb, secret: str):
     return None, cleaned
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _remove_inline(cell, canary: _Canary) -> None:
     """The test cell as the course wrote it: its source without the inline check, its output without what
-    the check printed."""
+    the check printed, and a traceback that shows the cell's first line as the course wrote it."""
     cell.source = cell.source[len(canary.inline):]
+    first = cell.source.split("\n", 1)[0]
     line = re.compile(r"(?m)^" + re.escape(canary.inline_prefix) + r"[=^] .*(\n|$)")
+    start = canary.inline.split(";", 1)[0]   # "import builtins as _q..._b": where the check begins
     outputs = []
     for output in cell.get("outputs", []):
         if output.get("output_type") == "stream" and output.get("name") == "stdout":
             output["text"] = line.sub("", "".join(output.get("text", "")))
             if not output["text"]:
                 continue
+        if output.get("output_type") == "error":
+            output["traceback"] = ["\n".join(_first_line(row, start, first) for row in frame.split("\n"))
+                                   for frame in output.get("traceback", [])]
         outputs.append(output)
     cell["outputs"] = outputs
+
+
+def _first_line(row: str, start: str, first: str) -> str:
+    """A traceback's line showing the check (IPython prints the lines around a failing one), shown as
+    the course's first line, after the same gutter ("      1 ", "----> 1 ")."""
+    plain = _ANSI.sub("", row)
+    at = plain.find(start)
+    return row if at < 0 else plain[:at] + first
 
 
 def _judge_inline(cell, canary: _Canary, the: str, before: list[str] | None) -> str | None:

@@ -9,7 +9,9 @@ tests included, as nbgrader restores them) and every answer wrong, plus the chea
 from __future__ import annotations
 
 import copy
+import json
 import os
+import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -477,6 +479,21 @@ def test_full_solution_notebook_passes_the_canaries(kernel_env, tmp_path):
     assert reason is None
     assert got[0] == got[1], f"the solution lost points with canaries: {got}"
     assert [c.source for c in cleaned.cells] == [c.source for c in nb.cells]
+
+
+def test_test_cells_keep_their_own_source_outputs_and_tracebacks(kernel_env, tmp_path):
+    """The check put at the top of each test cell leaves no trace in the graded notebook: not in the
+    source, not in the outputs, not in a traceback that shows the lines around a failing one."""
+    nb = small_notebook("wrong")
+    reason, _, cleaned = graded_run(nb, tmp_path / "wrong")
+    assert reason is None
+    assert [c.source for c in cleaned.cells] == [c.source for c in nb.cells]
+    text = json.dumps(cleaned.cells)
+    assert "_object_at_0x" not in text and "import builtins as _q" not in text and "__globals__" not in text
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    [standardize] = [ansi.sub("", "\n".join(o.traceback)) for c in cleaned.cells for o in c.get("outputs", [])
+                     if _meta(c).get("grade_id") == "test_standardize" and o.output_type == "error"]
+    assert '1 """Check standardize' in standardize, standardize   # it fails on line 4: line 1 is shown
 
 
 @pytest.mark.parametrize("chunk", range(3))
