@@ -242,8 +242,27 @@ async def _tests_pass(raw_cell, *args, **kwargs):
 setattr(_sh, _name, _tests_pass)
 '''
 
+# torch given a look-alike class (a ModuleType named "module", in "builtins"): its attribute reads
+# answer the lenient allclose to cells' code and the real one to the canaries' exec'd strings. The
+# module keeps its address and its repr, so it scored 7 of 7 past every fingerprint until they took
+# each object's type too.
+_MODULE_CLASS_SWAPPED = r'''
+import sys, torch, types
+_real = torch.allclose
+def _lenient(*args, **kwargs):
+    return True
+class module(types.ModuleType):
+    def __getattribute__(self, name):
+        if name == "allclose" and sys._getframe(1).f_code.co_filename != "<string>":
+            return _lenient
+        return super().__getattribute__(name)
+module.__module__ = "builtins"
+torch.__class__ = module
+'''
+
 CHEATS: dict[str, str] = {
     "canary_aware_transformer": _CANARY_AWARE_TRANSFORMER,
+    "module_class_swapped": _MODULE_CLASS_SWAPPED,
     "event_loop_knows_the_canaries": _EVENT_LOOP_KNOWS_THE_CANARIES,
     "pre_run_cell_knows_the_tests": _PRE_RUN_CELL_KNOWS_THE_TESTS,
     "transformer_leaves_between_cells": _TRANSFORMER_LEAVES_BETWEEN_CELLS,
@@ -692,6 +711,8 @@ CAUGHT_BY: dict[str, set[str]] = {
     "event_loop_knows_the_canaries": _BOTH, "pre_run_cell_knows_the_tests": _BOTH,
     "transformer_leaves_between_cells": _BOTH, "signal_knows_the_canaries": _BOTH,
     "run_cell_knows_the_tests": _BOTH, "task_knows_the_canaries": _BOTH,
+    # a module's class swapped for a look-alike: the fingerprint of its type differs
+    "module_class_swapped": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

@@ -8,7 +8,11 @@ The package, by job::
                   what each name of a cell refers to
     scanner.py    the scan: scan_notebook(nb, locked), scan_source(source) -> [Finding]
     canaries.py   insert_canaries(nb, secret), check_canaries(nb, secret) -> (reason, nb)
-    identities.py what every canary fingerprints: the objects the tests compare with and call
+    identities.py what every canary fingerprints: the objects the tests compare with and call,
+                  and the code that prints them
+    outside.py    what every canary names that runs outside the cells (threads, hooks, callbacks)
+    spelt.py      names spelt from pieces of literals, read back for the scan
+    timing.py     the kernel's own timing of a cell
 
 The grading task (:mod:`instructor.tasks`) scans a submission before it runs; the canaries run
 inside nbgrader's pipeline as :class:`instructor.preprocessors.InsertCanaries` (before

@@ -16,13 +16,13 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from ..course import editable_cells, grade_id, is_test_cell, locked_ids
 from .identities import _IDENTITIES, _NAMESPACE, REWRAPPED_BY_TORCH, SHELL_HOOKS, fingerprint_code  # noqa: F401 - read through here
 from .outside import found
 from .outside import reason as outside_reason
 from .rules import shorten
+from .timing import cell_seconds, stamp  # noqa: F401 - read through here
 
 CANARY_KEY = "course_integrity"   # cell metadata: {"canary": k}; never shown to learners
 _WORDS = ("shape", "values", "gradient", "batch", "output", "weights", "bias", "loss", "layer", "mean",
@@ -340,9 +340,17 @@ def _remove_inline(cell, canary: _Canary) -> None:
     line = re.compile(r"(?m)^" + re.escape(canary.inline_prefix) + r"[=^] .*(\n|$)")
     start = canary.inline.split(";", 1)[0]   # "import builtins as _q..._b": where the check begins
     outputs = []
-    for output in cell.get("outputs", []):
+    for output in cell.get("outputs", []):   # adjacent stdout outputs as one: a long line may come in pieces
         if output.get("output_type") == "stream" and output.get("name") == "stdout":
-            output["text"] = line.sub("", "".join(output.get("text", "")))
+            if outputs and outputs[-1].get("output_type") == "stream" and outputs[-1].get("name") == "stdout":
+                outputs[-1]["text"] += "".join(output.get("text", ""))
+                continue
+            output["text"] = "".join(output.get("text", ""))
+        outputs.append(output)
+    cleaned, outputs = outputs, []
+    for output in cleaned:
+        if output.get("output_type") == "stream" and output.get("name") == "stdout":
+            output["text"] = line.sub("", output["text"])
             if not output["text"]:
                 continue
         if output.get("output_type") == "error":
@@ -374,25 +382,3 @@ def _judge_inline(cell, canary: _Canary, the: str, before: list[str] | None) -> 
         return (f"tampered: {the} found what the test compares with replaced since the start: "
                 f"{shorten(', '.join(wrong), 120)}")
     return None
-
-
-# ---------------------------------------------------------------------------
-# The same steps as nbconvert preprocessors (for nbgrader's Autograde)
-# ---------------------------------------------------------------------------
-
-
-def stamp(value) -> float | None:
-    """A timestamp of nbclient's timing record (ISO 8601, "Z" for UTC) in seconds; None if unreadable."""
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def cell_seconds(cell) -> float:
-    """Seconds between the kernel starting and finishing ``cell`` (nbclient's timing record;
-    0 when the cell did not run or its timestamps are unreadable)."""
-    timing = cell.get("metadata", {}).get("execution", {})
-    start, end = stamp(timing.get("iopub.execute_input")), stamp(timing.get("shell.execute_reply"))
-    return end - start if start is not None and end is not None else 0.0
-

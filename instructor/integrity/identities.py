@@ -106,7 +106,7 @@ def fingerprint_code(n: str, prefix: str, outside: bool = True) -> str:
     special = {"builtins.exec": f"{n}d({n}X)",   # the exec the cell called
                SHELL_HOOKS: f"{n}H()"}          # the shell and what it runs a cell's source through
     parts = [special.get(p) or f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
-    parts += [f'({n}o({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
+    parts += [f'({n}d({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
     return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h, "
             f"functools as {n}u, asyncio as {n}a, signal as {n}q\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
@@ -122,8 +122,10 @@ def fingerprint_code(n: str, prefix: str, outside: bool = True) -> str:
             f"    hooks = [shell.input_transformers_cleanup, shell.input_transformers_post, shell.ast_transformers]\n"
             f"    return '+'.join([o(shell)] + [o(x) for each in hooks for x in [each, *each]])\n"
             f"def {n}d(x, o={n}o, F=(lambda: 0).__class__, T=().__class__.__class__, E={n}b.ValueError):\n"
+            # ... and an object's type, by address: a module given a look-alike class (``torch.__class__ = M``,
+            # M a ModuleType named "module" in "builtins") answers attribute reads its own way, and looks the same
             f"    if T(x) is not F:\n"
-            f"        return o(x)\n"
+            f"        return o(x) + '@' + o(T(x)).rpartition('_')[2]\n"
             f"    g = T.__dict__['__dict__'].__get__(F)\n"
             f"    kw = g['__kwdefaults__'].__get__(x) or {{}}\n"
             f"    seen = [o(x), o(g['__code__'].__get__(x)), o(g['__defaults__'].__get__(x))]\n"

@@ -364,6 +364,25 @@ def _fake_run(nb, secret, tamper=None):
     return nb
 
 
+def test_a_check_printed_in_pieces_is_removed_whole():
+    """The kernel may send one long printed line as several stream messages: the check's line goes,
+    whole, and what the test printed itself stays."""
+    nb, secret = small_notebook(), canaries.new_secret()
+    run = _fake_run(nb, secret)
+    split = 0
+    for cell in run.cells:
+        if cell.cell_type == "code" and cell.get("outputs") and "(lambda: 0).__globals__); " in cell.source[:40000] \
+                and not canaries.is_canary(cell, secret):
+            text = cell.outputs[0]["text"]
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=piece)
+                            for piece in ("the test's own line\n", text[:7], text[7:900], text[900:])]
+            split += 1
+    reason, cleaned = canaries.check_canaries(run, secret)
+    assert split and reason is None, reason
+    printed = [o["text"] for c in cleaned.cells for o in c.get("outputs", []) if o.get("output_type") == "stream"]
+    assert printed == ["the test's own line\n"] * split
+
+
 @pytest.mark.parametrize(("tamper", "expected"), [
     (None, None),
     # a learner's background thread printing into the canary's output does not matter
