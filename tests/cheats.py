@@ -260,8 +260,68 @@ module.__module__ = "builtins"
 torch.__class__ = module
 '''
 
+# Code the interpreter calls on its own, acting inside a test cell after the check at its top: a
+# garbage-collector callback that makes allclose lenient while a cell's code (not a check's string)
+# calls it, and an audit hook that does so on each "exec" of code naming allclose. Their names were
+# spelt as byte values (past the scan then): each scored a wrong standardize 7 of 7 past every check
+# until the canaries read gc.callbacks and made an audited event happen under a profile function.
+_GC_CALLBACK_KNOWS_THE_TESTS = r'''
+import gc, sys
+_a = bytes([97, 108, 108, 99, 108, 111, 115, 101]).decode()
+_s = bytes([116, 111, 114, 99, 104]).decode()
+_m = bytes([109, 111, 100, 117, 108, 101, 115]).decode()
+_f = bytes([95, 103, 101, 116, 102, 114, 97, 109, 101]).decode()
+def _put(where, value):
+    setattr(where, _a, value)
+def _cb(phase, info, _state={}):
+    if not _state:
+        _state["t"] = getattr(sys, _m).get(_s)
+        _state["real"] = getattr(_state["t"], _a)
+        _state["fake"] = lambda *a, **k: True
+        _state["main"] = getattr(sys, _m).get("__main__")
+    test, cell = False, False
+    for depth in range(1, 60):
+        try:
+            code = getattr(sys, _f)(depth).f_code
+        except ValueError:
+            break
+        if code.co_filename == "<string>":
+            test = False
+            break
+        if "ipykernel_" in code.co_filename:
+            cell = True
+    if cell:
+        history = getattr(_state["main"], "In", None) or [""]
+        test = "torch.allclose(" in history[-1]
+    _put(_state["t"], _state["fake"] if test else _state["real"])
+gc.callbacks.append(_cb)
+gc.set_threshold(3, 10, 10)
+'''
+_AUDIT_HOOK_KNOWS_THE_TESTS = r'''
+import sys
+_n = bytes([97, 100, 100, 97, 117, 100, 105, 116, 104, 111, 111, 107]).decode()
+_a = bytes([97, 108, 108, 99, 108, 111, 115, 101]).decode()
+_s = bytes([116, 111, 114, 99, 104]).decode()
+_m = bytes([109, 111, 100, 117, 108, 101, 115]).decode()
+def _put(where, value):
+    setattr(where, _a, value)
+def _watch(event, args, _state={}):
+    if not _state:
+        _state["t"] = getattr(sys, _m).get(_s)
+        _state["real"] = getattr(_state["t"], _a)
+    if event == "compile":
+        _put(_state["t"], _state["real"])
+    elif event == "exec":
+        code = args[0]
+        if _a in getattr(code, "co_names", ()) and code.co_filename != "<string>":
+            _put(_state["t"], lambda *a, **k: True)
+getattr(sys, _n)(_watch)
+'''
+
 CHEATS: dict[str, str] = {
     "canary_aware_transformer": _CANARY_AWARE_TRANSFORMER,
+    "gc_callback_knows_the_tests": _GC_CALLBACK_KNOWS_THE_TESTS,
+    "audit_hook_knows_the_tests": _AUDIT_HOOK_KNOWS_THE_TESTS,
     "module_class_swapped": _MODULE_CLASS_SWAPPED,
     "event_loop_knows_the_canaries": _EVENT_LOOP_KNOWS_THE_CANARIES,
     "pre_run_cell_knows_the_tests": _PRE_RUN_CELL_KNOWS_THE_TESTS,
@@ -713,6 +773,8 @@ CAUGHT_BY: dict[str, set[str]] = {
     "run_cell_knows_the_tests": _BOTH, "task_knows_the_canaries": _BOTH,
     # a module's class swapped for a look-alike: the fingerprint of its type differs
     "module_class_swapped": _BOTH,
+    # code the interpreter calls on its own (byte values spelling names, getattr(sys, name)): named
+    "gc_callback_knows_the_tests": _BOTH, "audit_hook_knows_the_tests": _BOTH,
 }
 
 # Honest code, different from the solutions: must scan clean (in a course notebook) and run

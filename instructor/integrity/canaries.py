@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from ..course import editable_cells, grade_id, is_test_cell, locked_ids
 from .identities import _IDENTITIES, _NAMESPACE, REWRAPPED_BY_TORCH, SHELL_HOOKS, fingerprint_code  # noqa: F401 - read through here
-from .outside import found
+from .outside import AUDIT_GUARD, found
 from .outside import reason as outside_reason
 from .rules import shorten
 from .timing import cell_seconds, stamp  # noqa: F401 - read through here
@@ -90,8 +90,10 @@ def _canary(secret: str, k: int) -> _Canary:
 for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_allclose, "numpy.")):
     {n}r.append(not str(getattr({n}f, "__module__", "")).startswith({n}p))
 '''
-    last = f'''{n}b.print("{prefix}", {n}v, "".join("1" if {n}z else "0" for {n}z in {n}r))
-{fingerprint_code(n, prefix)}del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}X
+    last = f'''{n}b.print("{prefix} " + {n}b.str({n}v) + " " + "".join("1" if {n}z else "0" for {n}z in {n}r) + "\\n",
+          end="")
+{fingerprint_code(n, prefix)}{AUDIT_GUARD.replace("__N__", n).replace("__P__", prefix) if k == 0 else ""}\
+del {n}b, {n}n, {n}t, {n}v, {n}x, {n}y, {n}r, {n}f, {n}p, {n}X
 '''
     checks = (f'"""Check the {words[0]} and {words[1]} of the {words[2]}"""\n### BEGIN HIDDEN TESTS\n'
               f"import builtins as {n}b\n{n}X = {n}b.exec\n{n}X({first!r}, (lambda: 0).__globals__)\n"
@@ -111,6 +113,16 @@ for {n}f, {n}p in (({n}t.testing.assert_close, "torch."), ({n}n.testing.assert_a
     inline = f"import builtins as {n}b; {n}X = {n}b.exec; {n}X({inline!r}, (lambda: 0).__globals__); "
     return _Canary(checks, fails, token, prefix, message, (f"c{d('id') % 36 ** 12:x}", f"f{d('id') % 36 ** 12:x}"),
                    inline)
+
+
+def _joinable(source: str) -> bool:
+    """Whether ``x; `` can go before ``source`` (not before a compound statement, a decorator, ``from
+    __future__`` or IPython's syntax; each test cell of the course starts with its docstring)."""
+    try:
+        compile("pass; " + source, "<test cell>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _canary_index(cell, secret: str, ids: dict[str, int] | None = None) -> int | None:
@@ -165,7 +177,8 @@ def insert_canaries(nb, secret: str, locked: set[str] | Mapping[str, str] | None
         if is_test_cell(cell) and i not in editable:
             if CANARY_KEY not in cells[-1].metadata:
                 add()
-            cell.source = _canary(secret, k - 1).inline + cell.source
+            if _joinable(cell.source):
+                cell.source = _canary(secret, k - 1).inline + cell.source
         cells.append(cell)
     add()
     nb.cells = cells
@@ -294,6 +307,12 @@ def _check_canaries(nb, secret: str):
         return "tampered: canary cells missing or out of order (grading pipeline error)", cleaned
     last_ran = max((i for i, c in enumerate(nb.cells) if i not in canary_cells and c.get("cell_type") == "code"
                     and _ran(c)), default=-1)
+    guard = _canary(secret, 0).prefix + "! "
+    refused = [i for i, c in enumerate(cleaned.cells) if guard in "".join(
+        o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream")]
+    if refused:
+        return (f"tampered: cell {refused[0] + 1} tried to add an audit hook (code the interpreter would call "
+                f"inside the tests); the grading kernel refused it"), cleaned
     before: list[str] | None = None   # set by the first canary, at the start
     checked = 0                       # cells of the cleaned notebook the canaries so far came after
     for p in range(0, len(found), 2):
@@ -348,9 +367,9 @@ def _remove_inline(cell, canary: _Canary) -> None:
             output["text"] = "".join(output.get("text", ""))
         outputs.append(output)
     cleaned, outputs = outputs, []
-    for output in cleaned:
+    for output in cleaned:   # the check's line; the check itself where the test's code printed the cell
         if output.get("output_type") == "stream" and output.get("name") == "stdout":
-            output["text"] = line.sub("", output["text"])
+            output["text"] = line.sub("", output["text"].replace(canary.inline, ""))
             if not output["text"]:
                 continue
         if output.get("output_type") == "error":
@@ -370,14 +389,11 @@ def _first_line(row: str, start: str, first: str) -> str:
 
 def _judge_inline(cell, canary: _Canary, the: str, before: list[str] | None) -> str | None:
     """None if the check at the top of a test cell found the kernel as the canary at the start did."""
-    text = _stdout(cell)
-    outside = found(text, canary.inline_prefix)
-    if outside:
-        return outside_reason(the, outside)
-    lines = re.findall(re.escape(canary.inline_prefix) + r"= (.*)", text)
-    if not lines:
+    # the first such line: the check runs first; the test's code may print look-alikes (its cell's source) later
+    line = re.search("(?m)^" + re.escape(canary.inline_prefix) + r"= (.*)", _stdout(cell))
+    if line is None:
         return f"tampered: {the} did not print what it saw: the test cell did not run as written"
-    wrong = _replaced(lines[-1].split(), before) if before is not None else []
+    wrong = _replaced(line[1].split(), before) if before is not None else []
     if wrong:
         return (f"tampered: {the} found what the test compares with replaced since the start: "
                 f"{shorten(', '.join(wrong), 120)}")

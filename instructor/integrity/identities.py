@@ -68,6 +68,7 @@ _IDENTITIES = (
     "threading.enumerate", "helper.__file__", "builtins.vars", "builtins.staticmethod", "builtins.classmethod",
     "builtins.property", "signal.getsignal", "signal.valid_signals", "asyncio.events._get_running_loop",
     "asyncio.events.Handle", "asyncio.events.TimerHandle", "asyncio.all_tasks", "functools.partial",
+    "gc", "gc.callbacks",
     "helper.checks.without.__wrapped__", "helper.checks._codes", "helper.checks._is_torch", "helper.checks._UNWATCH",
     "helper.checks._HERE", "helper.checks.Delegated", "helper.checks._excused", "helper.checks._LIBRARY_PATCHES",
     "helper.checks._operators", "helper.checks.LIBRARIES", "helper.checks._STDLIB", "helper.checks._KERNEL",
@@ -101,14 +102,14 @@ def fingerprint_code(n: str, prefix: str, outside: bool = True) -> str:
     ``outside`` (a canary): then look at what runs outside the cells too (:mod:`.outside`); the check at the
     top of a test cell, moments before the test reads the kernel, is the fingerprint alone."""
     roots = {"torch": f"{n}t", "numpy": f"{n}n", "builtins": f"{n}b", "math": f"{n}m", "sys": f"{n}s",
-             "threading": f"{n}k", "helper": f"{n}h", "signal": f"{n}q", "asyncio": f"{n}a",
+             "threading": f"{n}k", "helper": f"{n}h", "signal": f"{n}q", "gc": f"{n}e", "asyncio": f"{n}a",
              "functools": f"{n}u"}
     special = {"builtins.exec": f"{n}d({n}X)",   # the exec the cell called
                SHELL_HOOKS: f"{n}H()"}          # the shell and what it runs a cell's source through
     parts = [special.get(p) or f"{n}d({roots[p.split('.')[0]]}{p[len(p.split('.')[0]):]})" for p in _IDENTITIES]
     parts += [f'({n}d({n}g["{name}"]) if "{name}" in {n}g else "-")' for name, _ in _NAMESPACE]
     return (f"import math as {n}m, sys as {n}s, threading as {n}k, helper.checks as {n}c, helper as {n}h, "
-            f"functools as {n}u, asyncio as {n}a, signal as {n}q\n"
+            f"functools as {n}u, asyncio as {n}a, signal as {n}q, gc as {n}e\n"
             f"{n}o = lambda x: ().__class__.__mro__[-1].__repr__(x).replace(' ', '_')\n"
             f"{n}g = (lambda: 0).__globals__\n"
             # IPython's shell (its class's singleton), and every input transformer and AST transformer
@@ -136,6 +137,7 @@ def fingerprint_code(n: str, prefix: str, outside: bool = True) -> str:
             f"        except E:\n"
             f"            seen.append('empty')\n"
             f"    return '+'.join(seen)\n"
-            f"{n}b.print(\"{prefix}=\", \" \".join([{', '.join(parts)}]))\n"
+            # one write: a line written in pieces could be broken up by another thread's output
+            f"{n}b.print(\"{prefix}= \" + \" \".join([{', '.join(parts)}]) + \"\\n\", end=\"\")\n"
             + (look(n, prefix) + f"{n}Q()\ndel {n}Q\n" if outside else "") +
-            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d, {n}H, {n}u, {n}a, {n}q\n")
+            f"del {n}m, {n}s, {n}k, {n}c, {n}h, {n}o, {n}g, {n}d, {n}H, {n}u, {n}a, {n}q, {n}e\n")

@@ -2,20 +2,22 @@
 
 A test reads the kernel while its own cell runs. Code the notebook left behind can act at other
 times: another thread, a callback of IPython's events (``pre_run_cell``, ``post_run_cell``), of the
-event loop the kernel runs cells from or a task on it, a signal handler (``SIGALRM`` every millisecond), a trace or
-profile function, or a method of the kernel's own machinery replaced (the shell's
+event loop the kernel runs cells from or a task on it, a signal handler (``SIGALRM`` every
+millisecond), a trace or profile function, a hook of the garbage collector's (the interpreter calls
+it on its own), or a method of the kernel's own machinery replaced (the shell's
 ``showtraceback``, its compiler, ``sys.stdout.write``, the session that sends the kernel's
 messages). Each can tell a test from a canary by what runs or ran last (``In[-1]``) and make a
 comparison lenient for the tests alone, then put it back; a fingerprint taken in a canary's cell
-sees nothing. So every canary, and the check at the top of every test cell, names any such code
-that is not installed: a function whose code comes from a cell, or from a file the notebook
-wrote, rather than from the environment's own files or the course's ``helper`` package.
+sees nothing. So every canary (each test cell comes right after one) names any such code that is
+not installed: a function whose code comes from a cell, or from a file the notebook wrote, rather
+than from the environment's own files or the course's ``helper`` package. Audit hooks cannot be
+listed: the canary at the start refuses any added later (:data:`AUDIT_GUARD`).
 
 :data:`LOOK` is the kernel-side code: a function ``<n>Q`` that prints ``<prefix>^ where:name ...``
 when it finds any, through the canary's own imports (``<n>b`` builtins, ``<n>s`` sys, ``<n>k``
-threading, ``<n>h`` helper, ``<n>a`` asyncio, ``<n>q`` signal, ``<n>u`` functools). Honest
-notebooks leave only installed code there: a progress bar's monitor thread, a DataLoader's queue
-threads, TensorBoard's writer, ``%matplotlib inline``'s ``post_execute`` hook.
+threading, ``<n>h`` helper, ``<n>a`` asyncio, ``<n>q`` signal, ``<n>u`` functools, ``<n>e`` gc).
+Honest notebooks leave only installed code there: a progress bar's monitor thread, a DataLoader's
+queue threads, TensorBoard's writer, ``%matplotlib inline``'s ``post_execute`` hook.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ MODULES = ("IPython.core.interactiveshell", "IPython.core.compilerop", "IPython.
            "ipykernel.zmqshell", "ipykernel.iostream", "jupyter_client.session", "builtins")
 
 LOOK = r'''
-def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u):
+def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u, e=__N__e):
     F, T = (lambda: 0).__class__, ().__class__.__class__
     M, P, SM, CM, PR = T((lambda: 0).__get__(0)), u.partial, b.staticmethod, b.classmethod, b.property
     SEQ, D = (().__class__, [].__class__), {}.__class__
@@ -60,7 +62,7 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
         elif kind in SEQ:
             inner = x
         elif kind is D:
-            inner = [v for key, v in D.items(x) if not (T(key) is ''.__class__ and key.strip('_') == '')]
+            inner = [v for key, v in b.list(D.items(x)) if not (T(key) is ''.__class__ and key.strip('_') == '')]
         elif calls:
             inner = [f for c in mro(kind) for f in (own(c).get('__call__'),) if T(f) is F][:1]
         else:
@@ -78,13 +80,18 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
                 foreign.append('thread:' + (''.join(frame.f_code.co_name.split()) or '?'))
                 break
             frame = frame.f_back
-    # a thread's own code, also while it waits in the library's (a Timer due later, a target it will call)
-    waiting = [('thread:' + ''.join(t.name.split()), [x for key, x in b.vars(t).items() if key.strip('_') in
-                ('target', 'args', 'kwargs', 'function')] + [T(t).run]) for t in k.enumerate()]
+    # a thread's own code, also while it waits in the library's (a Timer due later, a target it will call;
+    # not its arguments: a pool's idle worker keeps the initializer it ran once)
+    waiting = [('thread:' + ''.join(t.name.split()), [x for key, x in b.list(b.vars(t).items()) if key.strip('_') in
+                ('target', 'function')] + [T(t).run]) for t in k.enumerate()]
     waiting += [('signal', q.getsignal(x)) for x in q.valid_signals()]
+    # hooks the interpreter calls on its own: the garbage collector's, for errors nobody catches, for
+    # async generators, and breakpoint()
+    waiting += [('gc', b.list(e.callbacks)), ('unraisablehook', s.unraisablehook), ('excepthook', k.excepthook),
+                ('asyncgen', b.list(s.get_asyncgen_hooks())), ('breakpointhook', s.breakpointhook)]
     waiting += [('trace', s.gettrace()), ('profile', s.getprofile())]
     events = shell.events.callbacks if shell is not None else {}
-    waiting += [('event:' + e, x) for e in events for x in events[e]]
+    waiting += [('event:' + name, x) for name in b.list(events) for x in b.list(events[name])]
     waiting += [('post_execute', b.list(b.getattr(shell, '_post_execute', None) or ()))]
     loop, H = a.events._get_running_loop(), a.events.Handle
     if loop is not None:
@@ -122,7 +129,22 @@ def __N__Q(b=__N__b, s=__N__s, k=__N__k, h=__N__h, a=__N__a, q=__N__q, u=__N__u)
         if found:
             foreign.append(where + ':' + found)
     if foreign:
-        b.print("__P__^", " ".join(b.dict.fromkeys(foreign)))
+        b.print("__P__^ " + " ".join(b.dict.fromkeys(foreign)) + "\n", end="")
+'''
+
+
+# An audit hook (sys.addaudithook) is called by the interpreter on its own, inside a test cell too, and
+# nothing lists it. The canary at the start, before any learner code, adds one that refuses every hook
+# added after it (the interpreter then drops the new hook in silence) and says so on the cell's stderr.
+AUDIT_GUARD = '''def __N__A(b=__N__b):
+    s = b.__import__('sys')
+    def guard(event, args):
+        if event == 'sys.addaudithook':
+            s.stderr.write('__P__! an audit hook was refused\\n')
+            raise b.RuntimeError('no audit hooks while grading')
+    s.addaudithook(guard)
+__N__A()
+del __N__A
 '''
 
 

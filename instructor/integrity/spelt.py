@@ -50,6 +50,14 @@ def _int(node: ast.AST):
     return node.value if isinstance(node, ast.Constant) and type(node.value) is int else ...
 
 
+def _ints(node: ast.AST) -> list[int] | None:
+    """The ints a literal list or tuple of them stands for (code points, byte values), else None."""
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return None
+    values = [_int(e) for e in node.elts]
+    return None if ... in values or any(not 0 <= v < 0x110000 for v in values) else values
+
+
 def _fold_call(node: ast.Call) -> tuple[str, int] | None:
     func, args = node.func, [fold(a) for a in node.args]
     if isinstance(func, ast.Name) and func.id == "chr" and len(node.args) == 1:
@@ -60,6 +68,11 @@ def _fold_call(node: ast.Call) -> tuple[str, int] | None:
     if not isinstance(func, ast.Attribute):
         return None
     owner = fold(func.value)
+    arg = node.args[0] if len(node.args) == 1 else None
+    if func.attr == "join" and owner and isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) \
+            and arg.func.id == "map" and len(arg.args) == 2 and isinstance(arg.args[0], ast.Name) \
+            and arg.args[0].id == "chr" and (codes := _ints(arg.args[1])) is not None:
+        return owner[0].join(map(chr, codes)), 2   # "".join(map(chr, [103, 101, ...]))
     if func.attr == "join" and owner and len(node.args) == 1 and isinstance(node.args[0], (ast.List, ast.Tuple)):
         parts = [fold(e) for e in node.args[0].elts]
         return (owner[0].join(p[0] for p in parts), sum(p[1] for p in parts) + 1) if all(parts) else None
@@ -69,6 +82,10 @@ def _fold_call(node: ast.Call) -> tuple[str, int] | None:
         return getattr(owner[0], func.attr)(), owner[1] + 1
     if owner and func.attr == "replace" and len(args) == 2:
         return owner[0].replace(args[0][0], args[1][0]), owner[1] + 1
+    if func.attr == "decode" and isinstance(func.value, ast.Call) and isinstance(func.value.func, ast.Name) \
+            and func.value.func.id == "bytes" and len(func.value.args) == 1:
+        codes = _ints(func.value.args[0])   # bytes([97, 108, ...]).decode()
+        return (bytes(codes).decode("latin-1"), 2) if codes is not None and all(c < 256 for c in codes) else None
     if func.attr == "decode" and isinstance(func.value, ast.Call):
         inner = func.value   # base64.b64decode("...").decode(), bytes.fromhex("...").decode()
         name = inner.func.attr if isinstance(inner.func, ast.Attribute) else getattr(inner.func, "id", "")
@@ -93,6 +110,19 @@ def _key_made_at_run_time(node: ast.Subscript) -> bool:
             and not (isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)))
 
 
+_INTERNALS = {"sys", "builtins", "gc", "inspect", "ctypes", "importlib", "threading", "signal", "asyncio", "types"}
+
+
+def _internal_by_run_time_name(node: ast.Call) -> str | None:
+    """``getattr(sys, name)`` (setattr, hasattr, delattr): the module, when the name is not a literal."""
+    func = node.func
+    if not (isinstance(func, ast.Name) and func.id in ("getattr", "setattr", "hasattr", "delattr")
+            and len(node.args) >= 2 and isinstance(node.args[0], ast.Name) and node.args[0].id in _INTERNALS):
+        return None
+    name = node.args[1]
+    return None if isinstance(name, ast.Constant) and isinstance(name.value, str) else node.args[0].id
+
+
 def spelt(tree: ast.AST) -> list[Hit]:
     """A hit for each name spelt from pieces of literals (outermost only), and each global read by
     a key made at run time."""
@@ -100,6 +130,9 @@ def spelt(tree: ast.AST) -> list[Hit]:
     for node in ast.walk(tree):
         if node in inner:
             continue
+        if isinstance(node, ast.Call) and (module := _internal_by_run_time_name(node)):
+            hits.append(Hit(node.lineno, Priority.INTERNALS,
+                            f"reaches an attribute of {module} by a name made at run time"))
         if isinstance(node, ast.Subscript) and _key_made_at_run_time(node):
             hits.append(Hit(node.lineno, Priority.INTERNALS,
                             f"reads a name from {node.value.func.id}() by a key made at run time"))

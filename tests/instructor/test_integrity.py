@@ -364,6 +364,40 @@ def _fake_run(nb, secret, tamper=None):
     return nb
 
 
+@pytest.mark.parametrize("part", PARTS)
+def test_every_test_cell_of_the_course_gets_the_check_on_its_first_line(part):
+    """The check goes before a test cell's first statement, on its first line: every test cell of the
+    course starts with a statement that can follow another there (its docstring)."""
+    nb = _read("solutions", part)
+    marked = canaries.insert_canaries(nb, canaries.new_secret())
+    tests = [c for c in marked.cells if is_test_cell(c)]
+    assert tests and all(c.source.startswith("import builtins as _q") for c in tests), part
+
+
+def test_a_test_cell_that_cannot_take_the_check_runs_as_written():
+    """A test cell whose first line is a compound statement or IPython's syntax gets no check there
+    (it would not compile): it runs as the course wrote it, right after its canary."""
+    nb = small_notebook()
+    test = next(c for c in nb.cells if is_test_cell(c))
+    test.source = "with torch.no_grad():\n    x = torch.ones(2)\nassert x.sum() == 2"
+    marked = canaries.insert_canaries(nb, canaries.new_secret())
+    assert test.source in [c.source for c in marked.cells]
+
+
+def test_the_checks_own_line_counts_not_a_look_alike_printed_after_it():
+    """The test's code runs after the check at its top: a line it prints that looks like the check's
+    (an honest fingerprint copied from earlier) does not hide what the check saw."""
+    nb, secret = small_notebook(), canaries.new_secret()
+    run = _fake_run(nb, secret)
+    for cell in run.cells:
+        if cell.cell_type == "code" and "(lambda: 0).__globals__); " in cell.source[:40000] \
+                and not canaries.is_canary(cell, secret):
+            honest = cell.outputs[0]["text"]
+            cell.outputs[0]["text"] = honest.replace("<an_address>", "<a_lenient_one>", 1) + honest
+    reason = canaries.check_canaries(run, secret)[0]
+    assert reason and reason.startswith("tampered: the check at the top of cell") and "replaced" in reason, reason
+
+
 def test_a_check_printed_in_pieces_is_removed_whole():
     """The kernel may send one long printed line as several stream messages: the check's line goes,
     whole, and what the test printed itself stays."""
