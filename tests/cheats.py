@@ -265,14 +265,15 @@ torch.__class__ = module
 # calls it, and an audit hook that does so on each "exec" of code naming allclose. Their names were
 # spelt as byte values (past the scan then): each scored a wrong standardize 7 of 7 past every check
 # until the canaries read gc.callbacks and made an audited event happen under a profile function.
-_GC_CALLBACK_KNOWS_THE_TESTS = r'''
-import gc, sys
+_BYTE_NAMES = r'''
 _a = bytes([97, 108, 108, 99, 108, 111, 115, 101]).decode()
 _s = bytes([116, 111, 114, 99, 104]).decode()
 _m = bytes([109, 111, 100, 117, 108, 101, 115]).decode()
-_f = bytes([95, 103, 101, 116, 102, 114, 97, 109, 101]).decode()
 def _put(where, value):
     setattr(where, _a, value)
+'''   # allclose, torch, modules, and a setter: byte values past a reader
+_GC_CALLBACK_KNOWS_THE_TESTS = "\nimport gc, sys" + _BYTE_NAMES + '''\
+_f = bytes([95, 103, 101, 116, 102, 114, 97, 109, 101]).decode()
 def _cb(phase, info, _state={}):
     if not _state:
         _state["t"] = getattr(sys, _m).get(_s)
@@ -297,14 +298,8 @@ def _cb(phase, info, _state={}):
 gc.callbacks.append(_cb)
 gc.set_threshold(3, 10, 10)
 '''
-_AUDIT_HOOK_KNOWS_THE_TESTS = r'''
-import sys
+_AUDIT_HOOK_KNOWS_THE_TESTS = "\nimport sys" + _BYTE_NAMES + '''\
 _n = bytes([97, 100, 100, 97, 117, 100, 105, 116, 104, 111, 111, 107]).decode()
-_a = bytes([97, 108, 108, 99, 108, 111, 115, 101]).decode()
-_s = bytes([116, 111, 114, 99, 104]).decode()
-_m = bytes([109, 111, 100, 117, 108, 101, 115]).decode()
-def _put(where, value):
-    setattr(where, _a, value)
 def _watch(event, args, _state={}):
     if not _state:
         _state["t"] = getattr(sys, _m).get(_s)
